@@ -1,0 +1,59 @@
+/**
+ * Progress bars for long work: one bar per stage, with rate and ETA, on stderr so that stdout stays
+ * machine-readable. When stderr is not a terminal (CI, pipes) a line is printed at most every few seconds.
+ */
+import cliProgress from 'cli-progress';
+
+export type ProgressFn = (stage: string, done: number, total: number) => void;
+
+export function progressBar(quiet = false): { update: ProgressFn; stop: () => void } {
+  if (quiet) return { update: () => {}, stop: () => {} };
+  const tty = process.stderr.isTTY === true;
+  let bar: cliProgress.SingleBar | null = null;
+  let stage = '';
+  let lastLine = 0;
+  const stop = () => {
+    bar?.stop();
+    bar = null;
+  };
+  const update: ProgressFn = (name, done, total) => {
+    if (!tty) {
+      const now = Date.now();
+      if (name !== stage || done >= total || now - lastLine > 5000) {
+        process.stderr.write(`${name}: ${done}/${total}\n`);
+        lastLine = now;
+      }
+      stage = name;
+      return;
+    }
+    if (name !== stage) {
+      stop();
+      stage = name;
+      bar = new cliProgress.SingleBar(
+        {
+          format: `${name.padEnd(10)} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+          etaBuffer: 50,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, done, { rate: '0' });
+    }
+    const elapsed = (Date.now() - startTimes(name)) / 1000;
+    bar!.setTotal(total);
+    bar!.update(done, { rate: elapsed > 0 ? Math.round(done / elapsed).toLocaleString('en-US') : '0' });
+    if (done >= total) stop();
+  };
+  return { update, stop };
+}
+
+const starts = new Map<string, number>();
+function startTimes(name: string): number {
+  let t = starts.get(name);
+  if (t === undefined) {
+    t = Date.now();
+    starts.set(name, t);
+  }
+  return t;
+}

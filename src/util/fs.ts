@@ -1,0 +1,108 @@
+/**
+ * Files that are never half-written: content goes to a temporary file beside the target, which is
+ * renamed into place only when complete (rename is atomic on one file system).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+let counter = 0;
+export const tempName = (target: string): string => `${target}.tmp-${process.pid}-${counter++}`;
+
+export function writeFileAtomic(target: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = tempName(target);
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, target);
+}
+
+/**
+ * A buffered line writer that hashes what it writes; `close()` renames the finished file into place and
+ * returns its SHA-256. `abort()` removes the temporary file.
+ */
+export class AtomicLineWriter {
+  private readonly tmp: string;
+  private readonly fd: number;
+  private readonly hash = createHash('sha256');
+  private parts: string[] = [];
+  private size = 0;
+  lines = 0;
+
+  constructor(readonly target: string) {
+    mkdirSync(dirname(target), { recursive: true });
+    this.tmp = tempName(target);
+    this.fd = openSync(this.tmp, 'w');
+  }
+
+  write(line: string): void {
+    this.parts.push(line, '\n');
+    this.size += line.length + 1;
+    this.lines++;
+    if (this.size > 1 << 20) this.flush();
+  }
+
+  private flush(): void {
+    if (this.parts.length === 0) return;
+    const buf = Buffer.from(this.parts.join(''), 'utf8');
+    this.hash.update(buf);
+    writeSync(this.fd, buf);
+    this.parts = [];
+    this.size = 0;
+  }
+
+  close(): string {
+    this.flush();
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    renameSync(this.tmp, this.target);
+    return this.hash.digest('hex');
+  }
+
+  abort(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+export const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Replaces a directory by one built elsewhere: `build` fills a fresh temporary directory, which then takes
+ * the target's place. If `build` throws, the target is left untouched.
+ */
+export async function replaceDirAtomic<T>(target: string, build: (dir: string) => Promise<T> | T): Promise<T> {
+  const tmp = tempName(target);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  let result: T;
+  try {
+    result = await build(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const old = `${tmp}.old`;
+  let moved = false;
+  try {
+    renameSync(target, old);
+    moved = true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  renameSync(tmp, target);
+  if (moved) rmSync(old, { recursive: true, force: true });
+  return result;
+}
