@@ -1,0 +1,225 @@
+/* N-API entry points: unpack JS arguments (typed arrays are used in place, never copied)
+ * and call the kernels in kernels.c / gemm.c. */
+#include <node_api.h>
+#include <stdio.h>
+#include "kernels.h"
+
+#define MAXARGS 24
+
+typedef struct {
+  napi_env env;
+  napi_value argv[MAXARGS];
+  size_t argc;
+  int failed;
+} Args;
+
+static int get_args(napi_env env, napi_callback_info info, Args* a, size_t want) {
+  a->env = env;
+  a->argc = MAXARGS;
+  a->failed = 0;
+  napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL);
+  if (a->argc < want) {
+    napi_throw_type_error(env, NULL, "evorec native: too few arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static void* typed(Args* a, size_t i, napi_typedarray_type want) {
+  napi_valuetype vt;
+  napi_typeof(a->env, a->argv[i], &vt);
+  if (vt == napi_null || vt == napi_undefined) return NULL;
+  napi_typedarray_type t;
+  size_t len;
+  void* data = NULL;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(a->env, a->argv[i], &t, &len, &data, &ab, &off) != napi_ok || t != want) {
+    if (!a->failed) napi_throw_type_error(a->env, NULL, "evorec native: wrong typed array argument");
+    a->failed = 1;
+    return NULL;
+  }
+  return data;
+}
+static float* F(Args* a, size_t i) { return (float*)typed(a, i, napi_float32_array); }
+static int32_t* I32(Args* a, size_t i) { return (int32_t*)typed(a, i, napi_int32_array); }
+static uint8_t* U8(Args* a, size_t i) { return (uint8_t*)typed(a, i, napi_uint8_array); }
+static double D(Args* a, size_t i) {
+  double v = 0;
+  napi_get_value_double(a->env, a->argv[i], &v);
+  return v;
+}
+static int64_t L(Args* a, size_t i) { return (int64_t)D(a, i); }
+static int B(Args* a, size_t i) {
+  bool v = false;
+  napi_get_value_bool(a->env, a->argv[i], &v);
+  return v ? 1 : 0;
+}
+static napi_value num(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+#define FN(name) static napi_value name(napi_env env, napi_callback_info info)
+#define ARGS(n) Args a; if (!get_args(env, info, &a, n)) return NULL;
+
+/* gemm(transA, transB, M, N, K, alpha, A, offA, lda, strideA, B, offB, ldb, strideB, beta, C, offC, ldc, strideC, batch) */
+FN(js_gemm) {
+  ARGS(20);
+  int tA = B(&a, 0), tB = B(&a, 1);
+  int M = (int)L(&a, 2), N = (int)L(&a, 3), K = (int)L(&a, 4);
+  float alpha = (float)D(&a, 5);
+  float* A = F(&a, 6);
+  int64_t oA = L(&a, 7), lda = L(&a, 8), sA = L(&a, 9);
+  float* Bm = F(&a, 10);
+  int64_t oB = L(&a, 11), ldb = L(&a, 12), sB = L(&a, 13);
+  float beta = (float)D(&a, 14);
+  float* C = F(&a, 15);
+  int64_t oC = L(&a, 16), ldc = L(&a, 17), sC = L(&a, 18);
+  int64_t batch = L(&a, 19);
+  if (a.failed || !A || !Bm || !C) return NULL;
+  for (int64_t b = 0; b < batch; b++)
+    ev_gemm(tA, tB, M, N, K, alpha, A + oA + b * sA, (int)lda, Bm + oB + b * sB, (int)ldb, beta, C + oC + b * sC, (int)ldc);
+  return NULL;
+}
+
+FN(js_axpy) { ARGS(4); float* x = F(&a, 2); float* y = F(&a, 3); if (a.failed) return NULL; ev_axpy(L(&a, 0), (float)D(&a, 1), x, y); return NULL; }
+
+FN(js_sum_squares) {
+  ARGS(1);
+  napi_typedarray_type t; size_t len; void* data; napi_value ab; size_t off;
+  napi_get_typedarray_info(env, a.argv[0], &t, &len, &data, &ab, &off);
+  return num(env, ev_sum_squares((const float*)data, (int64_t)len));
+}
+
+FN(js_softmax) { ARGS(4); float* x = F(&a, 0); float* o = F(&a, 1); if (a.failed) return NULL; ev_softmax(x, o, L(&a, 2), (int)L(&a, 3)); return NULL; }
+FN(js_softmax_backward) { ARGS(5); float* y = F(&a, 0); float* gy = F(&a, 1); float* gx = F(&a, 2); if (a.failed) return NULL; ev_softmax_backward(y, gy, gx, L(&a, 3), (int)L(&a, 4)); return NULL; }
+FN(js_log_softmax) { ARGS(4); float* x = F(&a, 0); float* o = F(&a, 1); if (a.failed) return NULL; ev_log_softmax(x, o, L(&a, 2), (int)L(&a, 3)); return NULL; }
+FN(js_log_softmax_backward) { ARGS(5); float* y = F(&a, 0); float* gy = F(&a, 1); float* gx = F(&a, 2); if (a.failed) return NULL; ev_log_softmax_backward(y, gy, gx, L(&a, 3), (int)L(&a, 4)); return NULL; }
+
+/* crossEntropy(logits, targets, rows, V, ignoreIndex, lse) -> summed loss */
+FN(js_cross_entropy) {
+  ARGS(6);
+  float* x = F(&a, 0); int32_t* t = I32(&a, 1); float* lse = F(&a, 5);
+  if (a.failed) return NULL;
+  int64_t bad;
+  double loss = ev_cross_entropy(x, t, L(&a, 2), (int)L(&a, 3), (int)L(&a, 4), lse, &bad);
+  if (bad >= 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "crossEntropy: target %d out of range [0, %d)", t[bad], (int)L(&a, 3));
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  return num(env, loss);
+}
+FN(js_cross_entropy_backward) {
+  ARGS(8);
+  float* x = F(&a, 0); int32_t* t = I32(&a, 1); float* lse = F(&a, 2); float* g = F(&a, 7);
+  if (a.failed) return NULL;
+  ev_cross_entropy_backward(x, t, lse, L(&a, 3), (int)L(&a, 4), (int)L(&a, 5), (float)D(&a, 6), g);
+  return NULL;
+}
+
+FN(js_rms_norm) {
+  ARGS(7);
+  float* x = F(&a, 0); float* w = F(&a, 1); float* o = F(&a, 2); float* r = F(&a, 3);
+  if (a.failed) return NULL;
+  ev_rms_norm(x, w, o, r, L(&a, 4), (int)L(&a, 5), (float)D(&a, 6));
+  return NULL;
+}
+FN(js_rms_norm_backward) {
+  ARGS(8);
+  float* x = F(&a, 0); float* w = F(&a, 1); float* r = F(&a, 2); float* gy = F(&a, 3); float* gx = F(&a, 4); float* gw = F(&a, 5);
+  if (a.failed) return NULL;
+  ev_rms_norm_backward(x, w, r, gy, gx, gw, L(&a, 6), (int)L(&a, 7));
+  return NULL;
+}
+FN(js_layer_norm) {
+  ARGS(9);
+  float* x = F(&a, 0); float* w = F(&a, 1); float* b = F(&a, 2); float* o = F(&a, 3); float* mu = F(&a, 4); float* r = F(&a, 5);
+  if (a.failed) return NULL;
+  ev_layer_norm(x, w, b, o, mu, r, L(&a, 6), (int)L(&a, 7), (float)D(&a, 8));
+  return NULL;
+}
+FN(js_layer_norm_backward) {
+  ARGS(10);
+  float* x = F(&a, 0); float* w = F(&a, 1); float* mu = F(&a, 2); float* r = F(&a, 3); float* gy = F(&a, 4);
+  float* gx = F(&a, 5); float* gw = F(&a, 6); float* gb = F(&a, 7);
+  if (a.failed) return NULL;
+  ev_layer_norm_backward(x, w, mu, r, gy, gx, gw, gb, L(&a, 8), (int)L(&a, 9));
+  return NULL;
+}
+FN(js_rope) {
+  ARGS(9);
+  float* x = F(&a, 0); float* o = F(&a, 1); float* c = F(&a, 2); float* s = F(&a, 3); int32_t* p = I32(&a, 4);
+  if (a.failed) return NULL;
+  ev_rope(x, o, c, s, p, L(&a, 5), (int)L(&a, 6), (int)L(&a, 7), (float)D(&a, 8));
+  return NULL;
+}
+FN(js_attention_softmax) {
+  ARGS(8);
+  float* s = F(&a, 0); uint8_t* km = U8(&a, 7);
+  if (a.failed) return NULL;
+  ev_attention_softmax(s, (int)L(&a, 1), (int)L(&a, 2), (int)L(&a, 3), (int)L(&a, 4), (float)D(&a, 5), B(&a, 6), km);
+  return NULL;
+}
+FN(js_attention_softmax_backward) {
+  ARGS(5);
+  float* p = F(&a, 0); float* dp = F(&a, 1);
+  if (a.failed) return NULL;
+  ev_attention_softmax_backward(p, dp, L(&a, 2), (int)L(&a, 3), (float)D(&a, 4));
+  return NULL;
+}
+FN(js_swiglu) { ARGS(4); float* g = F(&a, 0); float* u = F(&a, 1); float* o = F(&a, 2); if (a.failed) return NULL; ev_swiglu(g, u, o, L(&a, 3)); return NULL; }
+FN(js_swiglu_backward) {
+  ARGS(6);
+  float* g = F(&a, 0); float* u = F(&a, 1); float* gy = F(&a, 2); float* gg = F(&a, 3); float* gu = F(&a, 4);
+  if (a.failed) return NULL;
+  ev_swiglu_backward(g, u, gy, gg, gu, L(&a, 5));
+  return NULL;
+}
+FN(js_embedding_backward) {
+  ARGS(5);
+  int32_t* ids = I32(&a, 0); float* gy = F(&a, 1); float* gw = F(&a, 2);
+  if (a.failed) return NULL;
+  ev_embedding_backward(ids, gy, gw, L(&a, 3), (int)L(&a, 4));
+  return NULL;
+}
+FN(js_adamw) {
+  ARGS(12);
+  float* p = F(&a, 0); float* g = F(&a, 1); float* m = F(&a, 2); float* v = F(&a, 3);
+  if (a.failed) return NULL;
+  ev_adamw(p, g, m, v, L(&a, 4), (float)D(&a, 5), (float)D(&a, 6), (float)D(&a, 7), (float)D(&a, 8), (float)D(&a, 9),
+           (float)D(&a, 10), (float)D(&a, 11));
+  return NULL;
+}
+FN(js_get_threads) { (void)info; return num(env, ev_get_threads()); }
+FN(js_set_threads) { ARGS(1); ev_set_threads((int)L(&a, 0)); return NULL; }
+FN(js_blas_name) {
+  (void)info;
+  napi_value r;
+  napi_create_string_utf8(env, ev_blas_name(), NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+#define P(n, f) {n, NULL, f, NULL, NULL, NULL, napi_default, NULL}
+      P("gemm", js_gemm), P("axpy", js_axpy), P("sumSquares", js_sum_squares), P("softmax", js_softmax),
+      P("softmaxBackward", js_softmax_backward), P("logSoftmax", js_log_softmax),
+      P("logSoftmaxBackward", js_log_softmax_backward), P("crossEntropy", js_cross_entropy),
+      P("crossEntropyBackward", js_cross_entropy_backward), P("rmsNorm", js_rms_norm),
+      P("rmsNormBackward", js_rms_norm_backward), P("layerNorm", js_layer_norm),
+      P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
+      P("attentionSoftmax", js_attention_softmax), P("attentionSoftmaxBackward", js_attention_softmax_backward),
+      P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
+      P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
+      P("blasName", js_blas_name),
+#undef P
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

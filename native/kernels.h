@@ -1,0 +1,39 @@
+/* evorec native kernels: plain C over float buffers (no N-API here). */
+#ifndef EVOREC_KERNELS_H
+#define EVOREC_KERNELS_H
+#include <stdint.h>
+
+void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+             const float* B, int ldb, float beta, float* C, int ldc);
+const char* ev_blas_name(void);
+int ev_get_threads(void);
+void ev_set_threads(int n);
+
+void ev_axpy(int64_t n, float a, const float* x, float* y);
+double ev_sum_squares(const float* x, int64_t n);
+void ev_softmax(const float* x, float* out, int64_t rows, int cols);
+void ev_softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int cols);
+void ev_log_softmax(const float* x, float* out, int64_t rows, int cols);
+void ev_log_softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int cols);
+/* returns summed loss; sets *bad to the first out-of-range target row or -1 */
+double ev_cross_entropy(const float* logits, const int32_t* targets, int64_t rows, int V, int ignore,
+                        float* lse, int64_t* bad);
+void ev_cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, int64_t rows,
+                               int V, int ignore, float scale, float* glogits);
+void ev_rms_norm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int dim, float eps);
+void ev_rms_norm_backward(const float* x, const float* w, const float* rstd, const float* gy, float* gx,
+                          float* gw, int64_t rows, int dim);
+void ev_layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                   int64_t rows, int dim, float eps);
+void ev_layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+                            const float* gy, float* gx, float* gw, float* gb, int64_t rows, int dim);
+void ev_rope(const float* x, float* out, const float* cosT, const float* sinT, const int32_t* pos,
+             int64_t rows, int heads, int headDim, float sign);
+void ev_attention_softmax(float* s, int B, int H, int T, int S, float scale, int causal, const uint8_t* keyMask);
+void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int S, float scale);
+void ev_swiglu(const float* gate, const float* up, float* out, int64_t n);
+void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n);
+void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64_t n, int dim);
+void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+              float eps, float wd, float bc1, float bc2);
+#endif

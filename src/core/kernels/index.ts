@@ -1,0 +1,70 @@
+/**
+ * Kernel selection. The native addon is used when built, unless EVOREC_KERNELS=ts forces the
+ * TypeScript fallback (EVOREC_KERNELS=native makes a missing addon an error).
+ */
+import type { Kernels } from './interface.js';
+import { tsKernels } from './ts.js';
+import { loadNativeKernels, nativeLoadError } from './native.js';
+
+export type { Kernels } from './interface.js';
+export { tsKernels } from './ts.js';
+export { loadNativeKernels, nativeLoadError } from './native.js';
+
+function initial(): Kernels {
+  const want = (process.env.EVOREC_KERNELS ?? '').toLowerCase();
+  if (want === 'ts' || want === 'typescript') return tsKernels;
+  const native = loadNativeKernels();
+  if (want === 'native' && !native) throw new Error(`EVOREC_KERNELS=native but ${nativeLoadError()}`);
+  return native ?? tsKernels;
+}
+
+let current: Kernels = initial();
+
+/** The kernels all ops currently use. */
+export function getKernels(): Kernels {
+  return current;
+}
+
+/** Switch implementation ('ts' | 'native' or a Kernels object); returns the previous one. */
+export function setKernels(k: Kernels | 'ts' | 'native'): Kernels {
+  const prev = current;
+  if (k === 'ts') current = tsKernels;
+  else if (k === 'native') {
+    const n = loadNativeKernels();
+    if (!n) throw new Error(`native kernels unavailable: ${nativeLoadError()}`);
+    current = n;
+  } else current = k;
+  return prev;
+}
+
+/** Every implementation that can run here (the TypeScript one always). */
+export function availableKernels(): Kernels[] {
+  const n = loadNativeKernels();
+  return n ? [n, tsKernels] : [tsKernels];
+}
+
+export interface KernelInfo {
+  /** 'native' (N-API addon) or 'ts' (TypeScript fallback). */
+  implementation: 'native' | 'ts';
+  /** 'openblas', 'cblas', 'builtin-c' (addon without BLAS) or 'typescript'. */
+  blas: string;
+  /** Threads used by matrix products. */
+  threads: number;
+  /** Why the addon is not in use, when it is not. */
+  note?: string;
+}
+
+/** Which kernels are in use, with which BLAS and how many threads (for `evorec doctor`). */
+export function kernelInfo(): KernelInfo {
+  const info: KernelInfo = { implementation: current.implementation, blas: current.blas, threads: current.threads() };
+  if (current.implementation === 'ts') {
+    const err = nativeLoadError();
+    info.note = err ?? 'EVOREC_KERNELS=ts (native addon available but not selected)';
+  }
+  return info;
+}
+
+/** Set matrix-product threads (OpenBLAS); no-op for the TypeScript kernels. */
+export function setThreads(n: number): void {
+  current.setThreads(n);
+}

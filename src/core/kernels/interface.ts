@@ -1,0 +1,91 @@
+/**
+ * The kernel interface: the compute primitives that the ops are built from. Two implementations:
+ * `ts` (pure TypeScript, always available) and `native` (N-API addon: CBLAS sgemm plus fused C loops).
+ * All buffers are row-major Float32Arrays used in place (no copies); offsets are in elements.
+ * Kernels either overwrite their output or accumulate into it, as documented per method.
+ */
+export interface Kernels {
+  readonly implementation: 'native' | 'ts';
+  /** BLAS behind gemm: 'openblas', 'cblas', 'builtin-c' or 'typescript'. */
+  readonly blas: string;
+  /** Threads used by gemm. */
+  threads(): number;
+  setThreads(n: number): void;
+
+  /**
+   * Strided batched C = alpha * op(A) op(B) + beta * C for `batch` problems, op(X) = X or X^T.
+   * op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides of the stored matrices;
+   * strideA/B/C are element distances between consecutive problems (0 broadcasts a matrix).
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, offA: number, lda: number, strideA: number,
+    B: Float32Array, offB: number, ldb: number, strideB: number,
+    beta: number, C: Float32Array, offC: number, ldc: number, strideC: number,
+    batch: number,
+  ): void;
+
+  /** y += a * x (first n elements). */
+  axpy(n: number, a: number, x: Float32Array, y: Float32Array): void;
+  /** Sum of squares in double precision. */
+  sumSquares(x: Float32Array): number;
+
+  /** Row softmax over the last dim (overwrite out; may alias x). */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** gx = y * (gy - sum(gy * y)) per row (overwrite). */
+  softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number): void;
+  /** Row log-softmax (overwrite). */
+  logSoftmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** gx = gy - softmax(x) * sum(gy) per row, where y = logSoftmax(x) (overwrite). */
+  logSoftmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number): void;
+
+  /**
+   * Cross-entropy forward: lse[r] = logsumexp(logits[r]); returns the summed loss over rows whose
+   * target != ignoreIndex. Targets must be in [0, V) otherwise.
+   */
+  crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, V: number, ignoreIndex: number, lse: Float32Array): number;
+  /**
+   * dlogits = scale * (softmax(logits) - onehot(target)) for non-ignored rows, 0 for ignored rows
+   * (overwrite; `glogits` may alias `logits`).
+   */
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, V: number, ignoreIndex: number, scale: number, glogits: Float32Array): void;
+
+  /** out = x * rstd * w; rstd[r] saved (overwrite). */
+  rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
+  /** gx overwritten (if given); gw accumulated (if given). */
+  rmsNormBackward(x: Float32Array, w: Float32Array, rstd: Float32Array, gy: Float32Array, gx: Float32Array | null, gw: Float32Array | null, rows: number, dim: number): void;
+  /** out = (x - mean) * rstd * w + b; mean/rstd saved (overwrite). */
+  layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
+  /** gx overwritten (if given); gw, gb accumulated (if given). */
+  layerNormBackward(x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, gy: Float32Array, gx: Float32Array | null, gw: Float32Array | null, gb: Float32Array | null, rows: number, dim: number): void;
+
+  /**
+   * Rotary embedding, HF rotate_half convention, on rows of `heads * headDim` values. Row r uses
+   * position pos[r]; cos/sin are tables [maxPos, headDim/2]. sign = -1 applies the inverse rotation
+   * (the backward). Overwrites out (may not alias x).
+   */
+  rope(x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array, pos: Int32Array, rows: number, heads: number, headDim: number, sign: number): void;
+
+  /**
+   * Masked softmax of attention scores in place: s is [B, H, T, S]; query t may see key j when
+   * (not causal or j <= t + S - T) and (keyMask null or keyMask[b*S + j] != 0). Scores are scaled
+   * by `scale` first; masked entries and fully masked rows become 0.
+   */
+  attentionSoftmax(s: Float32Array, B: number, H: number, T: number, S: number, scale: number, causal: boolean, keyMask: Uint8Array | null): void;
+  /** ds = p * (dp - sum(dp * p)) * scale per row, in place over dp. */
+  attentionSoftmaxBackward(p: Float32Array, dp: Float32Array, rows: number, S: number, scale: number): void;
+
+  /** out = silu(gate) * up (overwrite). */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+  /** Gradients of swiglu; ggate/gup accumulated when given. */
+  swigluBackward(gate: Float32Array, up: Float32Array, gy: Float32Array, ggate: Float32Array | null, gup: Float32Array | null, n: number): void;
+
+  /** gW[ids[i]] += gy[i] (rows of dim); ids < 0 are skipped. */
+  embeddingBackward(ids: Int32Array, gy: Float32Array, gW: Float32Array, n: number, dim: number): void;
+
+  /**
+   * One AdamW step in place over n elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+   * p -= lr * (m / bc1 / (sqrt(v / bc2) + eps) + wd * p).
+   */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
+}

@@ -1,0 +1,79 @@
+/**
+ * Loader for the N-API addon (build/Release/evorec_native.node, built by `npm install` via node-gyp).
+ * Returns null when the addon is missing or fails to load; the TypeScript kernels are used then.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Kernels } from './interface.js';
+
+interface Addon extends Omit<Kernels, 'implementation' | 'blas' | 'threads' | 'setThreads'> {
+  getThreads(): number;
+  setThreads(n: number): void;
+  blasName(): string;
+}
+
+let cached: Kernels | null | undefined;
+let loadError: string | null = null;
+
+function findAddon(): string | null {
+  // src/core/kernels or dist/core/kernels -> package root
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = resolve(here, '..', '..', '..');
+  for (const p of [process.env.EVOREC_NATIVE_PATH, resolve(root, 'build/Release/evorec_native.node'), resolve(root, 'build/Debug/evorec_native.node')]) {
+    if (p && existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** The native kernels, or null when the addon is not built. */
+export function loadNativeKernels(): Kernels | null {
+  if (cached !== undefined) return cached;
+  const path = findAddon();
+  if (!path) {
+    loadError = 'addon not built (build/Release/evorec_native.node missing; run `npm install` or `npx node-gyp rebuild`)';
+    cached = null;
+    return null;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as Addon;
+    const blas = addon.blasName();
+    cached = {
+      implementation: 'native',
+      blas,
+      threads: () => addon.getThreads(),
+      setThreads: (n: number) => addon.setThreads(n),
+      gemm: addon.gemm,
+      axpy: addon.axpy,
+      sumSquares: addon.sumSquares,
+      softmax: addon.softmax,
+      softmaxBackward: addon.softmaxBackward,
+      logSoftmax: addon.logSoftmax,
+      logSoftmaxBackward: addon.logSoftmaxBackward,
+      crossEntropy: addon.crossEntropy,
+      crossEntropyBackward: addon.crossEntropyBackward,
+      rmsNorm: addon.rmsNorm,
+      rmsNormBackward: addon.rmsNormBackward,
+      layerNorm: addon.layerNorm,
+      layerNormBackward: addon.layerNormBackward,
+      rope: addon.rope,
+      attentionSoftmax: addon.attentionSoftmax,
+      attentionSoftmaxBackward: addon.attentionSoftmaxBackward,
+      swiglu: addon.swiglu,
+      swigluBackward: addon.swigluBackward,
+      embeddingBackward: addon.embeddingBackward,
+      adamw: addon.adamw,
+    };
+  } catch (e) {
+    loadError = `addon failed to load: ${(e as Error).message}`;
+    cached = null;
+  }
+  return cached;
+}
+
+/** Why the native kernels are unavailable (null when they loaded). */
+export function nativeLoadError(): string | null {
+  loadNativeKernels();
+  return loadError;
+}

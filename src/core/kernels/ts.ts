@@ -1,0 +1,356 @@
+/**
+ * Pure TypeScript kernels: the fallback used when the native addon is not built (or EVOREC_KERNELS=ts).
+ * Same contracts as the native ones; reductions accumulate in double precision (JS numbers).
+ */
+import type { Kernels } from './interface.js';
+
+let scratch = new Float32Array(0);
+function scratchBuf(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch;
+}
+
+/** One M x N x K product: C = alpha op(A) op(B) + beta C, in a cache-friendly i-k-j order. */
+function gemm1(
+  transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Float32Array, oa: number, lda: number, B: Float32Array, ob: number, ldb: number,
+  beta: number, C: Float32Array, oc: number, ldc: number,
+): void {
+  // Scale C by beta.
+  for (let i = 0; i < M; i++) {
+    const r = oc + i * ldc;
+    if (beta === 0) C.fill(0, r, r + N);
+    else if (beta !== 1) for (let j = 0; j < N; j++) C[r + j] *= beta;
+  }
+  if (alpha === 0 || K === 0) return;
+  // Make B row-major K x N (contiguous rows) so the inner loop runs over j.
+  let Bm = B;
+  let bo = ob;
+  let bld = ldb;
+  if (transB) {
+    Bm = scratchBuf(K * N);
+    for (let j = 0; j < N; j++) {
+      const src = ob + j * ldb;
+      for (let k = 0; k < K; k++) Bm[k * N + j] = B[src + k];
+    }
+    bo = 0;
+    bld = N;
+  }
+  const KB = 128;
+  const NB = 512;
+  for (let j0 = 0; j0 < N; j0 += NB) {
+    const j1 = Math.min(N, j0 + NB);
+    for (let k0 = 0; k0 < K; k0 += KB) {
+      const k1 = Math.min(K, k0 + KB);
+      let i = 0;
+      for (; i + 4 <= M; i += 4) {
+        const c0 = oc + i * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        for (let k = k0; k < k1; k++) {
+          let a0: number, a1: number, a2: number, a3: number;
+          if (transA) {
+            const p = oa + k * lda + i;
+            a0 = A[p]; a1 = A[p + 1]; a2 = A[p + 2]; a3 = A[p + 3];
+          } else {
+            const p = oa + i * lda + k;
+            a0 = A[p]; a1 = A[p + lda]; a2 = A[p + 2 * lda]; a3 = A[p + 3 * lda];
+          }
+          a0 *= alpha; a1 *= alpha; a2 *= alpha; a3 *= alpha;
+          const br = bo + k * bld;
+          for (let j = j0; j < j1; j++) {
+            const b = Bm[br + j];
+            C[c0 + j] += a0 * b;
+            C[c1 + j] += a1 * b;
+            C[c2 + j] += a2 * b;
+            C[c3 + j] += a3 * b;
+          }
+        }
+      }
+      for (; i < M; i++) {
+        const c0 = oc + i * ldc;
+        for (let k = k0; k < k1; k++) {
+          const a0 = alpha * (transA ? A[oa + k * lda + i] : A[oa + i * lda + k]);
+          const br = bo + k * bld;
+          for (let j = j0; j < j1; j++) C[c0 + j] += a0 * Bm[br + j];
+        }
+      }
+    }
+  }
+}
+
+function rowMax(x: Float32Array, o: number, n: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) if (x[o + j] > m) m = x[o + j];
+  return m;
+}
+
+export const tsKernels: Kernels = {
+  implementation: 'ts',
+  blas: 'typescript',
+  threads: () => 1,
+  setThreads: () => {},
+
+  gemm(transA, transB, M, N, K, alpha, A, offA, lda, strideA, B, offB, ldb, strideB, beta, C, offC, ldc, strideC, batch) {
+    for (let b = 0; b < batch; b++) {
+      gemm1(transA, transB, M, N, K, alpha, A, offA + b * strideA, lda, B, offB + b * strideB, ldb, beta, C, offC + b * strideC, ldc);
+    }
+  },
+
+  axpy(n, a, x, y) {
+    for (let i = 0; i < n; i++) y[i] += a * x[i];
+  },
+
+  sumSquares(x) {
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+    return s;
+  },
+
+  softmax(x, out, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      const m = rowMax(x, o, cols);
+      let s = 0;
+      for (let j = 0; j < cols; j++) {
+        const e = Math.exp(x[o + j] - m);
+        out[o + j] = e;
+        s += e;
+      }
+      const inv = 1 / s;
+      for (let j = 0; j < cols; j++) out[o + j] *= inv;
+    }
+  },
+
+  softmaxBackward(y, gy, gx, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let d = 0;
+      for (let j = 0; j < cols; j++) d += gy[o + j] * y[o + j];
+      for (let j = 0; j < cols; j++) gx[o + j] = y[o + j] * (gy[o + j] - d);
+    }
+  },
+
+  logSoftmax(x, out, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      const m = rowMax(x, o, cols);
+      let s = 0;
+      for (let j = 0; j < cols; j++) s += Math.exp(x[o + j] - m);
+      const lse = m + Math.log(s);
+      for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - lse;
+    }
+  },
+
+  logSoftmaxBackward(y, gy, gx, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let s = 0;
+      for (let j = 0; j < cols; j++) s += gy[o + j];
+      for (let j = 0; j < cols; j++) gx[o + j] = gy[o + j] - Math.exp(y[o + j]) * s;
+    }
+  },
+
+  crossEntropy(logits, targets, rows, V, ignoreIndex, lse) {
+    let total = 0;
+    for (let r = 0; r < rows; r++) {
+      const o = r * V;
+      const m = rowMax(logits, o, V);
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(logits[o + j] - m);
+      const l = m + Math.log(s);
+      lse[r] = l;
+      const t = targets[r];
+      if (t === ignoreIndex) continue;
+      if (t < 0 || t >= V) throw new Error(`crossEntropy: target ${t} out of range [0, ${V})`);
+      total += l - logits[o + t];
+    }
+    return total;
+  },
+
+  crossEntropyBackward(logits, targets, lse, rows, V, ignoreIndex, scale, glogits) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * V;
+      const t = targets[r];
+      if (t === ignoreIndex) {
+        glogits.fill(0, o, o + V);
+        continue;
+      }
+      const l = lse[r];
+      for (let j = 0; j < V; j++) glogits[o + j] = scale * Math.exp(logits[o + j] - l);
+      glogits[o + t] -= scale;
+    }
+  },
+
+  rmsNorm(x, w, out, rstd, rows, dim, eps) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      let ss = 0;
+      for (let j = 0; j < dim; j++) ss += x[o + j] * x[o + j];
+      const rs = 1 / Math.sqrt(ss / dim + eps);
+      rstd[r] = rs;
+      for (let j = 0; j < dim; j++) out[o + j] = x[o + j] * rs * w[j];
+    }
+  },
+
+  rmsNormBackward(x, w, rstd, gy, gx, gw, rows, dim) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      const rs = rstd[r];
+      if (gw) for (let j = 0; j < dim; j++) gw[j] += gy[o + j] * x[o + j] * rs;
+      if (gx) {
+        let d = 0;
+        for (let j = 0; j < dim; j++) d += gy[o + j] * w[j] * x[o + j];
+        const c = (d * rs * rs * rs) / dim;
+        for (let j = 0; j < dim; j++) gx[o + j] = gy[o + j] * w[j] * rs - x[o + j] * c;
+      }
+    }
+  },
+
+  layerNorm(x, w, b, out, mean, rstd, rows, dim, eps) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += x[o + j];
+      const mu = s / dim;
+      let ss = 0;
+      for (let j = 0; j < dim; j++) {
+        const d = x[o + j] - mu;
+        ss += d * d;
+      }
+      const rs = 1 / Math.sqrt(ss / dim + eps);
+      mean[r] = mu;
+      rstd[r] = rs;
+      for (let j = 0; j < dim; j++) out[o + j] = (x[o + j] - mu) * rs * w[j] + b[j];
+    }
+  },
+
+  layerNormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, dim) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      const mu = mean[r];
+      const rs = rstd[r];
+      if (gw || gb) {
+        for (let j = 0; j < dim; j++) {
+          if (gw) gw[j] += gy[o + j] * (x[o + j] - mu) * rs;
+          if (gb) gb[j] += gy[o + j];
+        }
+      }
+      if (gx) {
+        let s1 = 0;
+        let s2 = 0;
+        for (let j = 0; j < dim; j++) {
+          const gh = gy[o + j] * w[j];
+          s1 += gh;
+          s2 += gh * (x[o + j] - mu) * rs;
+        }
+        s1 /= dim;
+        s2 /= dim;
+        for (let j = 0; j < dim; j++) {
+          const xh = (x[o + j] - mu) * rs;
+          gx[o + j] = rs * (gy[o + j] * w[j] - s1 - xh * s2);
+        }
+      }
+    }
+  },
+
+  rope(x, out, cos, sin, pos, rows, heads, headDim, sign) {
+    const half = headDim >> 1;
+    const width = heads * headDim;
+    for (let r = 0; r < rows; r++) {
+      const tb = pos[r] * half;
+      for (let h = 0; h < heads; h++) {
+        const o = r * width + h * headDim;
+        for (let i = 0; i < half; i++) {
+          const c = cos[tb + i];
+          const s = sign * sin[tb + i];
+          const x1 = x[o + i];
+          const x2 = x[o + i + half];
+          out[o + i] = x1 * c - x2 * s;
+          out[o + i + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  },
+
+  attentionSoftmax(s, B, H, T, S, scale, causal, keyMask) {
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < T; t++) {
+          const o = ((b * H + h) * T + t) * S;
+          const lim = causal ? Math.min(S, t + S - T + 1) : S;
+          let m = -Infinity;
+          for (let j = 0; j < lim; j++) {
+            if (keyMask && keyMask[b * S + j] === 0) continue;
+            const v = s[o + j] * scale;
+            if (v > m) m = v;
+          }
+          if (m === -Infinity) {
+            s.fill(0, o, o + S);
+            continue;
+          }
+          let sum = 0;
+          for (let j = 0; j < S; j++) {
+            if (j >= lim || (keyMask && keyMask[b * S + j] === 0)) {
+              s[o + j] = 0;
+              continue;
+            }
+            const e = Math.exp(s[o + j] * scale - m);
+            s[o + j] = e;
+            sum += e;
+          }
+          const inv = 1 / sum;
+          for (let j = 0; j < lim; j++) s[o + j] *= inv;
+        }
+      }
+    }
+  },
+
+  attentionSoftmaxBackward(p, dp, rows, S, scale) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * S;
+      let d = 0;
+      for (let j = 0; j < S; j++) d += dp[o + j] * p[o + j];
+      for (let j = 0; j < S; j++) dp[o + j] = scale * p[o + j] * (dp[o + j] - d);
+    }
+  },
+
+  swiglu(gate, up, out, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i];
+      out[i] = (g / (1 + Math.exp(-g))) * up[i];
+    }
+  },
+
+  swigluBackward(gate, up, gy, ggate, gup, n) {
+    for (let i = 0; i < n; i++) {
+      const g = gate[i];
+      const sg = 1 / (1 + Math.exp(-g));
+      const silu = g * sg;
+      if (gup) gup[i] += gy[i] * silu;
+      if (ggate) ggate[i] += gy[i] * up[i] * sg * (1 + g * (1 - sg));
+    }
+  },
+
+  embeddingBackward(ids, gy, gW, n, dim) {
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      if (id < 0) continue;
+      const src = i * dim;
+      const dst = id * dim;
+      for (let j = 0; j < dim; j++) gW[dst + j] += gy[src + j];
+    }
+  },
+
+  adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
+    const decay = 1 - lr * weightDecay;
+    const stepSize = lr / bc1;
+    const sbc2 = Math.sqrt(bc2);
+    for (let i = 0; i < n; i++) {
+      const gi = g[i];
+      const mi = beta1 * m[i] + (1 - beta1) * gi;
+      const vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi) / sbc2 + eps);
+    }
+  },
+};

@@ -1,0 +1,96 @@
+/** Matrix products: matmul with transpose flags and batching, and linear (HF weight layout). */
+import { Tensor, shapeSize } from '../tensor.js';
+import { record, needsGrad, gradBuffer } from '../autograd.js';
+import { getKernels } from '../kernels/index.js';
+
+export interface MatmulOptions {
+  /** Use A^T: a's last two dims are [K, M]. */
+  transA?: boolean;
+  /** Use B^T: b's last two dims are [N, K]. */
+  transB?: boolean;
+}
+
+/**
+ * op(a) @ op(b). a: [...batch, M, K] (or [..., K, M] with transA); b: [...batch, K, N]
+ * (or [..., N, K] with transB). b may be 2-D and is then shared by every batch entry; a may be
+ * 2-D and shared likewise. Otherwise the batch dims must be equal. Output [...batch, M, N].
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const tA = !!opts.transA, tB = !!opts.transB;
+  if (a.ndim < 2 || b.ndim < 2) throw new Error('matmul: operands need at least 2 dims');
+  const aR = a.dim(-2), aC = a.dim(-1), bR = b.dim(-2), bC = b.dim(-1);
+  const M = tA ? aC : aR, K = tA ? aR : aC;
+  const Kb = tB ? bC : bR, N = tB ? bR : bC;
+  if (K !== Kb) throw new Error(`matmul: inner dims differ: [${a.shape}]${tA ? '^T' : ''} @ [${b.shape}]${tB ? '^T' : ''}`);
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const nA = shapeSize(aBatch), nB = shapeSize(bBatch);
+  let batchShape: readonly number[];
+  if (bBatch.length === 0) batchShape = aBatch;
+  else if (aBatch.length === 0) batchShape = bBatch;
+  else {
+    if (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])) throw new Error(`matmul: batch dims differ: [${a.shape}] @ [${b.shape}]`);
+    batchShape = aBatch;
+  }
+  const batch = Math.max(nA, nB);
+  const sA = aBatch.length === 0 ? 0 : M * K, sB = bBatch.length === 0 ? 0 : K * N, sC = M * N;
+  const lda = aC, ldb = bC;
+  const out = new Float32Array(batch * M * N);
+  const k = getKernels();
+  // Fold the batch into M when b is shared and a is not transposed: one large product.
+  const fold = sB === 0 && !tA && batch > 1;
+  if (fold) k.gemm(false, tB, batch * M, N, K, 1, a.data, 0, lda, 0, b.data, 0, ldb, 0, 0, out, 0, N, 0, 1);
+  else k.gemm(tA, tB, M, N, K, 1, a.data, 0, lda, sA, b.data, 0, ldb, sB, 0, out, 0, N, sC, batch);
+  const res = new Tensor(out, [...batchShape, M, N]);
+  if (!needsGrad(a, b)) return res;
+  return record(res, 'matmul', [a, b], (g) => {
+    const k2 = getKernels();
+    if (a.requiresGrad) {
+      const ga = gradBuffer(a);
+      if (fold) k2.gemm(false, !tB, batch * M, K, N, 1, g, 0, N, 0, b.data, 0, ldb, 0, 1, ga, 0, lda, 0, 1);
+      else if (!tA) k2.gemm(false, !tB, M, K, N, 1, g, 0, N, sC, b.data, 0, ldb, sB, 1, ga, 0, lda, sA, batch);
+      else k2.gemm(tB, true, K, M, N, 1, b.data, 0, ldb, sB, g, 0, N, sC, 1, ga, 0, lda, sA, batch);
+    }
+    if (b.requiresGrad) {
+      const gb = gradBuffer(b);
+      if (fold) {
+        if (!tB) k2.gemm(true, false, K, N, batch * M, 1, a.data, 0, lda, 0, g, 0, N, 0, 1, gb, 0, ldb, 0, 1);
+        else k2.gemm(true, false, N, K, batch * M, 1, g, 0, N, 0, a.data, 0, lda, 0, 1, gb, 0, ldb, 0, 1);
+      } else if (!tB) k2.gemm(!tA, false, K, N, M, 1, a.data, 0, lda, sA, g, 0, N, sC, 1, gb, 0, ldb, sB, batch);
+      else k2.gemm(true, tA, N, K, M, 1, g, 0, N, sC, a.data, 0, lda, sA, 1, gb, 0, ldb, sB, batch);
+    }
+  });
+}
+
+/**
+ * y = x W^T + bias with Hugging Face / PyTorch weight layout: x [..., in], W [out, in], bias [out].
+ */
+export function linear(x: Tensor, W: Tensor, bias?: Tensor | null): Tensor {
+  if (W.ndim !== 2) throw new Error('linear: weight must be [out, in]');
+  const [O, I] = W.shape;
+  if (x.dim(-1) !== I) throw new Error(`linear: input [${x.shape}] does not match weight [${W.shape}]`);
+  if (bias && bias.size !== O) throw new Error('linear: bias size must equal out features');
+  const rows = x.size / I;
+  const out = new Float32Array(rows * O);
+  let beta = 0;
+  if (bias) {
+    for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
+    beta = 1;
+  }
+  const k = getKernels();
+  k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, W.data, 0, I, 0, beta, out, 0, O, 0, 1);
+  const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
+  const inputs = bias ? [x, W, bias] : [x, W];
+  if (!needsGrad(...inputs)) return res;
+  return record(res, 'linear', inputs, (g) => {
+    const k2 = getKernels();
+    if (x.requiresGrad) k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, W.data, 0, I, 0, 1, gradBuffer(x), 0, I, 0, 1);
+    if (W.requiresGrad) k2.gemm(true, false, O, I, rows, 1, g, 0, O, 0, x.data, 0, I, 0, 1, gradBuffer(W), 0, I, 0, 1);
+    if (bias && bias.requiresGrad) {
+      const gb = gradBuffer(bias);
+      for (let r = 0; r < rows; r++) {
+        const o = r * O;
+        for (let j = 0; j < O; j++) gb[j] += g[o + j];
+      }
+    }
+  });
+}
