@@ -12,7 +12,7 @@ import { Tensor, parameter } from './tensor.js';
 import { backward } from './autograd.js';
 import * as op from './ops/index.js';
 import { tsKernels, loadNativeKernels, nativeLoadError, setKernels, type Kernels } from './kernels/index.js';
-import { relErr } from './testing/gradcheck.js';
+import { relErr } from './test-utils/gradcheck.js';
 
 interface Fixture {
   config: { vocab: number; d_model: number; n_heads: number; n_kv_heads: number; head_dim: number; ffn: number; n_layers: number; rope_base: number; eps: number; batch: number; seq: number };

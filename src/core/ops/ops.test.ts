@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Tensor, randn } from '../tensor.js';
 import { Rng } from '../random.js';
 import { tsKernels, loadNativeKernels, nativeLoadError, setKernels, type Kernels } from '../kernels/index.js';
-import { gradCheck } from '../testing/gradcheck.js';
+import { gradCheck } from '../test-utils/gradcheck.js';
 import * as op from './index.js';
 
 function rnd(shape: number[], seed: number, std = 1): Tensor {
