@@ -1,0 +1,107 @@
+/**
+ * Evaluation of any scorer on a period's candidate sets, per user group, with the random-ranking
+ * expectation and the popularity ranking (counts up to the evaluated period) beside it.
+ */
+import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
+import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
+import { DEFAULT_KS, MetricAccumulator, randomMetrics, type Metrics } from './metrics.js';
+
+/** Scores candidate items for one sample; higher is better. Async so that model scorers can batch. */
+export type Scorer = (sample: Sample, candidates: number[]) => Promise<ArrayLike<number>> | ArrayLike<number>;
+
+export type GroupName = UserGroup | 'all';
+
+export interface GroupResult {
+  users: number;
+  metrics: Metrics;
+}
+
+export interface EvalResult {
+  period: number;
+  role: 'test' | 'valid';
+  sampler: NegativeSampler;
+  candidates: number;
+  groups: Partial<Record<GroupName, GroupResult>>;
+}
+
+export interface EvalOptions {
+  role?: 'test' | 'valid';
+  sampler?: NegativeSampler;
+  size?: number;
+  seed?: number;
+  ks?: readonly number[];
+  /** Evaluate only these samples (for example a fixed user sample); default all of the role. */
+  filter?: (s: Sample) => boolean;
+  onProgress?: (done: number, total: number) => void;
+  /** Replaces a sample's candidates (for example a shared cache); default draws them from the split. */
+  candidates?: (s: Sample) => number[];
+}
+
+export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer, opts: EvalOptions = {}): Promise<EvalResult> {
+  const role = opts.role ?? 'test';
+  const sampler = opts.sampler ?? 'popularity';
+  const size = opts.size ?? 20;
+  const ks = opts.ks ?? DEFAULT_KS;
+  const cs = new CandidateSampler(split);
+  const draw = opts.candidates ?? ((s: Sample) => cs.candidates(s, t, role, { sampler, size, seed: opts.seed }));
+  const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
+  const acc = new Map<GroupName, MetricAccumulator>();
+  const get = (g: GroupName) => {
+    let a = acc.get(g);
+    if (!a) acc.set(g, (a = new MetricAccumulator(ks)));
+    return a;
+  };
+  let done = 0;
+  for (const s of samples) {
+    const cand = draw(s);
+    const scores = await scorer(s, cand);
+    if (scores.length !== cand.length) throw new RangeError(`scorer returned ${scores.length} scores for ${cand.length} candidates`);
+    const pos = cand.indexOf(s.item);
+    get(s.group ?? 'base').add(scores, pos);
+    get('all').add(scores, pos);
+    opts.onProgress?.(++done, samples.length);
+  }
+  const groups: Partial<Record<GroupName, GroupResult>> = {};
+  for (const [g, a] of acc) groups[g] = { users: a.count, metrics: a.mean() };
+  return { period: t, role, sampler, candidates: size, groups };
+}
+
+/** Ranks by item popularity among the training targets up to period t. */
+export function popularityScorer(split: PeriodSplit, t: number): Scorer {
+  const pop = split.popularity(t);
+  return (_s, cand) => cand.map((i) => pop[i]);
+}
+
+/** The expected metrics of a random ranking, in the same shape as `evaluate`. */
+export function randomResult(split: PeriodSplit, t: number, opts: EvalOptions = {}): EvalResult {
+  const role = opts.role ?? 'test';
+  const size = opts.size ?? 20;
+  const m = randomMetrics(size, opts.ks ?? DEFAULT_KS);
+  const counts = new Map<GroupName, number>();
+  for (const s of split.periods[t][role].filter(opts.filter ?? (() => true))) {
+    counts.set(s.group ?? 'base', (counts.get(s.group ?? 'base') ?? 0) + 1);
+    counts.set('all', (counts.get('all') ?? 0) + 1);
+  }
+  const groups: Partial<Record<GroupName, GroupResult>> = {};
+  for (const [g, n] of counts) groups[g] = { users: n, metrics: { ...m } };
+  return { period: t, role, sampler: opts.sampler ?? 'popularity', candidates: size, groups };
+}
+
+const GROUP_ORDER: GroupName[] = ['all', 'base', 'active', 'inactive', 'new', 'short'];
+
+/**
+ * A Markdown table: one row per (model, group), the chosen metrics as columns.
+ * `results` maps a model name to its result; put baselines first.
+ */
+export function resultsMarkdown(results: Record<string, EvalResult>, metrics: string[] = ['HR@1', 'HR@3', 'NDCG@3', 'HR@10', 'NDCG@10']): string {
+  const head = ['model', 'group', 'users', ...metrics];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
+  for (const [name, r] of Object.entries(results)) {
+    for (const g of GROUP_ORDER) {
+      const gr = r.groups[g];
+      if (!gr) continue;
+      lines.push(`| ${name} | ${g} | ${gr.users.toLocaleString('en-US')} | ${metrics.map((m) => (gr.metrics[m] ?? NaN).toFixed(4)).join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
