@@ -1,0 +1,5 @@
+export * from "./atomic.js";
+export * from "./dtype.js";
+export * from "./safetensors.js";
+export * from "./hf-config.js";
+export * from "./hf-folder.js";
