@@ -4,8 +4,11 @@
 #include <math.h>
 #include <string.h>
 
+/* exp(x): Cephes-style range reduction and degree-5 polynomial, about 1 ulp; exactly 0 below -87.5
+ * (so -inf masks give 0). AVX2+FMA version for 8 lanes when available, scalar otherwise. */
 static inline float ev_expf(float x) {
-  x = x < -87.5f ? -87.5f : (x > 88.5f ? 88.5f : x);
+  if (!(x >= -87.5f)) return 0.0f;
+  if (x > 88.5f) x = 88.5f;
   float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
@@ -21,6 +24,79 @@ static inline float ev_expf(float x) {
   memcpy(&s, &e, sizeof(s));
   return y * s;
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define EV_AVX2 1
+static inline __m256 ev_exp8(__m256 x) {
+  __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.5f), _CMP_NGE_UQ); /* x < -87.5 or NaN-free -inf */
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.5f)), _mm256_set1_ps(88.5f));
+  __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  return _mm256_andnot_ps(under, y);
+}
+static inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+/* sum_j exp(x[j] - shift) */
+static inline float exp_sum(const float* x, int n, float shift) {
+  int j = 0;
+  float s = 0;
+#ifdef EV_AVX2
+  __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+  for (; j + 16 <= n; j += 16) {
+    acc = _mm256_add_ps(acc, ev_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), sh)));
+    acc2 = _mm256_add_ps(acc2, ev_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), sh)));
+  }
+  s = hsum8(_mm256_add_ps(acc, acc2));
+#endif
+  for (; j < n; j++) s += ev_expf(x[j] - shift);
+  return s;
+}
+
+/* out[j] = mul * exp(x[j] - shift); returns sum_j exp(x[j] - shift). out may alias x. */
+static inline float exp_store(const float* x, float* out, int n, float shift, float mul) {
+  int j = 0;
+  float s = 0;
+#ifdef EV_AVX2
+  __m256 acc = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift), mu = _mm256_set1_ps(mul);
+  for (; j + 8 <= n; j += 8) {
+    __m256 e = ev_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), sh));
+    acc = _mm256_add_ps(acc, e);
+    _mm256_storeu_ps(out + j, _mm256_mul_ps(e, mu));
+  }
+  s = hsum8(acc);
+#endif
+  for (; j < n; j++) {
+    float e = ev_expf(x[j] - shift);
+    s += e;
+    out[j] = mul * e;
+  }
+  return s;
+}
+
+/* sigmoid of 8 lanes */
+#ifdef EV_AVX2
+static inline __m256 ev_sigmoid8(__m256 g) {
+  __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, ev_exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+#endif
 
 static inline float row_max(const float* x, int n) {
   float m = -INFINITY;
@@ -52,13 +128,7 @@ void ev_softmax(const float* x, float* out, int64_t rows, int cols) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
     float m = row_max(xr, cols);
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < cols; j++) {
-      float e = ev_expf(xr[j] - m);
-      o[j] = e;
-      s += e;
-    }
+    float s = exp_store(xr, o, cols, m, 1.0f);
     float inv = 1.0f / s;
 #pragma omp simd
     for (int j = 0; j < cols; j++) o[j] *= inv;
@@ -80,10 +150,7 @@ void ev_softmax_backward(const float* y, const float* gy, float* gx, int64_t row
 
 static inline float row_lse(const float* xr, int cols) {
   float m = row_max(xr, cols);
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int j = 0; j < cols; j++) s += ev_expf(xr[j] - m);
-  return m + logf(s);
+  return m + logf(exp_sum(xr, cols, m));
 }
 
 void ev_log_softmax(const float* x, float* out, int64_t rows, int cols) {
@@ -104,8 +171,9 @@ void ev_log_softmax_backward(const float* y, const float* gy, float* gx, int64_t
     float s = 0;
 #pragma omp simd reduction(+ : s)
     for (int j = 0; j < cols; j++) s += g[j];
+    exp_store(yr, o, cols, 0.0f, -s);
 #pragma omp simd
-    for (int j = 0; j < cols; j++) o[j] = g[j] - ev_expf(yr[j]) * s;
+    for (int j = 0; j < cols; j++) o[j] += g[j];
   }
 }
 
@@ -138,9 +206,7 @@ void ev_cross_entropy_backward(const float* logits, const int32_t* targets, cons
       memset(g, 0, sizeof(float) * V);
       continue;
     }
-    float l = lse[r];
-#pragma omp simd
-    for (int j = 0; j < V; j++) g[j] = scale * ev_expf(xr[j] - l);
+    exp_store(xr, g, V, lse[r], scale);
     g[t] -= scale;
   }
 }
@@ -271,13 +337,7 @@ void ev_attention_softmax(float* s, int B, int H, int T, int S, float scale, int
           memset(row, 0, sizeof(float) * S);
           continue;
         }
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < lim; j++) {
-          float e = row[j] == -INFINITY ? 0.0f : ev_expf(row[j] - m);
-          row[j] = e;
-          sum += e;
-        }
+        float sum = exp_store(row, row, lim, m, 1.0f);
         float inv = 1.0f / sum;
 #pragma omp simd
         for (int j = 0; j < lim; j++) row[j] *= inv;
@@ -300,24 +360,42 @@ void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int 
 }
 
 void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
+  int64_t i = 0;
+#ifdef EV_AVX2
+  for (; i + 8 <= n; i += 8) {
+    __m256 g = _mm256_loadu_ps(gate + i);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, ev_sigmoid8(g)), _mm256_loadu_ps(up + i)));
+  }
+#endif
+  for (; i < n; i++) {
     float g = gate[i];
     out[i] = g / (1.0f + ev_expf(-g)) * up[i];
   }
 }
 
 void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
+  int64_t i = 0;
+#ifdef EV_AVX2
+  __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 g = _mm256_loadu_ps(gate + i), dy = _mm256_loadu_ps(gy + i);
+    __m256 sg = ev_sigmoid8(g);
+    if (gup) _mm256_storeu_ps(gup + i, _mm256_fmadd_ps(dy, _mm256_mul_ps(g, sg), _mm256_loadu_ps(gup + i)));
+    if (ggate) {
+      __m256 d = _mm256_mul_ps(sg, _mm256_fmadd_ps(g, _mm256_sub_ps(one, sg), one));
+      _mm256_storeu_ps(ggate + i, _mm256_fmadd_ps(_mm256_mul_ps(dy, _mm256_loadu_ps(up + i)), d, _mm256_loadu_ps(ggate + i)));
+    }
+  }
+#endif
+  int64_t i0 = i;
   if (gup) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
+    for (i = i0; i < n; i++) {
       float g = gate[i];
       gup[i] += gy[i] * g / (1.0f + ev_expf(-g));
     }
   }
   if (ggate) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
+    for (i = i0; i < n; i++) {
       float g = gate[i];
       float sg = 1.0f / (1.0f + ev_expf(-g));
       ggate[i] += gy[i] * up[i] * sg * (1.0f + g * (1.0f - sg));

@@ -1,6 +1,7 @@
 /**
  * Kernel selection. The native addon is used when built, unless EVOREC_KERNELS=ts forces the
- * TypeScript fallback (EVOREC_KERNELS=native makes a missing addon an error).
+ * TypeScript fallback (EVOREC_KERNELS=native makes a missing addon an error). EVOREC_THREADS=n
+ * sets the matrix-product threads (OpenBLAS; OPENBLAS_NUM_THREADS works too).
  */
 import type { Kernels } from './interface.js';
 import { tsKernels } from './ts.js';
@@ -19,6 +20,10 @@ function initial(): Kernels {
 }
 
 let current: Kernels = initial();
+if (process.env.EVOREC_THREADS) {
+  const n = Number(process.env.EVOREC_THREADS);
+  if (Number.isInteger(n) && n > 0) current.setThreads(n);
+}
 
 /** The kernels all ops currently use. */
 export function getKernels(): Kernels {

@@ -132,6 +132,17 @@ for (const { name, k } of impls) {
       gradCheck((l) => op.crossEntropy(l, [3, 3, 1, 4, 0, 5], { reduction: 'sum' }), [logits]);
     });
 
+    it('linearCrossEntropy (fused LM head) matches linear + crossEntropy and its gradients', () => {
+      const x = rnd([2, 3, 5], 150);
+      const W = rnd([9, 5], 151);
+      const bias = rnd([9], 152);
+      const tg = Int32Array.from([1, -100, 8, 0, 2, 4]);
+      gradCheck((a, w, b) => op.linearCrossEntropy(a, w, tg, { bias: b }), [x, W, bias]);
+      const l1 = op.linearCrossEntropy(x, W, tg, { bias });
+      const l2 = op.crossEntropy(op.linear(x, W, bias), tg);
+      assert.ok(Math.abs(l1.item() - l2.item()) < 1e-6);
+    });
+
     it('sum, mean (all and per axis)', () => {
       const x = rnd([2, 3, 4], 110);
       gradCheck((a) => op.sum(a), [x]);
