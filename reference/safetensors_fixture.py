@@ -100,7 +100,7 @@ def enc_value(v):
 
 
 def dec_value(v):
-    return float(v.replace("Infinity", "inf").replace("NaN", "nan")) if isinstance(v, str) else v
+    return float(v.replace("Infinity", "inf").replace("NaN", "nan")) if isinstance(v, str) else float(v)
 
 
 def main():

@@ -305,9 +305,9 @@ const COMMON: Omit<DecoderConfig, "vocabSize" | "hiddenSize" | "intermediateSize
 
 /**
  * Presets (Qwen2 architecture, tied embeddings, RoPE base 1e4, float32):
- *  - tiny:  d 64,  2 layers, 4 heads / 2 kv, ffn 176, vocab 1024, ctx 128   (~0.2M params; unit tests, seconds)
+ *  - tiny:  d 64,  2 layers, 4 heads / 2 kv, ffn 176, vocab 1024, ctx 128   (~0.16M params; unit tests, seconds)
  *  - small: d 192, 4 layers, 4 heads / 2 kv, ffn 512, vocab 8000, ctx 512   (~3.2M params; default, minutes on 2 cores)
- *  - base:  d 256, 8 layers, 8 heads / 2 kv, ffn 688, vocab 8000, ctx 1024  (~7.4M params; largest still practical on CPU)
+ *  - base:  d 256, 8 layers, 8 heads / 2 kv, ffn 688, vocab 8000, ctx 1024  (~7.6M params; largest still practical on CPU)
  */
 export const DECODER_PRESETS: Record<DecoderPresetName, DecoderConfig> = {
   tiny: { ...COMMON, vocabSize: 1024, hiddenSize: 64, intermediateSize: 176, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, maxPositionEmbeddings: 128 },
