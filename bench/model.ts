@@ -77,10 +77,9 @@ export class TinyLlama {
   }
 
   private proj(x: Tensor, name: string): Tensor {
-    const y = op.linear(x, this.params[name]);
     const ad = this.lora[name];
-    if (!ad) return y;
-    return op.add(y, op.scale(op.linear(op.linear(x, ad.A), ad.B), this.loraScale));
+    if (!ad) return op.linear(x, this.params[name]);
+    return op.loraLinear(x, this.params[name], ad.A, ad.B, { scale: this.loraScale });
   }
 
   /** Mean next-token cross-entropy of ids [B, T] against targets [B, T] (-100 ignored). */

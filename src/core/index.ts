@@ -13,5 +13,5 @@ export { lrSchedule } from './schedule.js';
 export type { Schedule, ScheduleOptions } from './schedule.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpoint } from './checkpoint.js';
 export type { CheckpointHeader, CheckpointEntry, SaveOptions, LoadOptions } from './checkpoint.js';
-export { getKernels, setKernels, availableKernels, kernelInfo, setThreads, tsKernels } from './kernels/index.js';
+export { getKernels, setKernels, availableKernels, kernelInfo, setThreads, tsKernels, loadNativeKernels, nativeLoadError } from './kernels/index.js';
 export type { Kernels, KernelInfo } from './kernels/index.js';

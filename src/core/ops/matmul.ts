@@ -94,3 +94,80 @@ export function linear(x: Tensor, W: Tensor, bias?: Tensor | null): Tensor {
     }
   });
 }
+
+export interface LoraOptions {
+  /** Multiplier of the adapter path (PEFT: lora_alpha / r). */
+  scale: number;
+  bias?: Tensor | null;
+  /** Dropout on the adapter input (PEFT lora_dropout); needs `rng` for reproducibility. */
+  dropout?: number;
+  rng?: { uniform(): number };
+  /** When false, dropout is off. Default true. */
+  training?: boolean;
+}
+
+/**
+ * LoRA linear, fused: y = x W^T + bias + scale * (drop(x) A^T) B^T with W [out, in] (usually frozen),
+ * A [r, in] (PEFT lora_A) and B [out, r] (PEFT lora_B). No elementwise passes over y: the adapter
+ * product accumulates into the base output, and the backward accumulates dx from both paths.
+ */
+export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: LoraOptions): Tensor {
+  const [O, I] = W.shape;
+  const R = A.shape[0];
+  if (x.dim(-1) !== I || A.shape[1] !== I || B.shape[0] !== O || B.shape[1] !== R) {
+    throw new Error(`loraLinear: shapes x [${x.shape}] W [${W.shape}] A [${A.shape}] B [${B.shape}] do not fit`);
+  }
+  const bias = opts.bias ?? null;
+  const s = opts.scale;
+  const rows = x.size / I;
+  const k = getKernels();
+  const out = new Float32Array(rows * O);
+  let beta = 0;
+  if (bias) {
+    for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
+    beta = 1;
+  }
+  k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, W.data, 0, I, 0, beta, out, 0, O, 0, 1);
+  // Adapter input (with dropout mask when training).
+  let xa = x.data;
+  let mask: Float32Array | null = null;
+  const p = opts.dropout ?? 0;
+  if (p > 0 && opts.training !== false) {
+    if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
+    mask = new Float32Array(x.size);
+    xa = new Float32Array(x.size);
+    const keep = 1 / (1 - p);
+    for (let i = 0; i < mask.length; i++) {
+      mask[i] = opts.rng.uniform() >= p ? keep : 0;
+      xa[i] = x.data[i] * mask[i];
+    }
+  }
+  const u = new Float32Array(rows * R);
+  k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
+  k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
+  const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
+  const inputs = bias ? [x, W, A, B, bias] : [x, W, A, B];
+  if (!needsGrad(...inputs)) return res;
+  return record(res, 'loraLinear', inputs, (g) => {
+    const k2 = getKernels();
+    // gu = s * g B  [rows, R]
+    const gu = new Float32Array(rows * R);
+    k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
+    if (B.requiresGrad) k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
+    if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
+    if (W.requiresGrad) k2.gemm(true, false, O, I, rows, 1, g, 0, O, 0, x.data, 0, I, 0, 1, gradBuffer(W), 0, I, 0, 1);
+    if (bias && bias.requiresGrad) {
+      const gb = gradBuffer(bias);
+      for (let r = 0; r < rows; r++) for (let j = 0; j < O; j++) gb[j] += g[r * O + j];
+    }
+    if (x.requiresGrad) {
+      const gx = gradBuffer(x);
+      k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, W.data, 0, I, 0, 1, gx, 0, I, 0, 1);
+      if (mask) {
+        const t = new Float32Array(rows * I);
+        k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 0, t, 0, I, 0, 1);
+        for (let i = 0; i < t.length; i++) gx[i] += t[i] * mask[i];
+      } else k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 1, gx, 0, I, 0, 1);
+    }
+  });
+}

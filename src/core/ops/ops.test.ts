@@ -85,6 +85,19 @@ for (const { name, k } of impls) {
       gradCheck((a, w) => op.linear(a, w), [x, W]);
     });
 
+    it('loraLinear (fused) with bias and with dropout matches the unfused composition', () => {
+      const x = rnd([2, 3, 6], 33);
+      const W = rnd([5, 6], 34);
+      const A = rnd([2, 6], 35);
+      const Bm = rnd([5, 2], 36);
+      const bias = rnd([5], 37);
+      gradCheck((a, w, la, lb, b) => op.loraLinear(a, w, la, lb, { scale: 1.5, bias: b }), [x, W, A, Bm, bias]);
+      gradCheck((a, w, la, lb) => op.loraLinear(a, w, la, lb, { scale: 2, dropout: 0.3, rng: new Rng(3) }), [x, W, A, Bm]);
+      const fused = op.loraLinear(x, W, A, Bm, { scale: 1.5, bias });
+      const plain = op.add(op.linear(x, W, bias), op.scale(op.linear(op.linear(x, A), Bm), 1.5));
+      for (let i = 0; i < fused.size; i++) assert.ok(Math.abs(fused.data[i] - plain.data[i]) < 1e-5);
+    });
+
     it('embedding (scatter-add gradient, repeated and padding ids)', () => {
       const W = rnd([7, 4], 40);
       const ids = Int32Array.from([1, 3, 1, -1, 6, 3]);

@@ -1,0 +1,134 @@
+/**
+ * The two kernel implementations agree on random inputs. Tolerance: both compute in float32 with
+ * different summation orders and exp implementations (native: polynomial, ~1 ulp), so results may
+ * differ by a few ulps per accumulated term; we require max |a - b| <= 1e-5 * max(1, max |b|) for
+ * elementwise kernels and 1e-4 for long reductions (gemm with K up to 300).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { tsKernels, loadNativeKernels, nativeLoadError, kernelInfo, type Kernels } from './index.js';
+import { Rng } from '../random.js';
+
+const native = loadNativeKernels();
+const rng = new Rng(11);
+const randArr = (n: number, s = 1): Float32Array => rng.fillNormal(new Float32Array(n), s);
+
+function close(a: Float32Array, b: Float32Array, tol: number, what: string): void {
+  let maxB = 1;
+  let diff = 0;
+  for (let i = 0; i < b.length; i++) {
+    maxB = Math.max(maxB, Math.abs(b[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  }
+  assert.ok(diff <= tol * maxB, `${what}: max diff ${diff} (scale ${maxB})`);
+}
+
+/** Run f with each implementation on copies of the same inputs and compare all outputs. */
+function agree(what: string, inputs: (Float32Array | Int32Array | Uint8Array | null)[], f: (k: Kernels, a: (Float32Array | Int32Array | Uint8Array | null)[]) => void, tol = 1e-5): void {
+  const run = (k: Kernels): (Float32Array | Int32Array | Uint8Array | null)[] => {
+    const copies = inputs.map((x) => (x ? (x.slice() as typeof x) : null));
+    f(k, copies);
+    return copies;
+  };
+  const a = run(native!);
+  const b = run(tsKernels);
+  a.forEach((x, i) => {
+    if (x instanceof Float32Array) close(x, b[i] as Float32Array, tol, `${what} (buffer ${i})`);
+  });
+}
+
+describe('native and TypeScript kernels agree', { skip: native ? false : `native addon not built: ${nativeLoadError()}` }, () => {
+  it('gemm: all transpose flags, strides, batches, alpha/beta', () => {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const M = 37, N = 29, K = 300, batch = 3;
+      const A = randArr(batch * M * K), B = randArr(batch * K * N), C = randArr(batch * M * N);
+      agree(`gemm ${tA} ${tB}`, [A, B, C], (k, [a, b, c]) =>
+        k.gemm(tA, tB, M, N, K, 0.7, a as Float32Array, 0, tA ? M : K, M * K, b as Float32Array, 0, tB ? K : N, K * N, 0.5, c as Float32Array, 0, N, M * N, batch), 1e-4);
+    }
+  });
+
+  it('softmax, logSoftmax and their backward; cross-entropy forward and backward', () => {
+    const R = 7, C = 1000;
+    const x = randArr(R * C, 3), gy = randArr(R * C), out = new Float32Array(R * C), gx = new Float32Array(R * C);
+    agree('softmax', [x, out], (k, [a, o]) => k.softmax(a as Float32Array, o as Float32Array, R, C));
+    agree('logSoftmax', [x, out], (k, [a, o]) => k.logSoftmax(a as Float32Array, o as Float32Array, R, C));
+    const y = new Float32Array(R * C);
+    tsKernels.softmax(x, y, R, C);
+    agree('softmaxBackward', [y, gy, gx], (k, [a, g, o]) => k.softmaxBackward(a as Float32Array, g as Float32Array, o as Float32Array, R, C));
+    tsKernels.logSoftmax(x, y, R, C);
+    agree('logSoftmaxBackward', [y, gy, gx], (k, [a, g, o]) => k.logSoftmaxBackward(a as Float32Array, g as Float32Array, o as Float32Array, R, C));
+    const tg = Int32Array.from([0, 5, -100, 999, 3, -100, 17]);
+    const lseN = new Float32Array(R), lseT = new Float32Array(R);
+    const lN = native!.crossEntropy(x, tg, R, C, -100, lseN);
+    const lT = tsKernels.crossEntropy(x, tg, R, C, -100, lseT);
+    assert.ok(Math.abs(lN - lT) < 1e-4 * Math.abs(lT));
+    close(lseN, lseT, 1e-6, 'lse');
+    agree('crossEntropyBackward', [x, lseT, gx], (k, [a, l, o]) => k.crossEntropyBackward(a as Float32Array, tg, l as Float32Array, R, C, -100, 0.25, o as Float32Array));
+    assert.throws(() => native!.crossEntropy(x, Int32Array.from([0, 1, 2, 3, 4, 5, C]), R, C, -100, lseN), /out of range/);
+  });
+
+  it('rmsNorm, layerNorm and their backward', () => {
+    const R = 9, D = 64;
+    const x = randArr(R * D), w = randArr(D), b = randArr(D), gy = randArr(R * D);
+    const out = new Float32Array(R * D), r1 = new Float32Array(R), r2 = new Float32Array(R);
+    agree('rmsNorm', [x, w, out, r1], (k, [a, ww, o, rs]) => k.rmsNorm(a as Float32Array, ww as Float32Array, o as Float32Array, rs as Float32Array, R, D, 1e-6));
+    tsKernels.rmsNorm(x, w, out, r1, R, D, 1e-6);
+    agree('rmsNormBackward', [new Float32Array(R * D), randArr(D)], (k, [gx, gw]) => k.rmsNormBackward(x, w, r1, gy, gx as Float32Array, gw as Float32Array, R, D));
+    agree('layerNorm', [out, r1, r2], (k, [o, mu, rs]) => k.layerNorm(x, w, b, o as Float32Array, mu as Float32Array, rs as Float32Array, R, D, 1e-5));
+    tsKernels.layerNorm(x, w, b, out, r1, r2, R, D, 1e-5);
+    agree('layerNormBackward', [new Float32Array(R * D), randArr(D), randArr(D)], (k, [gx, gw, gb]) => k.layerNormBackward(x, w, r1, r2, gy, gx as Float32Array, gw as Float32Array, gb as Float32Array, R, D));
+  });
+
+  it('rope, attention softmax (causal, padded, S > T), swiglu, embedding backward, adamw, axpy, sumSquares', () => {
+    const rows = 6, H = 3, Dh = 8, maxPos = 20;
+    const cos = randArr(maxPos * Dh / 2), sin = randArr(maxPos * Dh / 2);
+    const pos = Int32Array.from([0, 3, 19, 7, 7, 1]);
+    const x = randArr(rows * H * Dh);
+    for (const sign of [1, -1]) agree('rope', [new Float32Array(x.length)], (k, [o]) => k.rope(x, o as Float32Array, cos, sin, pos, rows, H, Dh, sign));
+    const B = 2, Hh = 2, T = 5, S = 7;
+    const mask = Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]);
+    for (const causal of [true, false]) {
+      for (const km of [null, mask]) {
+        agree(`attentionSoftmax causal=${causal} mask=${!!km}`, [randArr(B * Hh * T * S, 2)], (k, [s]) => k.attentionSoftmax(s as Float32Array, B, Hh, T, S, 0.35, causal, km));
+      }
+    }
+    const p = new Float32Array(B * Hh * T * S);
+    p.set(randArr(p.length, 2));
+    tsKernels.attentionSoftmax(p, B, Hh, T, S, 1, true, mask);
+    agree('attentionSoftmaxBackward', [randArr(p.length)], (k, [dp]) => k.attentionSoftmaxBackward(p, dp as Float32Array, B * Hh * T, S, 0.35));
+    const n = 1000;
+    const g = randArr(n, 4), u = randArr(n), gy = randArr(n);
+    agree('swiglu', [new Float32Array(n)], (k, [o]) => k.swiglu(g, u, o as Float32Array, n));
+    agree('swigluBackward', [randArr(n), randArr(n)], (k, [gg, gu]) => k.swigluBackward(g, u, gy, gg as Float32Array, gu as Float32Array, n));
+    const ids = Int32Array.from([2, 0, 2, -1, 4]);
+    agree('embeddingBackward', [randArr(5 * 16)], (k, [gw]) => k.embeddingBackward(ids, randArrFixed, gw as Float32Array, 5, 16));
+    agree('adamw', [randArr(n), randArr(n), new Float32Array(n).fill(0.01)], (k, [pp, m, v]) =>
+      k.adamw(pp as Float32Array, gy, m as Float32Array, v as Float32Array, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001));
+    agree('axpy', [randArr(n)], (k, [y]) => k.axpy(n, 0.3, gy, y as Float32Array));
+    assert.ok(Math.abs(native!.sumSquares(gy) - tsKernels.sumSquares(gy)) < 1e-4 * tsKernels.sumSquares(gy));
+  });
+});
+const randArrFixed = new Rng(3).fillNormal(new Float32Array(5 * 16));
+
+describe('kernel selection', () => {
+  it('kernelInfo reports implementation, BLAS and threads', () => {
+    const info = kernelInfo();
+    assert.ok(info.implementation === 'native' || info.implementation === 'ts');
+    assert.equal(typeof info.blas, 'string');
+    assert.ok(info.threads >= 1);
+  });
+
+  it('EVOREC_KERNELS=ts forces the TypeScript fallback', () => {
+    const mod = fileURLToPath(new URL('./index.ts', import.meta.url));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(mod)}).then((m) => console.log(JSON.stringify(m.kernelInfo())))`], {
+      env: { ...process.env, EVOREC_KERNELS: 'ts' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout.trim()) as { implementation: string; blas: string };
+    assert.equal(info.implementation, 'ts');
+    assert.equal(info.blas, 'typescript');
+  });
+});
