@@ -32,7 +32,8 @@ export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(
 
 /** Convert bfloat16 bit patterns to F32 (exact: bf16 is the top half of an f32). */
 export function bf16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  // Int32 view: `x << 16` is a (possibly negative) int32, stored without conversion.
+  const out = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
   return dst;
 }
