@@ -4,6 +4,7 @@
  * Ops whose inputs need no grad record nothing, so a frozen lower network costs no backward work.
  */
 import { Tensor, type GradNode } from './tensor.js';
+import { getKernels } from './kernels/index.js';
 
 let gradEnabled = true;
 let nextId = 1;
@@ -71,9 +72,13 @@ export function addGrad(t: Tensor, fill: (buf: Float32Array) => void): void {
   } else {
     const tmp = new Float32Array(t.data.length);
     fill(tmp);
-    const g = t.grad;
-    for (let i = 0; i < g.length; i++) g[i] += tmp[i];
+    accumulate(t.grad, tmp);
   }
+}
+
+/** dst += src (vectorised through the current kernels). */
+export function accumulate(dst: Float32Array, src: Float32Array): void {
+  getKernels().axpy(dst.length, 1, src, dst);
 }
 
 /**

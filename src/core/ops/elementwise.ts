@@ -1,6 +1,7 @@
 /** Elementwise ops: broadcasting binary arithmetic and unary activations. */
 import { Tensor, sameShape, shapeSize } from '../tensor.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
+import { getKernels } from '../kernels/index.js';
 
 /** NumPy-style broadcast of two shapes. */
 export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] {
@@ -58,11 +59,17 @@ function broadcastMap(outShape: readonly number[], inShape: readonly number[]): 
 
 /** Add `g` (over outShape) into the gradient of `t`, summing over broadcast dims. */
 function reduceInto(t: Tensor, g: Float32Array, map: Int32Array | null, factor?: Float32Array, scalar = 1): void {
+  if (map === null && !factor && t.grad === null) {
+    // First contribution: a copy (or scaled copy) instead of zero-fill + add.
+    const c = g.slice();
+    if (scalar !== 1) for (let i = 0; i < c.length; i++) c[i] *= scalar;
+    t.grad = c;
+    return;
+  }
   const dst = gradBuffer(t);
   if (map === null) {
     if (factor) for (let i = 0; i < g.length; i++) dst[i] += scalar * g[i] * factor[i];
-    else if (scalar === 1) for (let i = 0; i < g.length; i++) dst[i] += g[i];
-    else for (let i = 0; i < g.length; i++) dst[i] += scalar * g[i];
+    else getKernels().axpy(g.length, scalar, g, dst);
   } else {
     if (factor) for (let i = 0; i < g.length; i++) dst[map[i]] += scalar * g[i] * factor[i];
     else for (let i = 0; i < g.length; i++) dst[map[i]] += scalar * g[i];

@@ -1,6 +1,6 @@
 /** Shape ops: reshape (shares storage), transpose/permute, slice, concat (copy). */
 import { Tensor, shapeSize } from '../tensor.js';
-import { record, gradBuffer } from '../autograd.js';
+import { record, gradBuffer, accumulate } from '../autograd.js';
 
 function normAxis(axis: number, ndim: number): number {
   const a = axis < 0 ? ndim + axis : axis;
@@ -18,8 +18,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (shapeSize(s) !== x.size) throw new Error(`reshape: cannot view [${x.shape}] as [${shape}]`);
   return record(new Tensor(x.data, s), 'reshape', [x], (g) => {
-    const dst = gradBuffer(x);
-    for (let i = 0; i < g.length; i++) dst[i] += g[i];
+    if (x.grad === null) x.grad = g.slice();
+    else accumulate(x.grad, g);
   });
 }
 
