@@ -9,6 +9,13 @@ import { DEFAULT_KS, MetricAccumulator, randomMetrics, type Metrics } from './me
 /** Scores candidate items for one sample; higher is better. Async so that model scorers can batch. */
 export type Scorer = (sample: Sample, candidates: number[]) => Promise<ArrayLike<number>> | ArrayLike<number>;
 
+/** Scores many samples at once (models batch their forward passes). */
+export interface BatchScorer {
+  batch(samples: Sample[], candidates: number[][]): Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+  /** Samples per call (default 64). */
+  batchSize?: number;
+}
+
 export type GroupName = UserGroup | 'all';
 
 export interface GroupResult {
@@ -37,7 +44,7 @@ export interface EvalOptions {
   candidates?: (s: Sample) => number[];
 }
 
-export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer, opts: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | BatchScorer, opts: EvalOptions = {}): Promise<EvalResult> {
   const role = opts.role ?? 'test';
   const sampler = opts.sampler ?? 'popularity';
   const size = opts.size ?? 20;
@@ -51,15 +58,18 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer, op
     if (!a) acc.set(g, (a = new MetricAccumulator(ks)));
     return a;
   };
-  let done = 0;
-  for (const s of samples) {
-    const cand = draw(s);
-    const scores = await scorer(s, cand);
-    if (scores.length !== cand.length) throw new RangeError(`scorer returned ${scores.length} scores for ${cand.length} candidates`);
-    const pos = cand.indexOf(s.item);
-    get(s.group ?? 'base').add(scores, pos);
-    get('all').add(scores, pos);
-    opts.onProgress?.(++done, samples.length);
+  const bs = typeof scorer === 'function' ? 1 : Math.max(1, scorer.batchSize ?? 64);
+  for (let start = 0; start < samples.length; start += bs) {
+    const chunk = samples.slice(start, start + bs);
+    const cands = chunk.map(draw);
+    const scores = typeof scorer === 'function' ? [await scorer(chunk[0], cands[0])] : await scorer.batch(chunk, cands);
+    chunk.forEach((s, j) => {
+      if (scores[j].length !== cands[j].length) throw new RangeError(`scorer returned ${scores[j].length} scores for ${cands[j].length} candidates`);
+      const pos = cands[j].indexOf(s.item);
+      get(s.group ?? 'base').add(scores[j], pos);
+      get('all').add(scores[j], pos);
+    });
+    opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
   }
   const groups: Partial<Record<GroupName, GroupResult>> = {};
   for (const [g, a] of acc) groups[g] = { users: a.count, metrics: a.mean() };
