@@ -59,19 +59,35 @@ export function cleanFrom(o: { kcore: number; minRating?: number; dedupe: boolea
   return { kcore: o.kcore, minRating: o.minRating, dedupe: o.dedupe, untitled: o.untitled };
 }
 
+export function addPeriodOptions(cmd: Command): Command {
+  return cmd
+    .option('--periods <T>', 'incremental periods after the base period', parseIntArg('--periods'), 3)
+    .option('--base <share>', 'share of interactions in the base period P0', parseFloatArg('--base'), 0.6)
+    .addOption(new Option('--cut <by>', 'cut periods by interaction count or by equal time intervals').choices(['count', 'time']).default('count'))
+    .option('--history <H>', 'history window: the last H items before a target', parseIntArg('--history'), 10)
+    .option('--candidates <N>', 'candidate set size (1 positive + N-1 negatives)', parseIntArg('--candidates'), 20)
+    .option('--seed <n>', 'seed of the negative samplers', parseIntArg('--seed'), 42);
+}
+
+export interface PeriodOpts {
+  periods: number;
+  base: number;
+  cut: 'count' | 'time';
+  history: number;
+  candidates: number;
+  seed: number;
+}
+
+export const periodsFrom = (o: PeriodOpts) => ({ periods: o.periods, base: o.base, cut: o.cut, history: o.history });
+
 export function registerDataCommands(program: Command): void {
   const prep = program
     .command('prepare')
     .description('split a dataset into periods and write samples, candidate sets and statistics');
   addDataOptions(prep);
   addCleanOptions(prep);
+  addPeriodOptions(prep);
   prep
-    .option('--periods <T>', 'incremental periods after the base period', parseIntArg('--periods'), 3)
-    .option('--base <share>', 'share of interactions in the base period P0', parseFloatArg('--base'), 0.6)
-    .addOption(new Option('--cut <by>', 'cut periods by interaction count or by equal time intervals').choices(['count', 'time']).default('count'))
-    .option('--history <H>', 'history window: the last H items before a target', parseIntArg('--history'), 10)
-    .option('--candidates <N>', 'candidate set size (1 positive + N-1 negatives)', parseIntArg('--candidates'), 20)
-    .option('--seed <n>', 'seed of the negative samplers', parseIntArg('--seed'), 42)
     .option('--out <dir>', 'output folder', 'runs/prepared')
     .option('--json', 'print the statistics as JSON on stdout')
     .option('--quiet', 'no progress output')
@@ -81,7 +97,7 @@ export function registerDataCommands(program: Command): void {
       const r = await prepare({
         source: sourceFrom(o),
         clean: cleanFrom(o),
-        periods: { periods: o.periods, base: o.base, cut: o.cut, history: o.history },
+        periods: periodsFrom(o),
         candidates: { size: o.candidates, seed: o.seed },
         out: o.out,
         onProgress: bar.update,

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DataError } from '../data/errors.js';
 import { registerDataCommands } from './data-commands.js';
+import { registerRecCommands } from './rec-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   registerDataCommands(program);
+  registerRecCommands(program);
   return program;
 }
 

@@ -20,7 +20,11 @@ export function progressBar(quiet = false): { update: ProgressFn; stop: () => vo
     if (!tty) {
       const now = Date.now();
       if (name !== stage || done >= total || now - lastLine > 5000) {
-        process.stderr.write(`${name}: ${done}/${total}\n`);
+        const secs = (now - startTimes(name)) / 1000;
+        const rate = secs > 0 ? done / secs : 0;
+        const eta = rate > 0 ? (total - done) / rate : NaN;
+        const info = secs > 0.5 ? ` (${rate.toFixed(rate < 10 ? 2 : 0)}/s, ETA ${Number.isFinite(eta) ? formatSeconds(eta) : '?'})` : '';
+        process.stderr.write(`${name}: ${done}/${total}${info}\n`);
         lastLine = now;
       }
       stage = name;
@@ -56,4 +60,10 @@ function startTimes(name: string): number {
     starts.set(name, t);
   }
   return t;
+}
+
+export function formatSeconds(s: number): string {
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }

@@ -21,6 +21,8 @@ import {
   tensor,
   type Tensor,
 } from '../core/index.js';
+import { existsSync } from 'node:fs';
+import { loadCheckpoint, readCheckpoint, saveCheckpoint } from '../core/index.js';
 import { CandidateSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
@@ -42,6 +44,11 @@ export interface SASRecTrainOptions {
   seed: number;
   onEpoch?: (info: { epoch: number; loss: number; validNdcg10: number; seconds: number }) => void;
   onStep?: (step: number, steps: number, loss: number) => void;
+  /**
+   * Checkpoint file: written after every epoch (parameters, optimiser moments, best parameters so far);
+   * when it exists at the start, training resumes after the last completed epoch.
+   */
+  checkpoint?: string;
 }
 
 export const DEFAULT_SASREC_TRAIN: SASRecTrainOptions = {
@@ -143,6 +150,17 @@ export async function trainSASRec(
   const t0 = performance.now();
   let epoch = 0;
   let samples = 0;
+  let firstEpoch = 1;
+  const named = model.params;
+  const bestNamed = () => Object.fromEntries(Object.keys(named).map((k, i) => [`best.${k}`, tensor(bestParams[i], named[k].shape)]));
+  if (o.checkpoint && existsSync(o.checkpoint)) {
+    const { meta } = loadCheckpoint(o.checkpoint, { params: named, optimizer: opt });
+    const saved = readCheckpoint(o.checkpoint).data;
+    bestParams = Object.keys(named).map((k) => saved.get(`param:best.${k}`)!.slice());
+    ({ best, bestEpoch, bad, samples } = meta as { best: number; bestEpoch: number; bad: number; samples: number });
+    firstEpoch = (meta.epoch as number) + 1;
+    if (meta.stopped) firstEpoch = o.epochs + 1; // early stopping had ended it
+  }
   // Batches of similar length (so little padding), in a new random order every epoch.
   const pop = split.popularity(t);
   const cum = new Float64Array(numItems);
@@ -160,7 +178,7 @@ export async function trainSASRec(
     return lo;
   };
   const byLength = seqs.map((_, i) => i).sort((a, b) => Math.min(seqs[a].items.length, model.config.maxLen) - Math.min(seqs[b].items.length, model.config.maxLen) || a - b);
-  for (epoch = 1; epoch <= o.epochs; epoch++) {
+  for (epoch = firstEpoch; epoch <= o.epochs; epoch++) {
     const shuffle = keyedRandom(o.seed, 'sasrec-epoch', t, epoch);
     const batches: number[][] = [];
     // Shuffle within runs of equal length, then cut into batches and shuffle the batches.
@@ -236,13 +254,23 @@ export async function trainSASRec(
     const r = await validate();
     const ndcg = r.groups.all?.metrics['NDCG@10'] ?? 0;
     o.onEpoch?.({ epoch, loss: lossSum / Math.max(1, done), validNdcg10: ndcg, seconds: (performance.now() - t0) / 1000 });
+    let stop = false;
     if (ndcg >= best) {
       // Ties go to the later epoch: same validation score, more training.
       best = ndcg;
       bestEpoch = epoch;
       bestParams = params.map((p) => p.data.slice());
       bad = 0;
-    } else if (++bad >= o.patience) break;
+    } else stop = ++bad >= o.patience;
+    if (o.checkpoint) {
+      saveCheckpoint(o.checkpoint, {
+        params: { ...named, ...bestNamed() },
+        optimizer: opt,
+        step: epoch,
+        meta: { epoch, best, bestEpoch, bad, samples, stopped: stop },
+      });
+    }
+    if (stop) break;
   }
   noGrad(() => params.forEach((p, i) => p.data.set(bestParams[i])));
   return { epochs: Math.min(epoch, o.epochs), bestEpoch, bestValidNdcg10: best, seconds: (performance.now() - t0) / 1000, samples };

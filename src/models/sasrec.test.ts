@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
 import { evaluate } from '../eval/evaluate.js';
+import { join } from 'node:path';
+import { tempDir } from '../data/test-utils/tmp.js';
 import { SASRec } from './sasrec.js';
+import { loadSASRec, saveSASRec } from './sasrec-io.js';
 import { sasrecScorer, sasrecSequences, trainSASRec } from './sasrec-train.js';
 
 /** Users walk a cycle of 12 items from a random start: the next item is always (last + 1) mod 12. */
@@ -44,5 +47,31 @@ describe('SASRec', () => {
     await trainSASRec(model, split, 0, { epochs: 40, batchSize: 32, lr: 5e-3, patience: 40 });
     const r = await evaluate(split, 0, sasrecScorer(model, split), { size: 10 });
     assert.ok(r.groups.all!.metrics['HR@1'] > 0.9, `HR@1 ${r.groups.all!.metrics['HR@1']}`);
+  });
+
+  it('resumes from its checkpoint to exactly the parameters of an uninterrupted run', async () => {
+    const split = await cycleSplit(40, 6);
+    const dir = tempDir();
+    const make = () => new SASRec({ numItems: split.dataset.numItems, hidden: 16, maxLen: 6, dropout: 0, seed: 3 });
+    const opts = { batchSize: 16, lr: 5e-3, patience: 100 };
+    const straight = make();
+    await trainSASRec(straight, split, 0, { ...opts, epochs: 4 });
+    const resumed = make();
+    const ckpt = join(dir, 'sasrec.ckpt');
+    await trainSASRec(resumed, split, 0, { ...opts, epochs: 2, checkpoint: ckpt });
+    const again = make(); // a fresh process: only the checkpoint carries the state
+    const r = await trainSASRec(again, split, 0, { ...opts, epochs: 4, checkpoint: ckpt });
+    assert.equal(r.epochs, 4);
+    for (const k of Object.keys(straight.params)) assert.deepEqual(again.params[k].data, straight.params[k].data, k);
+  });
+
+  it('saves and loads a model folder with identical scores', async () => {
+    const m = new SASRec({ numItems: 12, hidden: 16, maxLen: 6 });
+    const dir = tempDir();
+    const ids = Array.from({ length: 12 }, (_, i) => `item${i}`);
+    await saveSASRec(dir, m, ids);
+    const { model, itemIds } = await loadSASRec(dir);
+    assert.deepEqual(itemIds, ids);
+    assert.deepEqual(model.score([[1, 2, 3]], [[4, 5]]), m.score([[1, 2, 3]], [[4, 5]]));
   });
 });
