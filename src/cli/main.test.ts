@@ -45,4 +45,14 @@ describe('evorec CLI', () => {
       return true;
     });
   });
+
+  it('doctor reports kernels, BLAS and threads', async () => {
+    const { stdout } = await run('node', [...cli, 'doctor', '--json']);
+    const r = JSON.parse(stdout);
+    assert.ok(['native', 'ts'].includes(r.kernels));
+    assert.equal(typeof r.blas, 'string');
+    assert.ok(r.threads >= 1);
+    const forced = await run('node', [...cli, 'doctor', '--json'], { env: { ...process.env, EVOREC_KERNELS: 'ts' } });
+    assert.equal(JSON.parse(forced.stdout).kernels, 'ts');
+  });
 });

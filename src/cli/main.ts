@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DataError } from '../data/errors.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerRecCommands } from './rec-commands.js';
+import { registerDoctor } from './doctor.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerDataCommands(program);
   registerRecCommands(program);
+  registerDoctor(program);
   return program;
 }
 
