@@ -8,7 +8,7 @@
  * 'uniform' draws them uniformly from the catalogue (what LLaRA-style papers use).
  */
 import type { PeriodSplit, Sample } from './periods.js';
-import { keyedRandom } from './rng.js';
+import { drawCumulative, keyedRandom } from './rng.js';
 
 export type NegativeSampler = 'popularity' | 'uniform';
 export const NEGATIVE_SAMPLERS: NegativeSampler[] = ['popularity', 'uniform'];
@@ -73,15 +73,7 @@ export class CandidateSampler {
       const total = cum[numItems - 1];
       // Rejection sampling; bounded so that a user who touched most popular items cannot loop forever.
       for (let tries = 0; chosen.size < need && total > 0 && tries < 50 * size; tries++) {
-        const x = rand() * total;
-        let lo = 0;
-        let hi = numItems - 1;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (cum[mid] > x) hi = mid;
-          else lo = mid + 1;
-        }
-        accept(lo);
+        accept(drawCumulative(cum, rand()));
       }
     }
     // Uniform draws (the uniform sampler, and the fallback when popular items run out).

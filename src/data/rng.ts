@@ -39,3 +39,16 @@ export function keyedRandom(seed: number, ...parts: Array<string | number>): () 
   for (let i = 0; i < 12; i++) next(); // let the state mix
   return next;
 }
+
+/** Index drawn from a cumulative weight table (cum[i] = w0 + ... + wi) for a uniform r in [0, 1). */
+export function drawCumulative(cum: Float64Array, r: number): number {
+  const x = r * cum[cum.length - 1];
+  let lo = 0;
+  let hi = cum.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cum[mid] > x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}

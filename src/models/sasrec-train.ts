@@ -25,7 +25,7 @@ import { existsSync } from 'node:fs';
 import { loadCheckpoint, readCheckpoint, saveCheckpoint } from '../core/index.js';
 import { CandidateSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { keyedRandom } from '../data/rng.js';
+import { drawCumulative, keyedRandom } from '../data/rng.js';
 import { evaluate, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
 import type { SASRec } from './sasrec.js';
 
@@ -167,15 +167,7 @@ export async function trainSASRec(
   for (let i = 0, acc = 0; i < numItems; i++) cum[i] = acc += pop[i] + 1; // +1: every item can be drawn
   const drawNegative = (r: number): number => {
     if (o.negatives === 'uniform') return Math.floor(r * numItems);
-    const x = r * cum[numItems - 1];
-    let lo = 0;
-    let hi = numItems - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cum[mid] > x) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    return drawCumulative(cum, r);
   };
   const byLength = seqs.map((_, i) => i).sort((a, b) => Math.min(seqs[a].items.length, model.config.maxLen) - Math.min(seqs[b].items.length, model.config.maxLen) || a - b);
   for (epoch = firstEpoch; epoch <= o.epochs; epoch++) {
