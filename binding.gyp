@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "evorec_native",
-      "sources": ["native/binding.c", "native/kernels.c", "native/gemm.c"],
+      "sources": ["native/binding.c", "native/kernels.c", "native/attention.c", "native/gemm.c"],
       "cflags": ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-std=c11"],
       "cflags!": ["-O2", "-O0"],
       "xcode_settings": {

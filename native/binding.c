@@ -171,6 +171,26 @@ FN(js_attention_softmax_backward) {
   ev_attention_softmax_backward(p, dp, L(&a, 2), (int)L(&a, 3), (float)D(&a, 4));
   return NULL;
 }
+/* attentionForward(q, k, v, out, P, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask) */
+FN(js_attention_forward) {
+  ARGS(14);
+  float* q = F(&a, 0); float* k = F(&a, 1); float* v = F(&a, 2); float* o = F(&a, 3); float* P = F(&a, 4);
+  uint8_t* km = U8(&a, 13);
+  if (a.failed) return NULL;
+  ev_attention_forward(q, k, v, o, P, (int)L(&a, 5), (int)L(&a, 6), (int)L(&a, 7), (int)L(&a, 8), (int)L(&a, 9),
+                       (int)L(&a, 10), (float)D(&a, 11), B(&a, 12), km);
+  return NULL;
+}
+/* attentionBackward(q, k, v, P, gOut, dP, gq, gk, gv, B, T, S, Hq, Hkv, Dh, scale, causal) */
+FN(js_attention_backward) {
+  ARGS(17);
+  float* q = F(&a, 0); float* k = F(&a, 1); float* v = F(&a, 2); float* P = F(&a, 3); float* go = F(&a, 4);
+  float* dP = F(&a, 5); float* gq = F(&a, 6); float* gk = F(&a, 7); float* gv = F(&a, 8);
+  if (a.failed) return NULL;
+  ev_attention_backward(q, k, v, P, go, dP, gq, gk, gv, (int)L(&a, 9), (int)L(&a, 10), (int)L(&a, 11), (int)L(&a, 12),
+                        (int)L(&a, 13), (int)L(&a, 14), (float)D(&a, 15), B(&a, 16));
+  return NULL;
+}
 FN(js_swiglu) { ARGS(4); float* g = F(&a, 0); float* u = F(&a, 1); float* o = F(&a, 2); if (a.failed) return NULL; ev_swiglu(g, u, o, L(&a, 3)); return NULL; }
 FN(js_swiglu_backward) {
   ARGS(6);
@@ -212,7 +232,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("crossEntropyBackward", js_cross_entropy_backward), P("rmsNorm", js_rms_norm),
       P("rmsNormBackward", js_rms_norm_backward), P("layerNorm", js_layer_norm),
       P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
-      P("attentionSoftmax", js_attention_softmax), P("attentionSoftmaxBackward", js_attention_softmax_backward),
+      P("attentionSoftmax", js_attention_softmax),
+      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionSoftmaxBackward", js_attention_softmax_backward),
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name),

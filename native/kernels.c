@@ -318,30 +318,33 @@ void ev_rope(const float* x, float* out, const float* cosT, const float* sinT, c
   }
 }
 
+void ev_masked_softmax_row(float* row, int lim, int S, const uint8_t* km, float scale) {
+  if (km) {
+    for (int j = 0; j < lim; j++) row[j] = km[j] ? row[j] * scale : -INFINITY;
+  } else {
+#pragma omp simd
+    for (int j = 0; j < lim; j++) row[j] *= scale;
+  }
+  if (lim < S) memset(row + lim, 0, sizeof(float) * (S - lim));
+  float m = row_max(row, lim);
+  if (m == -INFINITY) {
+    memset(row, 0, sizeof(float) * lim);
+    return;
+  }
+  float inv = 1.0f / exp_store(row, row, lim, m, 1.0f);
+#pragma omp simd
+  for (int j = 0; j < lim; j++) row[j] *= inv;
+}
+
 void ev_attention_softmax(float* s, int B, int H, int T, int S, float scale, int causal, const uint8_t* keyMask) {
   for (int b = 0; b < B; b++) {
     const uint8_t* km = keyMask ? keyMask + (int64_t)b * S : NULL;
     for (int h = 0; h < H; h++) {
       for (int t = 0; t < T; t++) {
         float* row = s + (((int64_t)b * H + h) * T + t) * S;
-        int lim = causal ? (t + S - T + 1 < S ? t + S - T + 1 : S) : S;
-        if (lim < 0) lim = 0;
-        if (km) {
-          for (int j = 0; j < lim; j++) row[j] = km[j] ? row[j] * scale : -INFINITY;
-        } else {
-#pragma omp simd
-          for (int j = 0; j < lim; j++) row[j] *= scale;
-        }
-        float m = row_max(row, lim);
-        if (m == -INFINITY) {
-          memset(row, 0, sizeof(float) * S);
-          continue;
-        }
-        float sum = exp_store(row, row, lim, m, 1.0f);
-        float inv = 1.0f / sum;
-#pragma omp simd
-        for (int j = 0; j < lim; j++) row[j] *= inv;
-        if (lim < S) memset(row + lim, 0, sizeof(float) * (S - lim));
+        int lim = causal ? t + S - T + 1 : S;
+        lim = lim < 0 ? 0 : (lim > S ? S : lim);
+        ev_masked_softmax_row(row, lim, S, km, scale);
       }
     }
   }

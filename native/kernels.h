@@ -30,6 +30,13 @@ void ev_layer_norm_backward(const float* x, const float* w, const float* mean, c
 void ev_rope(const float* x, float* out, const float* cosT, const float* sinT, const int32_t* pos,
              int64_t rows, int heads, int headDim, float sign);
 void ev_attention_softmax(float* s, int B, int H, int T, int S, float scale, int causal, const uint8_t* keyMask);
+/* softmax of row[0:lim] * scale with key mask; zeros elsewhere and for fully masked rows */
+void ev_masked_softmax_row(float* row, int lim, int S, const uint8_t* km, float scale);
+void ev_attention_forward(const float* q, const float* k, const float* v, float* out, float* P, int B, int T, int S,
+                          int Hq, int Hkv, int Dh, float scale, int causal, const uint8_t* keyMask);
+void ev_attention_backward(const float* q, const float* k, const float* v, const float* P, const float* gout,
+                           float* dP, float* gq, float* gk, float* gv, int B, int T, int S, int Hq, int Hkv, int Dh,
+                           float scale, int causal);
 void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int S, float scale);
 void ev_swiglu(const float* gate, const float* up, float* out, int64_t n);
 void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n);

@@ -75,6 +75,17 @@ export interface Kernels {
   /** ds = p * (dp - sum(dp * p)) * scale per row, in place over dp. */
   attentionSoftmaxBackward(p: Float32Array, dp: Float32Array, rows: number, S: number, scale: number): void;
 
+  /**
+   * Fused attention forward (see ops/attention.ts for the layout): q [B, T, Hq*Dh], k/v [B, S, Hkv*Dh],
+   * out like q (overwrite), P [B, Hq, T, S] probabilities (overwrite; kept for the backward).
+   */
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, P: Float32Array,
+    B: number, T: number, S: number, Hq: number, Hkv: number, Dh: number, scale: number, causal: boolean, keyMask: Uint8Array | null): void;
+  /** Fused attention backward; gq/gk/gv accumulated when given; dP is scratch of P's size. */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, gOut: Float32Array, dP: Float32Array,
+    gq: Float32Array | null, gk: Float32Array | null, gv: Float32Array | null,
+    B: number, T: number, S: number, Hq: number, Hkv: number, Dh: number, scale: number, causal: boolean): void;
+
   /** out = silu(gate) * up (overwrite). */
   swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
   /** Gradients of swiglu; ggate/gup accumulated when given. */
@@ -84,8 +95,8 @@ export interface Kernels {
   embeddingBackward(ids: Int32Array, gy: Float32Array, gW: Float32Array, n: number, dim: number): void;
 
   /**
-   * One AdamW step in place over n elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-   * p -= lr * (m / bc1 / (sqrt(v / bc2) + eps) + wd * p).
+   * One AdamW step in place over n elements (torch.optim.AdamW): m = b1 m + (1-b1) g;
+   * v = b2 v + (1-b2) g^2; p = p (1 - lr wd) - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
    */
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number): void;
 }

@@ -81,6 +81,22 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     agree('layerNormBackward', [new Float32Array(R * D), randArr(D), randArr(D)], (k, [gx, gw, gb]) => k.layerNormBackward(x, w, r1, r2, gy, gx as Float32Array, gw as Float32Array, gb as Float32Array, R, D));
   });
 
+  it('fused attention forward and backward (GQA, causal with S > T, key padding)', () => {
+    const B = 2, T = 5, S = 7, Hq = 4, Hkv = 2, Dh = 8;
+    const q = randArr(B * T * Hq * Dh), k = randArr(B * S * Hkv * Dh), v = randArr(B * S * Hkv * Dh), g = randArr(B * T * Hq * Dh);
+    const mask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]);
+    for (const causal of [true, false]) {
+      for (const km of [null, mask]) {
+        const P = new Float32Array(B * Hq * T * S);
+        agree(`attentionForward causal=${causal} mask=${!!km}`, [new Float32Array(q.length), P], (kk, [o, p]) =>
+          kk.attentionForward(q, k, v, o as Float32Array, p as Float32Array, B, T, S, Hq, Hkv, Dh, 0.3, causal, km));
+        tsKernels.attentionForward(q, k, v, new Float32Array(q.length), P, B, T, S, Hq, Hkv, Dh, 0.3, causal, km);
+        agree(`attentionBackward causal=${causal} mask=${!!km}`, [randArr(q.length), randArr(k.length), randArr(v.length)], (kk, [gq, gk, gv]) =>
+          kk.attentionBackward(q, k, v, P, g, new Float32Array(P.length), gq as Float32Array, gk as Float32Array, gv as Float32Array, B, T, S, Hq, Hkv, Dh, 0.3, causal));
+      }
+    }
+  });
+
   it('rope, attention softmax (causal, padded, S > T), swiglu, embedding backward, adamw, axpy, sumSquares', () => {
     const rows = 6, H = 3, Dh = 8, maxPos = 20;
     const cos = randArr(maxPos * Dh / 2), sin = randArr(maxPos * Dh / 2);

@@ -60,6 +60,8 @@ export function loadNativeKernels(): Kernels | null {
       rope: addon.rope,
       attentionSoftmax: addon.attentionSoftmax,
       attentionSoftmaxBackward: addon.attentionSoftmaxBackward,
+      attentionForward: addon.attentionForward,
+      attentionBackward: addon.attentionBackward,
       swiglu: addon.swiglu,
       swigluBackward: addon.swigluBackward,
       embeddingBackward: addon.embeddingBackward,

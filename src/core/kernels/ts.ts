@@ -83,17 +83,23 @@ function rowMax(x: Float32Array, o: number, n: number): number {
   return m;
 }
 
+function gemmBatched(
+  transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Float32Array, offA: number, lda: number, strideA: number, B: Float32Array, offB: number, ldb: number, strideB: number,
+  beta: number, C: Float32Array, offC: number, ldc: number, strideC: number, batch: number,
+): void {
+  for (let b = 0; b < batch; b++) {
+    gemm1(transA, transB, M, N, K, alpha, A, offA + b * strideA, lda, B, offB + b * strideB, ldb, beta, C, offC + b * strideC, ldc);
+  }
+}
+
 export const tsKernels: Kernels = {
   implementation: 'ts',
   blas: 'typescript',
   threads: () => 1,
   setThreads: () => {},
 
-  gemm(transA, transB, M, N, K, alpha, A, offA, lda, strideA, B, offB, ldb, strideB, beta, C, offC, ldc, strideC, batch) {
-    for (let b = 0; b < batch; b++) {
-      gemm1(transA, transB, M, N, K, alpha, A, offA + b * strideA, lda, B, offB + b * strideB, ldb, beta, C, offC + b * strideC, ldc);
-    }
-  },
+  gemm: gemmBatched,
 
   axpy(n, a, x, y) {
     for (let i = 0; i < n; i++) y[i] += a * x[i];
@@ -310,6 +316,47 @@ export const tsKernels: Kernels = {
       let d = 0;
       for (let j = 0; j < S; j++) d += dp[o + j] * p[o + j];
       for (let j = 0; j < S; j++) dp[o + j] = scale * p[o + j] * (dp[o + j] - d);
+    }
+  },
+
+  attentionForward(q, k, v, out, P, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask) {
+    // Per (batch, kv head), the G query heads that share it form one strided batch of products.
+    const Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, TS = T * S;
+    for (let b = 0; b < B; b++) {
+      for (let kh = 0; kh < Hkv; kh++) {
+        const h0 = kh * G;
+        gemmBatched(false, true, T, S, Dh, 1, q, b * T * Wq + h0 * Dh, Wq, Dh, k, b * S * Wk + kh * Dh, Wk, 0, 0, P, (b * Hq + h0) * TS, S, TS, G);
+      }
+    }
+    tsKernels.attentionSoftmax(P, B, Hq, T, S, scale, causal, keyMask);
+    for (let b = 0; b < B; b++) {
+      for (let kh = 0; kh < Hkv; kh++) {
+        const h0 = kh * G;
+        gemmBatched(false, false, T, Dh, S, 1, P, (b * Hq + h0) * TS, S, TS, v, b * S * Wk + kh * Dh, Wk, 0, 0, out, b * T * Wq + h0 * Dh, Wq, Dh, G);
+      }
+    }
+  },
+
+  attentionBackward(q, k, v, P, g, dP, gq, gk, gv, B, T, S, Hq, Hkv, Dh, scale) {
+    const Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, TS = T * S;
+    for (let b = 0; b < B; b++) {
+      for (let kh = 0; kh < Hkv; kh++) {
+        const h0 = kh * G;
+        const pOff = (b * Hq + h0) * TS, qOff = b * T * Wq + h0 * Dh, kOff = b * S * Wk + kh * Dh;
+        // dP = dO V^T ; dV += P^T dO (the G heads accumulate into one kv head)
+        gemmBatched(false, true, T, S, Dh, 1, g, qOff, Wq, Dh, v, kOff, Wk, 0, 0, dP, pOff, S, TS, G);
+        if (gv) gemmBatched(true, false, S, Dh, T, 1, P, pOff, S, TS, g, qOff, Wq, Dh, 1, gv, kOff, Wk, 0, G);
+      }
+    }
+    tsKernels.attentionSoftmaxBackward(P, dP, B * Hq * T, S, scale);
+    for (let b = 0; b < B; b++) {
+      for (let kh = 0; kh < Hkv; kh++) {
+        const h0 = kh * G;
+        const pOff = (b * Hq + h0) * TS, qOff = b * T * Wq + h0 * Dh, kOff = b * S * Wk + kh * Dh;
+        // dQ += dS K ; dK += dS^T Q
+        if (gq) gemmBatched(false, false, T, Dh, S, 1, dP, pOff, S, TS, k, kOff, Wk, 0, 1, gq, qOff, Wq, Dh, G);
+        if (gk) gemmBatched(true, false, S, Dh, T, 1, dP, pOff, S, TS, q, qOff, Wq, Dh, 1, gk, kOff, Wk, 0, G);
+      }
     }
   },
 
