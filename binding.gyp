@@ -6,8 +6,9 @@
   "targets": [
     {
       "target_name": "evorec_native",
-      "sources": ["native/binding.c", "native/kernels.c", "native/attention.c", "native/gemm.c"],
-      "cflags": ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-std=c11"],
+      "sources": ["native/binding.c", "native/kernels.c", "native/attention.c", "native/gemm.c", "native/parallel.c"],
+      "cflags": ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-std=gnu11", "-pthread"],
+      "ldflags": ["-pthread"],
       "cflags!": ["-O2", "-O0"],
       "xcode_settings": {
         "OTHER_CFLAGS": ["-O3", "-fopenmp-simd", "-fno-math-errno"]

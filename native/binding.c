@@ -79,6 +79,15 @@ FN(js_gemm) {
   int64_t oC = L(&a, 16), ldc = L(&a, 17), sC = L(&a, 18);
   int64_t batch = L(&a, 19);
   if (a.failed || !A || !Bm || !C) return NULL;
+  if (M <= 0 || N <= 0) return NULL;
+  if (K <= 0) { /* C = beta * C */
+    for (int64_t b = 0; b < batch; b++)
+      for (int i = 0; i < M; i++) {
+        float* c = C + oC + b * sC + (int64_t)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+      }
+    return NULL;
+  }
   for (int64_t b = 0; b < batch; b++)
     ev_gemm(tA, tB, M, N, K, alpha, A + oA + b * sA, (int)lda, Bm + oB + b * sB, (int)ldb, beta, C + oC + b * sC, (int)ldc);
   return NULL;
@@ -215,7 +224,7 @@ FN(js_adamw) {
   return NULL;
 }
 FN(js_get_threads) { (void)info; return num(env, ev_get_threads()); }
-FN(js_set_threads) { ARGS(1); ev_set_threads((int)L(&a, 0)); return NULL; }
+FN(js_set_threads) { ARGS(1); ev_set_threads((int)L(&a, 0)); ev_set_loop_threads((int)L(&a, 0)); return NULL; }
 FN(js_blas_name) {
   (void)info;
   napi_value r;

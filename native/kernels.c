@@ -177,38 +177,68 @@ void ev_log_softmax_backward(const float* y, const float* gy, float* gx, int64_t
   }
 }
 
-double ev_cross_entropy(const float* logits, const int32_t* targets, int64_t rows, int V, int ignore,
-                        float* lse, int64_t* bad) {
+typedef struct {
+  const float* logits; const int32_t* targets; int V; int ignore; float* lse; float* glogits; float scale;
+  double partial[16]; int64_t bad[16];
+} XentCtx;
+
+static void xent_fwd_range(void* p, int64_t r0, int64_t r1, int part) {
+  XentCtx* c = (XentCtx*)p;
   double total = 0;
-  *bad = -1;
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = logits + r * V;
-    float l = row_lse(xr, V);
-    lse[r] = l;
-    int t = targets[r];
-    if (t == ignore) continue;
-    if (t < 0 || t >= V) {
-      if (*bad < 0) *bad = r;
+  int64_t bad = -1;
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = c->logits + r * c->V;
+    float l = row_lse(xr, c->V);
+    c->lse[r] = l;
+    int t = c->targets[r];
+    if (t == c->ignore) continue;
+    if (t < 0 || t >= c->V) {
+      if (bad < 0) bad = r;
       continue;
     }
     total += (double)l - (double)xr[t];
   }
+  c->partial[part] = total;
+  c->bad[part] = bad;
+}
+
+/* rows per thread part: at least ~1M logits so a split pays for the wake-up */
+static int64_t rows_per_part(int V) { int64_t m = (1 << 20) / (V > 0 ? V : 1); return m < 1 ? 1 : m; }
+
+double ev_cross_entropy(const float* logits, const int32_t* targets, int64_t rows, int V, int ignore,
+                        float* lse, int64_t* bad) {
+  XentCtx c = {logits, targets, V, ignore, lse, NULL, 0.0f, {0}, {0}};
+  for (int i = 0; i < 16; i++) c.bad[i] = -1;
+  ev_parallel_for(rows, rows_per_part(V), xent_fwd_range, &c);
+  double total = 0;
+  *bad = -1;
+  for (int i = 0; i < 16; i++) {
+    total += c.partial[i];
+    if (c.bad[i] >= 0 && *bad < 0) *bad = c.bad[i];
+  }
   return total;
+}
+
+static void xent_bwd_range(void* p, int64_t r0, int64_t r1, int part) {
+  (void)part;
+  XentCtx* c = (XentCtx*)p;
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = c->logits + r * c->V;
+    float* g = c->glogits + r * c->V;
+    int t = c->targets[r];
+    if (t == c->ignore) {
+      memset(g, 0, sizeof(float) * c->V);
+      continue;
+    }
+    exp_store(xr, g, c->V, c->lse[r], c->scale);
+    g[t] -= c->scale;
+  }
 }
 
 void ev_cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, int64_t rows,
                                int V, int ignore, float scale, float* glogits) {
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = logits + r * V;
-    float* g = glogits + r * V;
-    int t = targets[r];
-    if (t == ignore) {
-      memset(g, 0, sizeof(float) * V);
-      continue;
-    }
-    exp_store(xr, g, V, lse[r], scale);
-    g[t] -= scale;
-  }
+  XentCtx c = {logits, targets, V, ignore, (float*)lse, glogits, scale, {0}, {0}};
+  ev_parallel_for(rows, rows_per_part(V), xent_bwd_range, &c);
 }
 
 void ev_rms_norm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int dim, float eps) {
@@ -417,14 +447,18 @@ void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64
   }
 }
 
-void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-              float eps, float wd, float bc1, float bc2) {
-  float decay = 1.0f - lr * wd;
-  float step = lr / bc1;
-  float isbc2 = 1.0f / sqrtf(bc2);
-  float ob1 = 1.0f - beta1, ob2 = 1.0f - beta2;
+typedef struct {
+  float* p; const float* g; float* m; float* v; float decay, step, isbc2, beta1, beta2, eps;
+} AdamCtx;
+
+static void adamw_range(void* ctx, int64_t i0, int64_t i1, int part) {
+  (void)part;
+  AdamCtx* c = (AdamCtx*)ctx;
+  float* p = c->p; const float* g = c->g; float* m = c->m; float* v = c->v;
+  const float decay = c->decay, step = c->step, isbc2 = c->isbc2, beta1 = c->beta1, beta2 = c->beta2, eps = c->eps;
+  const float ob1 = 1.0f - beta1, ob2 = 1.0f - beta2;
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
+  for (int64_t i = i0; i < i1; i++) {
     float gi = g[i];
     float mi = beta1 * m[i] + ob1 * gi;
     float vi = beta2 * v[i] + ob2 * gi * gi;
@@ -432,4 +466,10 @@ void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr,
     v[i] = vi;
     p[i] = p[i] * decay - step * mi / (sqrtf(vi) * isbc2 + eps);
   }
+}
+
+void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+              float eps, float wd, float bc1, float bc2) {
+  AdamCtx c = {p, g, m, v, 1.0f - lr * wd, lr / bc1, 1.0f / sqrtf(bc2), beta1, beta2, eps};
+  ev_parallel_for(n, 1 << 19, adamw_range, &c);
 }

@@ -67,6 +67,18 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     close(lseN, lseT, 1e-6, 'lse');
     agree('crossEntropyBackward', [x, lseT, gx], (k, [a, l, o]) => k.crossEntropyBackward(a as Float32Array, tg, l as Float32Array, R, C, -100, 0.25, o as Float32Array));
     assert.throws(() => native!.crossEntropy(x, Int32Array.from([0, 1, 2, 3, 4, 5, C]), R, C, -100, lseN), /out of range/);
+    // Large enough for the native loop to split rows across threads.
+    const R2 = 600, C2 = 4000;
+    const x2 = randArr(R2 * C2, 2);
+    const tg2 = new Int32Array(R2).map((_, i) => (i % 7 === 0 ? -100 : (i * 31) % C2));
+    const l2N = new Float32Array(R2), l2T = new Float32Array(R2);
+    const sN = native!.crossEntropy(x2, tg2, R2, C2, -100, l2N);
+    const sT = tsKernels.crossEntropy(x2, tg2, R2, C2, -100, l2T);
+    assert.ok(Math.abs(sN - sT) < 1e-5 * Math.abs(sT));
+    agree('crossEntropyBackward (threaded)', [new Float32Array(R2 * C2)], (k, [o]) => k.crossEntropyBackward(x2, tg2, l2T, R2, C2, -100, 0.5, o as Float32Array));
+    const n2 = 1 << 21;
+    agree('adamw (threaded)', [randArr(n2), randArr(n2), new Float32Array(n2).fill(0.02)], (k, [pp, m, v]) =>
+      k.adamw(pp as Float32Array, randArrBig, m as Float32Array, v as Float32Array, n2, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.1, 0.001));
   });
 
   it('rmsNorm, layerNorm and their backward', () => {
@@ -127,6 +139,7 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
   });
 });
 const randArrFixed = new Rng(3).fillNormal(new Float32Array(5 * 16));
+const randArrBig = new Rng(4).fillNormal(new Float32Array(1 << 21));
 
 describe('kernel selection', () => {
   it('kernelInfo reports implementation, BLAS and threads', () => {

@@ -1,0 +1,85 @@
+/* A minimal fork-join helper for the fused loops: the calling thread and up to EV_MAX_WORKERS
+ * sleeping pthreads split an index range. Used only for large memory-bound loops (cross-entropy,
+ * AdamW, SwiGLU); the matrix products are threaded by OpenBLAS. Workers sleep on a condition
+ * variable between calls (no spinning), so they do not compete with OpenBLAS's threads. */
+#include "kernels.h"
+#include <pthread.h>
+#include <unistd.h>
+
+#define EV_MAX_WORKERS 15
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t cv_done = PTHREAD_COND_INITIALIZER;
+static pthread_t workers[EV_MAX_WORKERS];
+static int n_started = 0;
+static int loop_threads = 0; /* 0 = not yet decided */
+static long generation = 0;
+static int pending = 0;
+static ev_range_fn job_fn;
+static void* job_ctx;
+static int64_t job_n;
+static int job_parts;
+
+static void run_part(int part) {
+  int64_t chunk = (job_n + job_parts - 1) / job_parts;
+  int64_t b = (int64_t)part * chunk, e = b + chunk < job_n ? b + chunk : job_n;
+  if (b < e) job_fn(job_ctx, b, e, part);
+}
+
+static void* worker_main(void* arg) {
+  int id = (int)(intptr_t)arg; /* part index = id + 1 */
+  long seen = 0;
+  pthread_mutex_lock(&mu);
+  for (;;) {
+    while (generation == seen) pthread_cond_wait(&cv_work, &mu);
+    seen = generation;
+    if (id + 1 >= job_parts) continue;
+    pthread_mutex_unlock(&mu);
+    run_part(id + 1);
+    pthread_mutex_lock(&mu);
+    if (--pending == 0) pthread_cond_signal(&cv_done);
+  }
+  return NULL;
+}
+
+int ev_loop_threads(void) {
+  if (loop_threads == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    loop_threads = n < 1 ? 1 : (n > EV_MAX_WORKERS + 1 ? EV_MAX_WORKERS + 1 : (int)n);
+  }
+  return loop_threads;
+}
+
+void ev_set_loop_threads(int n) {
+  loop_threads = n < 1 ? 1 : (n > EV_MAX_WORKERS + 1 ? EV_MAX_WORKERS + 1 : n);
+}
+
+void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx) {
+  int parts = ev_loop_threads();
+  if (min_per_part < 1) min_per_part = 1;
+  if ((int64_t)parts > n / min_per_part) parts = (int)(n / min_per_part);
+  if (parts <= 1) {
+    if (n > 0) fn(ctx, 0, n, 0);
+    return;
+  }
+  pthread_mutex_lock(&mu);
+  while (n_started < parts - 1) {
+    if (pthread_create(&workers[n_started], NULL, worker_main, (void*)(intptr_t)n_started) != 0) break;
+    pthread_detach(workers[n_started]);
+    n_started++;
+  }
+  if (parts > n_started + 1) parts = n_started + 1;
+  job_fn = fn;
+  job_ctx = ctx;
+  job_n = n;
+  job_parts = parts;
+  pending = parts - 1;
+  generation++;
+  pthread_cond_broadcast(&cv_work);
+  pthread_mutex_unlock(&mu);
+  run_part(0);
+  pthread_mutex_lock(&mu);
+  while (pending > 0) pthread_cond_wait(&cv_done, &mu);
+  pthread_mutex_unlock(&mu);
+}
