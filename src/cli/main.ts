@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DataError } from '../data/errors.js';
 import { registerDataCommands } from './data-commands.js';
+import { registerModelCommands } from './model-commands.js';
 import { registerRecCommands } from './rec-commands.js';
 import { registerDoctor } from './doctor.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   registerDataCommands(program);
+  registerModelCommands(program);
   registerRecCommands(program);
   registerDoctor(program);
   return program;
