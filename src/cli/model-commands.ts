@@ -77,6 +77,7 @@ export function registerModelCommands(program: Command): void {
     .option('--seed <n>', 'seed (initialisation, data order, validation split)', parseIntArg('--seed'), 0)
     .option('--eval-every <n>', 'evaluate validation perplexity every n steps', parseIntArg('--eval-every'))
     .option('--checkpoint-every <n>', 'save the model folder and trainer state every n steps', parseIntArg('--checkpoint-every'))
+    .option('--stop-after <n>', 'stop (with a checkpoint) at this step; continue later with --resume', parseIntArg('--stop-after'))
     .option('--max-samples <n>', 'use only the first n base-period samples (quick runs)', parseIntArg('--max-samples'))
     .option('--out <dir>', 'output folder (default runs/backbone-<preset>)')
     .option('--resume', 'continue from <out>/trainer-state.ckpt')
@@ -98,6 +99,7 @@ export function registerModelCommands(program: Command): void {
         evalEvery: o.evalEvery,
         checkpointEvery: o.checkpointEvery,
         maxSamples: o.maxSamples,
+        stopAfter: o.stopAfter,
         out: o.out ?? `runs/backbone-${preset}`,
         resume: o.resume === true,
         threads: o.threads,
@@ -114,7 +116,7 @@ export function registerModelCommands(program: Command): void {
         return;
       }
       process.stdout.write(
-        `Wrote ${r.out}: validation perplexity ${r.valPerplexity.toFixed(2)} (loss ${r.valLoss.toFixed(4)}, ${r.valTokens} tokens) after ${r.steps} steps; ` +
+        `Wrote ${r.out}: validation perplexity ${r.valPerplexity.toFixed(2)} (loss ${r.valLoss.toFixed(4)}, ${r.valTokens} tokens) after ${r.completedSteps}/${r.steps} steps; ` +
           `${r.stepsPerSecond.toFixed(2)} steps/s, ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s; wall ${r.wallSeconds.toFixed(0)} s\n`,
       );
     }));

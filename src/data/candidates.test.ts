@@ -33,6 +33,8 @@ describe('candidate sets on the embedded MovieLens data', async () => {
     const forward = p.test.map((s) => a.candidates(s, 1, 'test'));
     const backward = [...p.test].reverse().map((s) => b.candidates(s, 1, 'test')).reverse();
     assert.deepEqual(forward, backward);
+    const defaults = p.test.map((s) => a.candidates(s, 1, 'test', { seed: undefined, size: undefined }));
+    assert.deepEqual(defaults, forward, 'options given as undefined fall back to the defaults');
     const other = p.test.map((s) => a.candidates(s, 1, 'test', { seed: 43 }));
     assert.notDeepEqual(forward, other);
   });

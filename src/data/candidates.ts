@@ -58,7 +58,10 @@ export class CandidateSampler {
    * `role` keys the random stream, so validation and test sets of one user differ.
    */
   candidates(s: Sample, t: number, role: string, options: CandidateOptions = {}): number[] {
-    const { size, sampler, seed } = { ...DEFAULT_CANDIDATES, ...options };
+    // `??` rather than a spread: an option passed as undefined must not erase its default.
+    const size = options.size ?? DEFAULT_CANDIDATES.size;
+    const sampler = options.sampler ?? DEFAULT_CANDIDATES.sampler;
+    const seed = options.seed ?? DEFAULT_CANDIDATES.seed;
     const numItems = this.split.dataset.numItems;
     const touched = this.touchedBy(s.user);
     const available = numItems - touched.size;

@@ -3,6 +3,7 @@
  * sort by time (ties in file order) -> minimum rating -> de-duplicate (user, item), keeping the first ->
  * untitled items (drop or placeholder) -> k-core (iterated until every user and item has k interactions).
  */
+import { withDefaults } from '../util/options.js';
 import type { Dataset } from './dataset.js';
 
 export interface CleanOptions {
@@ -47,7 +48,7 @@ export function placeholderTitle(itemId: string): string {
 }
 
 export function cleanDataset(input: Dataset, options: CleanOptions = {}): { dataset: Dataset; report: CleanReport } {
-  const opts = { ...DEFAULT_CLEAN, ...options };
+  const opts = withDefaults(DEFAULT_CLEAN, options as Partial<typeof DEFAULT_CLEAN>);
   const before = countsOf(input);
   let d = input.sortChronologically();
 

@@ -13,6 +13,7 @@
  *   before Pt), inactive (latest interaction before Pt), short (test target in Pt but only one interaction
  *   before it, so neither active nor new). At t = 0 every user is in group 'base'.
  */
+import { withDefaults } from '../util/options.js';
 import type { Dataset } from './dataset.js';
 
 export interface PeriodOptions {
@@ -72,7 +73,7 @@ export class PeriodSplit {
   private readonly periodOfRow: Uint8Array;
 
   constructor(readonly dataset: Dataset, options: PeriodOptions = {}) {
-    const o = { ...DEFAULT_PERIODS, ...options };
+    const o = withDefaults(DEFAULT_PERIODS, options);
     if (!Number.isInteger(o.periods) || o.periods < 0 || o.periods > 250) throw new RangeError(`periods must be an integer in [0, 250], got ${o.periods}`);
     if (!(o.base > 0 && o.base < 1) && !(o.base === 1 && o.periods === 0)) throw new RangeError(`base must be in (0, 1), got ${o.base}`);
     if (!Number.isInteger(o.history) || o.history < 1) throw new RangeError(`history must be a positive integer, got ${o.history}`);

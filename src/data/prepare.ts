@@ -12,6 +12,7 @@
  * The same inputs and options give byte-identical files, hence the same content hash. The folder is built
  * beside the target and renamed into place, so an interrupted run never leaves a half-written split.
  */
+import { withDefaults } from '../util/options.js';
 import { join } from 'node:path';
 import { AtomicLineWriter, replaceDirAtomic, sha256, writeFileAtomic } from '../util/fs.js';
 import { CandidateSampler, DEFAULT_CANDIDATES, type CandidateOptions } from './candidates.js';
@@ -74,7 +75,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
   progress('load', 0, 1);
   const { raw, dataset, report, split, resolved } = await loadSplit(options.source, options.clean, options.periods);
   progress('load', 1, 1);
-  const cand = { ...DEFAULT_CANDIDATES, ...options.candidates };
+  const cand = withDefaults(DEFAULT_CANDIDATES, options.candidates);
   const stats: PreparedStats = {
     dataset: resolved.name,
     format: resolved.format,
@@ -152,8 +153,8 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
       dataset: resolved.name,
       source: { format: resolved.format, interactions: resolved.interactions.split(/[\\/]/).pop(), items: resolved.items?.split(/[\\/]/).pop() ?? null },
       options: {
-        clean: { ...DEFAULT_CLEAN, ...options.clean },
-        periods: { ...DEFAULT_PERIODS, ...options.periods },
+        clean: withDefaults(DEFAULT_CLEAN, options.clean as Partial<typeof DEFAULT_CLEAN>),
+        periods: withDefaults(DEFAULT_PERIODS, options.periods),
         candidates: cand,
       },
       boundaries: split.boundaries,

@@ -7,6 +7,7 @@
  * interaction except the held-out test and validation targets, so the filter never sees what it will be
  * evaluated on. Items of Pt are never removed, nor is a history cut below `minHistory` items.
  */
+import { withDefaults } from '../util/options.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { SASRec } from '../models/sasrec.js';
 
@@ -37,7 +38,7 @@ export function activeUsers(split: PeriodSplit, t: number): number[] {
 }
 
 export function forget(split: PeriodSplit, t: number, sasrec: SASRec, options: Partial<ForgetOptions> = {}): ForgetResult {
-  const o = { ...DEFAULT_FORGET, ...options };
+  const o = withDefaults(DEFAULT_FORGET, options);
   if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`forget ratio must be in [0, 1), got ${o.ratio}`);
   const items = split.dataset.items;
   const start = split.boundaries[t];

@@ -4,6 +4,7 @@
  * negative per position (the original recipe) or full softmax. Early stopping on validation NDCG@10 over a
  * fixed set of validation users, keeping the best parameters.
  */
+import { withDefaults } from '../util/options.js';
 import {
   AdamW,
   add,
@@ -118,7 +119,7 @@ export async function trainSASRec(
   t: number,
   options: Partial<SASRecTrainOptions> = {},
 ): Promise<SASRecTrainResult> {
-  const o = { ...DEFAULT_SASREC_TRAIN, ...options };
+  const o = withDefaults(DEFAULT_SASREC_TRAIN, options);
   const seqs = sasrecSequences(split, t);
   const params = model.parameters();
   const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, betas: [0.9, 0.98] });

@@ -22,6 +22,7 @@ import {
   tensor,
   type Tensor,
 } from '../core/index.js';
+import { withDefaults } from '../util/options.js';
 
 export interface SASRecConfig {
   /** Catalogue size (item indices 0..numItems-1). */
@@ -50,7 +51,7 @@ export class SASRec {
   readonly rng: Rng;
 
   constructor(config: Partial<SASRecConfig> & { numItems: number }) {
-    this.config = { ...DEFAULT_SASREC, ...config };
+    this.config = { ...withDefaults(DEFAULT_SASREC, config), numItems: config.numItems };
     const { numItems, hidden: d, blocks, maxLen, seed } = this.config;
     if (d % this.config.heads !== 0) throw new RangeError(`hidden ${d} is not a multiple of heads ${this.config.heads}`);
     this.rng = new Rng(seed);

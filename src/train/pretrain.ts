@@ -49,6 +49,8 @@ export interface PretrainOptions {
   checkpointEvery?: number;
   /** Use only the first n P0 training samples (and the titles of their items): small slices for tests. */
   maxSamples?: number;
+  /** Stop (with a checkpoint) once this step is reached, e.g. to split a run into sessions; `resume` continues. */
+  stopAfter?: number;
   /** Matrix-product threads. */
   threads?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -57,7 +59,10 @@ export interface PretrainOptions {
 
 export interface PretrainResult {
   out: string;
+  /** Planned steps (the schedule's length). */
   steps: number;
+  /** Steps done so far (< steps after stopAfter). */
+  completedSteps: number;
   /** Step the run started from (> 0 after --resume). */
   startStep: number;
   trainTokens: number;
@@ -239,6 +244,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       windowN = 0;
     }
     if (r.step % ckptEvery === 0 && r.step < steps) await checkpoint();
+    if (o.stopAfter !== undefined && r.step >= o.stopAfter) break;
   }
   const trainSeconds = (Date.now() - tTrain) / 1000;
   await checkpoint();
@@ -249,6 +255,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const result: PretrainResult = {
     out,
     steps,
+    completedSteps: trainer.step,
     startStep,
     trainTokens: train.length * seqLen,
     valTokens: final.tokens,

@@ -4,73 +4,104 @@
  */
 import type { Kernels } from './interface.js';
 
-let scratch = new Float32Array(0);
-function scratchBuf(n: number): Float32Array {
-  if (scratch.length < n) scratch = new Float32Array(n);
-  return scratch;
-}
 
-/** One M x N x K product: C = alpha op(A) op(B) + beta C, in a cache-friendly i-k-j order. */
+const KC = 256; // k-block
+const NC = 512; // j-block (columns of packed B)
+let packB = new Float32Array(KC * NC);
+let packA = new Float32Array(KC * 4);
+
+/**
+ * One M x N x K product: C = alpha op(A) op(B) + beta C. Blocked over k and j; B is packed into
+ * 8-column strips and A into 4-row panels so that a 4 x 8 tile accumulates in 32 local variables.
+ */
 function gemm1(
   transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
   A: Float32Array, oa: number, lda: number, B: Float32Array, ob: number, ldb: number,
   beta: number, C: Float32Array, oc: number, ldc: number,
 ): void {
-  // Scale C by beta.
   for (let i = 0; i < M; i++) {
     const r = oc + i * ldc;
     if (beta === 0) C.fill(0, r, r + N);
     else if (beta !== 1) for (let j = 0; j < N; j++) C[r + j] *= beta;
   }
-  if (alpha === 0 || K === 0) return;
-  // Make B row-major K x N (contiguous rows) so the inner loop runs over j.
-  let Bm = B;
-  let bo = ob;
-  let bld = ldb;
-  if (transB) {
-    Bm = scratchBuf(K * N);
-    for (let j = 0; j < N; j++) {
-      const src = ob + j * ldb;
-      for (let k = 0; k < K; k++) Bm[k * N + j] = B[src + k];
-    }
-    bo = 0;
-    bld = N;
-  }
-  const KB = 128;
-  const NB = 512;
-  for (let j0 = 0; j0 < N; j0 += NB) {
-    const j1 = Math.min(N, j0 + NB);
-    for (let k0 = 0; k0 < K; k0 += KB) {
-      const k1 = Math.min(K, k0 + KB);
-      let i = 0;
-      for (; i + 4 <= M; i += 4) {
-        const c0 = oc + i * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
-        for (let k = k0; k < k1; k++) {
-          let a0: number, a1: number, a2: number, a3: number;
-          if (transA) {
-            const p = oa + k * lda + i;
-            a0 = A[p]; a1 = A[p + 1]; a2 = A[p + 2]; a3 = A[p + 3];
+  if (alpha === 0 || K === 0 || M === 0 || N === 0) return;
+  if (packB.length < KC * NC) packB = new Float32Array(KC * NC);
+  for (let j0 = 0; j0 < N; j0 += NC) {
+    const nb = Math.min(NC, N - j0);
+    const nFull = nb & ~7;
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      const kb = Math.min(KC, K - k0);
+      // Pack op(B)[k0:k0+kb, j0:j0+nFull] as strips of 8 columns: Bp[s][k][0..8].
+      const Bp = packB;
+      for (let s = 0; s < nFull; s += 8) {
+        const base = s * kb;
+        for (let k = 0; k < kb; k++) {
+          const d = base + k * 8;
+          if (transB) {
+            let src = ob + (j0 + s) * ldb + k0 + k;
+            for (let c = 0; c < 8; c++, src += ldb) Bp[d + c] = B[src];
           } else {
-            const p = oa + i * lda + k;
-            a0 = A[p]; a1 = A[p + lda]; a2 = A[p + 2 * lda]; a3 = A[p + 3 * lda];
-          }
-          a0 *= alpha; a1 *= alpha; a2 *= alpha; a3 *= alpha;
-          const br = bo + k * bld;
-          for (let j = j0; j < j1; j++) {
-            const b = Bm[br + j];
-            C[c0 + j] += a0 * b;
-            C[c1 + j] += a1 * b;
-            C[c2 + j] += a2 * b;
-            C[c3 + j] += a3 * b;
+            const src = ob + (k0 + k) * ldb + j0 + s;
+            for (let c = 0; c < 8; c++) Bp[d + c] = B[src + c];
           }
         }
       }
+      let i = 0;
+      for (; i + 4 <= M; i += 4) {
+        // Pack op(A)[i:i+4, k0:k0+kb] as Ap[k][0..4], scaled by alpha.
+        const Ap = packA;
+        for (let k = 0; k < kb; k++) {
+          for (let r = 0; r < 4; r++) {
+            Ap[k * 4 + r] = alpha * (transA ? A[oa + (k0 + k) * lda + i + r] : A[oa + (i + r) * lda + k0 + k]);
+          }
+        }
+        for (let s = 0; s < nFull; s += 8) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
+          let c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
+          let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
+          let c30 = 0, c31 = 0, c32 = 0, c33 = 0, c34 = 0, c35 = 0, c36 = 0, c37 = 0;
+          let bp = s * kb;
+          for (let k = 0, ap = 0; k < kb; k++, ap += 4, bp += 8) {
+            const a0 = Ap[ap], a1 = Ap[ap + 1], a2 = Ap[ap + 2], a3 = Ap[ap + 3];
+            const b0 = Bp[bp], b1 = Bp[bp + 1], b2 = Bp[bp + 2], b3 = Bp[bp + 3];
+            const b4 = Bp[bp + 4], b5 = Bp[bp + 5], b6 = Bp[bp + 6], b7 = Bp[bp + 7];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3; c04 += a0 * b4; c05 += a0 * b5; c06 += a0 * b6; c07 += a0 * b7;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3; c14 += a1 * b4; c15 += a1 * b5; c16 += a1 * b6; c17 += a1 * b7;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3; c24 += a2 * b4; c25 += a2 * b5; c26 += a2 * b6; c27 += a2 * b7;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3; c34 += a3 * b4; c35 += a3 * b5; c36 += a3 * b6; c37 += a3 * b7;
+          }
+          let o = oc + i * ldc + j0 + s;
+          C[o] += c00; C[o + 1] += c01; C[o + 2] += c02; C[o + 3] += c03; C[o + 4] += c04; C[o + 5] += c05; C[o + 6] += c06; C[o + 7] += c07;
+          o += ldc;
+          C[o] += c10; C[o + 1] += c11; C[o + 2] += c12; C[o + 3] += c13; C[o + 4] += c14; C[o + 5] += c15; C[o + 6] += c16; C[o + 7] += c17;
+          o += ldc;
+          C[o] += c20; C[o + 1] += c21; C[o + 2] += c22; C[o + 3] += c23; C[o + 4] += c24; C[o + 5] += c25; C[o + 6] += c26; C[o + 7] += c27;
+          o += ldc;
+          C[o] += c30; C[o + 1] += c31; C[o + 2] += c32; C[o + 3] += c33; C[o + 4] += c34; C[o + 5] += c35; C[o + 6] += c36; C[o + 7] += c37;
+        }
+      }
+      // Edges: remaining rows (all packed columns) and remaining columns (all rows), plain loops.
       for (; i < M; i++) {
-        const c0 = oc + i * ldc;
-        for (let k = k0; k < k1; k++) {
-          const a0 = alpha * (transA ? A[oa + k * lda + i] : A[oa + i * lda + k]);
-          const br = bo + k * bld;
-          for (let j = j0; j < j1; j++) C[c0 + j] += a0 * Bm[br + j];
+        for (let s = 0; s < nFull; s += 8) {
+          for (let c = 0; c < 8; c++) {
+            let acc = 0;
+            for (let k = 0; k < kb; k++) {
+              const a = transA ? A[oa + (k0 + k) * lda + i] : A[oa + i * lda + k0 + k];
+              acc += a * Bp[s * kb + k * 8 + c];
+            }
+            C[oc + i * ldc + j0 + s + c] += alpha * acc;
+          }
+        }
+      }
+      for (let j = j0 + nFull; j < j0 + nb; j++) {
+        for (let r = 0; r < M; r++) {
+          let acc = 0;
+          for (let k = k0; k < k0 + kb; k++) {
+            const a = transA ? A[oa + k * lda + r] : A[oa + r * lda + k];
+            const bv = transB ? B[ob + j * ldb + k] : B[ob + k * ldb + j];
+            acc += a * bv;
+          }
+          C[oc + r * ldc + j] += alpha * acc;
         }
       }
     }
