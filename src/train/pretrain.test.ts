@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { noGrad } from '../core/index.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
-import { LOG_FILE, pretrain, STATE_FILE, type PretrainOptions } from './pretrain.js';
+import { LOG_FILE, pretrain, pretrainCorpus, STATE_FILE, type PretrainOptions } from './pretrain.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'evorec-pretrain-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+let documents: string[] = [];
 const base = (out: string): PretrainOptions => ({
+  documents,
   preset: 'tiny',
   maxSamples: 400,
   steps: 24,
@@ -25,6 +27,13 @@ const base = (out: string): PretrainOptions => ({
 });
 
 describe('pretrain (tiny preset, Beauty slice)', () => {
+  it('builds the corpus from titles and base-period title sequences', async () => {
+    documents = await pretrainCorpus({ data: 'beauty' }, 400);
+    assert.ok(documents.length > 400);
+    assert.ok(documents.some((d) => d.includes('\n')));
+    assert.ok(documents.some((d) => !d.includes('\n')));
+  });
+
   it('trains (loss decreases), resumes from the saved step to the same weights, and writes a loadable HF folder', async () => {
     const full = await pretrain(base('full'));
     assert.equal(full.completedSteps, 24);
