@@ -47,6 +47,8 @@ export interface PretrainOptions {
   evalSequences?: number;
   /** Save model folder + trainer state every n steps (default: 5 times per run). */
   checkpointEvery?: number;
+  /** Use these documents instead of building the corpus from `source` (see pretrainCorpus). */
+  documents?: readonly string[];
   /** Use only the first n P0 training samples (and the titles of their items): small slices for tests. */
   maxSamples?: number;
   /** Stop (with a checkpoint) once this step is reached, e.g. to split a run into sessions; `resume` continues. */
@@ -142,7 +144,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
   // 1. corpus and split
   progress('corpus', 0, 1);
-  const docs = await pretrainCorpus(o.source ?? { data: 'beauty' }, o.maxSamples);
+  const docs = o.documents ? [...o.documents] : await pretrainCorpus(o.source ?? { data: 'beauty' }, o.maxSamples);
   const rng = new Rng(seed);
   rng.shuffle(docs);
   const nVal = Math.max(1, Math.round(docs.length * (o.valFraction ?? 0.02)));
