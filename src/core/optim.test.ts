@@ -88,6 +88,20 @@ describe('optimiser helpers', () => {
     assert.ok(Math.abs(gradNorm([a, b]) - 2) < 1e-5);
   });
 
+  it('gradient accumulation over micro-batches equals one full batch', () => {
+    const X = tensor(Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.7)), [8, 3]);
+    const tg = Int32Array.from([0, 1, 1, 0, 2, 1, 0, 2]);
+    const mk = (): ReturnType<typeof parameter> => parameter(Float32Array.from([0.1, -0.2, 0.3, 0.05, 0.4, -0.1, 0.2, 0.1, -0.3]), [3, 3]);
+    const full = mk();
+    backward(op.crossEntropy(op.linear(X, full), tg));
+    const acc = mk();
+    for (let m = 0; m < 2; m++) {
+      const xs = op.slice(X, 0, m * 4, m * 4 + 4);
+      backward(op.scale(op.crossEntropy(op.linear(xs, acc), tg.subarray(m * 4, m * 4 + 4)), 0.5));
+    }
+    assert.ok(relErr(acc.grad!, full.grad!) < 1e-6);
+  });
+
   it('trains a small regression to near zero loss', () => {
     const X = tensor(Array.from({ length: 40 }, (_, i) => Math.sin(i)), [20, 2]);
     const wTrue = tensor([1.5, -2], [1, 2]);
