@@ -3,3 +3,5 @@
  * The library entry point re-exports each layer's public API.
  */
 export * from './data/index.js';
+export * from './nn/index.js';
+export * from './train/index.js';
