@@ -1,0 +1,129 @@
+/**
+ * LLMRec: a decoder language model (with LoRA adapters) that ranks candidate items by the likelihood of
+ * their titles after a prompt built from the user's recent titles.
+ *
+ * Scoring shares the prompt: each user's prompt runs once into a KV cache, the cache is repeated for the
+ * user's candidates, and all candidate titles are scored in one batched forward. A candidate's score is
+ * the mean (default, length-normalised) or the sum of the log-probabilities of its answer tokens (title
+ * and end-of-sequence). Logits are computed only at real answer positions: the LM head is the largest
+ * matrix, and padded positions would otherwise dominate the cost.
+ */
+import { linear, logSoftmax, noGrad, Tensor } from '../core/index.js';
+import type { Decoder } from '../nn/decoder.js';
+import type { PromptBuilder } from './prompt.js';
+
+export type ScoreReduction = 'mean' | 'sum';
+
+export interface ScoreOptions {
+  reduction?: ScoreReduction;
+  /** Users whose candidates share one batched forward (default 8). */
+  usersPerBatch?: number;
+}
+
+export class LLMRec {
+  constructor(
+    readonly decoder: Decoder,
+    readonly prompts: PromptBuilder,
+  ) {}
+
+  get padId(): number {
+    return this.prompts.tokenizer.specialIds.pad;
+  }
+
+  /**
+   * Scores candidate items for each history (item indices, oldest first). Deterministic: no dropout,
+   * no sampling; the same inputs give the same scores whatever the batch composition.
+   */
+  score(histories: readonly (readonly number[])[], candidates: readonly (readonly number[])[], opts: ScoreOptions = {}): Float32Array[] {
+    if (histories.length !== candidates.length) throw new RangeError(`${histories.length} histories for ${candidates.length} candidate sets`);
+    const per = Math.max(1, opts.usersPerBatch ?? 8);
+    const out: Float32Array[] = [];
+    noGrad(() => {
+      for (let s = 0; s < histories.length; s += per) {
+        out.push(...this.scoreChunk(histories.slice(s, s + per), candidates.slice(s, s + per), opts.reduction ?? 'mean'));
+      }
+    });
+    return out;
+  }
+
+  private scoreChunk(histories: readonly (readonly number[])[], candidates: readonly (readonly number[])[], reduction: ScoreReduction): Float32Array[] {
+    const U = histories.length;
+    const pad = this.padId;
+    // 1. Prompts, left-padded so that every prompt ends at the same position.
+    const prompts = histories.map((h) => this.prompts.prompt(h));
+    const Tp = Math.max(...prompts.map((p) => p.length));
+    const ids = new Int32Array(U * Tp).fill(pad);
+    const mask = new Uint8Array(U * Tp);
+    prompts.forEach((p, u) => {
+      ids.set(p, u * Tp + Tp - p.length);
+      mask.fill(1, u * Tp + Tp - p.length, (u + 1) * Tp);
+    });
+    const cache = this.decoder.newCache(U);
+    const first = this.decoder.forward(ids, { batch: U, attentionMask: mask, cache, logits: 'last' });
+    const firstLp = logSoftmax(first.logits!).data; // [U, V]
+    const V = this.decoder.config.vocabSize;
+
+    // 2. Candidate answers: every token but the last is an input; right-padded.
+    const rowsUser: number[] = [];
+    const answers: number[][] = [];
+    candidates.forEach((cs, u) => cs.forEach((c) => {
+      rowsUser.push(u);
+      answers.push(this.prompts.answer(c));
+    }));
+    const R = answers.length;
+    const La = Math.max(1, ...answers.map((a) => a.length - 1));
+    const aIds = new Int32Array(R * La).fill(pad);
+    const aMask = new Uint8Array(R * La);
+    answers.forEach((a, r) => {
+      for (let k = 0; k + 1 < a.length; k++) {
+        aIds[r * La + k] = a[k];
+        aMask[r * La + k] = 1;
+      }
+    });
+    const rep = cache.select(rowsUser);
+    const second = this.decoder.forward(aIds, { batch: R, attentionMask: aMask, cache: rep, logits: 'none' });
+    const h = second.lastHiddenState; // [R, La, D]
+    const D = h.shape[2];
+
+    // 3. Logits only where a real answer token is predicted.
+    let real = 0;
+    for (let i = 0; i < aMask.length; i++) real += aMask[i];
+    const rows = new Float32Array(real * D);
+    let k = 0;
+    for (let i = 0; i < aMask.length; i++) if (aMask[i]) rows.set(h.data.subarray(i * D, (i + 1) * D), D * k++);
+    const lp = real > 0 ? logSoftmax(linear(new Tensor(rows, [real, D]), this.decoder.headWeight)).data : new Float32Array(0);
+
+    const scores = candidates.map((cs) => new Float32Array(cs.length));
+    let r = 0;
+    let row = 0;
+    candidates.forEach((cs, u) => {
+      cs.forEach((_, j) => {
+        const a = answers[r];
+        let sum = firstLp[u * V + a[0]];
+        for (let t = 1; t < a.length; t++) sum += lp[(row++) * V + a[t]];
+        scores[u][j] = reduction === 'mean' ? sum / a.length : sum;
+        r++;
+      });
+    });
+    return scores;
+  }
+
+  /**
+   * The same scores by full recomputation (prompt + answer as one sequence, no cache, no batching):
+   * slow, and kept as the reference the cached path is tested against.
+   */
+  scoreReference(history: readonly number[], candidates: readonly number[], reduction: ScoreReduction = 'mean'): Float32Array {
+    return noGrad(() => {
+      const p = this.prompts.prompt(history);
+      return Float32Array.from(candidates, (c) => {
+        const a = this.prompts.answer(c);
+        const logits = this.decoder.forward([...p, ...a], { logits: 'all' }).logits!;
+        const V = this.decoder.config.vocabSize;
+        const lp = logSoftmax(logits).data;
+        let sum = 0;
+        for (let t = 0; t < a.length; t++) sum += lp[(p.length - 1 + t) * V + a[t]];
+        return reduction === 'mean' ? sum / a.length : sum;
+      });
+    });
+  }
+}
