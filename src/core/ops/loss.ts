@@ -46,9 +46,15 @@ function release(b: Float32Array): void {
 /**
  * crossEntropy(linear(x, W, bias), targets) fused for LM heads: x [..., D], W [V, D]. The logits live
  * in a pooled scratch buffer that the backward overwrites in place with dlogits, so no logits
- * tensor is materialised for the caller and no second V-wide buffer is allocated.
+ * tensor is materialised for the caller and no second V-wide buffer is allocated. When rows * V
+ * exceeds `maxBufferFloats` (default 2^25, i.e. 128 MB) the rows are processed in chunks and the
+ * backward recomputes each chunk's logits (one extra forward product, bounded memory: a
+ * 151k-token vocabulary at 1024 tokens would otherwise need 620 MB).
  */
-export function linearCrossEntropy(x: Tensor, W: Tensor, targets: Int32Array | readonly number[], opts: CrossEntropyOptions & { bias?: Tensor | null } = {}): Tensor {
+export function linearCrossEntropy(
+  x: Tensor, W: Tensor, targets: Int32Array | readonly number[],
+  opts: CrossEntropyOptions & { bias?: Tensor | null; maxBufferFloats?: number } = {},
+): Tensor {
   const [V, D] = W.shape;
   if (x.dim(-1) !== D) throw new Error(`linearCrossEntropy: input [${x.shape}] does not match weight [${W.shape}]`);
   const rows = x.size / D;
@@ -58,40 +64,54 @@ export function linearCrossEntropy(x: Tensor, W: Tensor, targets: Int32Array | r
   const ignore = opts.ignoreIndex ?? -100;
   let count = 0;
   for (let i = 0; i < rows; i++) if (tg[i] !== ignore) count++;
-  const k = getKernels();
-  const logits = acquire(rows * V);
-  let beta = 0;
-  if (bias) {
-    for (let r = 0; r < rows; r++) logits.set(bias.data, r * V);
-    beta = 1;
-  }
-  k.gemm(false, true, rows, V, D, 1, x.data, 0, D, 0, W.data, 0, D, 0, beta, logits, 0, V, 0, 1);
+  const chunk = Math.max(1, Math.min(rows, Math.floor((opts.maxBufferFloats ?? 1 << 25) / V)));
+  const single = chunk >= rows;
+  // logits of rows [r0, r0 + n) into buf
+  const logitsOf = (buf: Float32Array, r0: number, n: number): void => {
+    let beta = 0;
+    if (bias) {
+      for (let r = 0; r < n; r++) buf.set(bias.data, r * V);
+      beta = 1;
+    }
+    getKernels().gemm(false, true, n, V, D, 1, x.data, r0 * D, D, 0, W.data, 0, D, 0, beta, buf, 0, V, 0, 1);
+  };
   const lse = new Float32Array(rows);
-  let total: number;
+  const buf = acquire(chunk * V);
+  let total = 0;
   try {
-    total = k.crossEntropy(logits, tg, rows, V, ignore, lse);
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const n = Math.min(chunk, rows - r0);
+      logitsOf(buf, r0, n);
+      total += getKernels().crossEntropy(buf, tg.subarray(r0, r0 + n), n, V, ignore, lse.subarray(r0, r0 + n));
+    }
   } catch (e) {
-    release(logits);
+    release(buf);
     throw e;
   }
+  if (!single) release(buf);
   const denom = opts.reduction === 'sum' ? 1 : Math.max(count, 1);
   const out = new Tensor(new Float32Array([total / denom]), []);
   const inputs = bias ? [x, W, bias] : [x, W];
   let done = false;
   const rec = record(out, 'linearCrossEntropy', inputs, (g) => {
-    if (done) throw new Error('linearCrossEntropy: a second backward through the same graph is not supported');
+    if (single && done) throw new Error('linearCrossEntropy: a second backward through the same graph is not supported');
     done = true;
     const k2 = getKernels();
-    const dl = logits; // overwritten in place with dlogits
-    k2.crossEntropyBackward(logits, tg, lse, rows, V, ignore, g[0] / denom, dl);
-    if (x.requiresGrad) k2.gemm(false, false, rows, D, V, 1, dl, 0, V, 0, W.data, 0, D, 0, 1, gradBuffer(x), 0, D, 0, 1);
-    if (W.requiresGrad) k2.gemm(true, false, V, D, rows, 1, dl, 0, V, 0, x.data, 0, D, 0, 1, gradBuffer(W), 0, D, 0, 1);
-    if (bias && bias.requiresGrad) {
-      const gb = gradBuffer(bias);
-      for (let r = 0; r < rows; r++) for (let j = 0; j < V; j++) gb[j] += dl[r * V + j];
+    const dl = single ? buf : acquire(chunk * V);
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    const gw = W.requiresGrad ? gradBuffer(W) : null;
+    const gb = bias && bias.requiresGrad ? gradBuffer(bias) : null;
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const n = Math.min(chunk, rows - r0);
+      if (!single) logitsOf(dl, r0, n);
+      // in place: logits -> dlogits
+      k2.crossEntropyBackward(dl, tg.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V, ignore, g[0] / denom, dl);
+      if (gx) k2.gemm(false, false, n, D, V, 1, dl, 0, V, 0, W.data, 0, D, 0, 1, gx, r0 * D, D, 0, 1);
+      if (gw) k2.gemm(true, false, V, D, n, 1, dl, 0, V, 0, x.data, r0 * D, D, 0, 1, gw, 0, D, 0, 1);
+      if (gb) for (let r = 0; r < n; r++) for (let j = 0; j < V; j++) gb[j] += dl[r * V + j];
     }
-    release(logits);
+    release(dl);
   });
-  if (!rec.node) release(logits);
+  if (single && !rec.node) release(buf);
   return rec;
 }

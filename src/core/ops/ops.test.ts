@@ -151,6 +151,8 @@ for (const { name, k } of impls) {
       const bias = rnd([9], 152);
       const tg = Int32Array.from([1, -100, 8, 0, 2, 4]);
       gradCheck((a, w, b) => op.linearCrossEntropy(a, w, tg, { bias: b }), [x, W, bias]);
+      // chunked path (2 rows per chunk, logits recomputed in the backward)
+      gradCheck((a, w, b) => op.linearCrossEntropy(a, w, tg, { bias: b, maxBufferFloats: 2 * 9 }), [x, W, bias]);
       const l1 = op.linearCrossEntropy(x, W, tg, { bias });
       const l2 = op.crossEntropy(op.linear(x, W, bias), tg);
       assert.ok(Math.abs(l1.item() - l2.item()) < 1e-6);
