@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Dataset } from '../data/dataset.js';
+import { PeriodSplit } from '../data/periods.js';
+import { evaluate } from '../eval/evaluate.js';
+import { decoderPreset } from '../io/hf-config.js';
+import { Decoder } from '../nn/decoder.js';
+import { trainTokenizer } from '../tokenizer/index.js';
+import { LLMRec } from './llmrec.js';
+import { trainLLMRec } from './llmrec-train.js';
+import { PromptBuilder } from './prompt.js';
+
+const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig'];
+
+/** Users walk a cycle of titled items: the next item is always the one after the last. */
+async function cycleSplit() {
+  async function* log() {
+    let ts = 0;
+    for (let u = 0; u < 48; u++) {
+      const start = (u * 3) % NAMES.length;
+      for (let j = 0; j < 5; j++) yield { user: `u${u}`, item: `i${(start + j) % NAMES.length}`, timestamp: ts++ };
+    }
+  }
+  async function* items() {
+    for (let k = 0; k < NAMES.length; k++) yield { item: `i${k}`, title: NAMES[k] };
+  }
+  const d = (await Dataset.fromStreams('cycle', log(), items())).sortChronologically();
+  return new PeriodSplit(d, { periods: 1, base: 0.75, history: 3 });
+}
+
+describe('LLMRec training', () => {
+  it('learns a task with a known answer: the next item of a titled cycle', async () => {
+    const split = await cycleSplit();
+    const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+    const decoder = new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 3 });
+    const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: 3 }));
+    const scorer = { batchSize: 16, batch: (ss: typeof split.periods[0]['test'], cs: number[][]) => model.score(ss.map((s) => split.history(s, 3)), cs) };
+    const before = await evaluate(split, 0, scorer, { size: 5 });
+    const losses: number[] = [];
+    const r = await trainLLMRec(model, split.trainingUpTo(0), (s) => split.history(s, 3), {
+      epochs: 12, lr: 3e-3, batchSize: 8, patience: 100, onEval: (e) => losses.push(e.loss),
+    });
+    const after = await evaluate(split, 0, scorer, { size: 5 });
+    assert.ok(losses[losses.length - 1] < losses[0] / 3, `loss ${losses[0]} -> ${losses[losses.length - 1]}`);
+    assert.ok(after.groups.all!.metrics['HR@1'] > 0.9, `HR@1 ${before.groups.all!.metrics['HR@1']} -> ${after.groups.all!.metrics['HR@1']}`);
+    assert.equal(r.trainableParameters, decoder.numParameters());
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * Supervised training of LLMRec: each sample becomes prompt + answer ids with the loss on the answer only.
+ * Examples are batched by length (little padding), batches are shuffled per epoch with a seed, and an
+ * optional validation function (higher is better, e.g. NDCG@3 on a fixed validation sample) drives early
+ * stopping and best-checkpoint selection: the best trainable parameters are restored at the end.
+ *
+ * Which parameters train is the model's business (frozen base, LoRA masks); this loop trains whatever
+ * requires gradients, so full fine-tuning, all-LoRA and located-layer updates share it.
+ */
+import { existsSync } from 'node:fs';
+import type { Tensor } from '../core/index.js';
+import type { Sample } from '../data/periods.js';
+import { keyedRandom } from '../data/rng.js';
+import { padBatch } from '../nn/batch.js';
+import { LmTrainer, type LmBatch } from '../train/lm-trainer.js';
+import { withDefaults } from '../util/options.js';
+import type { LLMRec } from './llmrec.js';
+
+export interface LLMRecTrainOptions {
+  epochs: number;
+  lr: number;
+  /** Examples per optimiser step. */
+  batchSize: number;
+  /** Share of steps for linear warm-up. */
+  warmup: number;
+  schedule: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;
+  clipNorm: number;
+  /** Validations per epoch (1 = at each epoch's end). */
+  evalsPerEpoch: number;
+  /** Stop after this many validations without improvement. */
+  patience: number;
+  seed: number;
+  /** Resume file (parameters, optimiser, progress), written after each validation. */
+  checkpoint?: string;
+  onStep?: (step: number, steps: number, loss: number) => void;
+  onEval?: (info: { step: number; epoch: number; score: number; loss: number; seconds: number }) => void;
+}
+
+export const DEFAULT_LLMREC_TRAIN: LLMRecTrainOptions = {
+  epochs: 1,
+  lr: 3e-4,
+  batchSize: 16,
+  warmup: 0.05,
+  schedule: 'cosine',
+  weightDecay: 0,
+  clipNorm: 1,
+  evalsPerEpoch: 1,
+  patience: 2,
+  seed: 42,
+};
+
+export interface LLMRecTrainResult {
+  steps: number;
+  samplesSeen: number;
+  bestScore: number;
+  bestStep: number;
+  seconds: number;
+  trainableParameters: number;
+}
+
+/** Batches of examples of similar length, right-padded; labels -100 on prompt and padding. */
+export function llmrecBatches(model: LLMRec, samples: readonly Sample[], historyOf: (s: Sample) => number[], batchSize: number): LmBatch[] {
+  const ex = samples.map((s) => model.prompts.example(historyOf(s), s.item));
+  const order = ex.map((_, i) => i).sort((a, b) => ex[a].ids.length - ex[b].ids.length || a - b);
+  const out: LmBatch[] = [];
+  const pad = model.padId;
+  for (let i = 0; i < order.length; i += batchSize) {
+    const rows = order.slice(i, i + batchSize).map((k) => ex[k]);
+    const p = padBatch(rows.map((r) => r.ids), { padId: pad, side: 'right' });
+    const labels = new Int32Array(p.ids.length).fill(-100);
+    rows.forEach((r, b) => labels.set(r.labels, b * p.seqLen));
+    out.push({ ids: p.ids, labels, batch: p.batch, seqLen: p.seqLen, attentionMask: p.attentionMask });
+  }
+  return out;
+}
+
+export async function trainLLMRec(
+  model: LLMRec,
+  samples: readonly Sample[],
+  historyOf: (s: Sample) => number[],
+  options: Partial<LLMRecTrainOptions> = {},
+  validate?: () => Promise<number> | number,
+): Promise<LLMRecTrainResult> {
+  const o = withDefaults(DEFAULT_LLMREC_TRAIN, options);
+  const batches = llmrecBatches(model, samples, historyOf, o.batchSize);
+  const perEpoch = batches.length;
+  const total = Math.max(1, perEpoch * o.epochs);
+  const trainer = new LmTrainer(model.decoder, {
+    lr: o.lr,
+    totalSteps: total,
+    warmupSteps: Math.round(o.warmup * total),
+    schedule: o.schedule,
+    weightDecay: o.weightDecay,
+    clipNorm: o.clipNorm,
+  });
+  const params: Tensor[] = trainer.params;
+  const trainableParameters = params.reduce((a, p) => a + p.size, 0);
+  const evalEvery = Math.max(1, Math.floor(perEpoch / Math.max(1, o.evalsPerEpoch)));
+  let best = -Infinity;
+  let bestStep = 0;
+  let bestParams: Float32Array[] | null = null;
+  let bad = 0;
+  let samplesSeen = 0;
+  let lossSum = 0;
+  let lossN = 0;
+  let stopped = false;
+  const t0 = performance.now();
+  if (o.checkpoint && existsSync(o.checkpoint)) {
+    const meta = trainer.load(o.checkpoint) as { best: number; bestStep: number; bad: number; samplesSeen: number; stopped: boolean };
+    ({ best, bestStep, bad, samplesSeen, stopped } = meta);
+    // The best parameters are re-derived below only if a later validation beats `best`; otherwise the
+    // saved (current) parameters stand, as they were the best when the checkpoint was written.
+  }
+
+  const doEval = async (epoch: number): Promise<boolean> => {
+    const score = validate ? await validate() : -lossSum / Math.max(1, lossN);
+    o.onEval?.({ step: trainer.step, epoch, score, loss: lossSum / Math.max(1, lossN), seconds: (performance.now() - t0) / 1000 });
+    lossSum = 0;
+    lossN = 0;
+    if (score >= best) {
+      best = score;
+      bestStep = trainer.step;
+      bestParams = params.map((p) => p.data.slice());
+      bad = 0;
+    } else if (++bad >= o.patience) stopped = true;
+    if (o.checkpoint) {
+      // Saved parameters are the best ones, so a resumed run continues from its best point.
+      const current = params.map((p) => p.data.slice());
+      if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
+      trainer.save(o.checkpoint, { best, bestStep, bad, samplesSeen, stopped });
+      params.forEach((p, i) => p.data.set(current[i]));
+    }
+    return stopped;
+  };
+
+  for (let epoch = Math.floor(trainer.step / perEpoch) + 1; epoch <= o.epochs && !stopped; epoch++) {
+    const rand = keyedRandom(o.seed, 'llmrec-epoch', epoch);
+    const order = batches.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const skip = trainer.step - (epoch - 1) * perEpoch; // steps of this epoch already done (resume)
+    for (let k = Math.max(0, skip); k < order.length; k++) {
+      const b = batches[order[k]];
+      const r = trainer.trainStep(b);
+      samplesSeen += b.batch;
+      lossSum += r.loss;
+      lossN++;
+      o.onStep?.(trainer.step, total, r.loss);
+      const last = k === order.length - 1;
+      if ((trainer.step % evalEvery === 0 && !last) || last) {
+        if (await doEval(epoch)) break;
+      }
+    }
+  }
+  if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
+  return { steps: trainer.step, samplesSeen, bestScore: best, bestStep, seconds: (performance.now() - t0) / 1000, trainableParameters };
+}
