@@ -225,6 +225,8 @@ FN(js_adamw) {
 }
 FN(js_get_threads) { (void)info; return num(env, ev_get_threads()); }
 FN(js_set_threads) { ARGS(1); ev_set_threads((int)L(&a, 0)); ev_set_loop_threads((int)L(&a, 0)); return NULL; }
+FN(js_set_loop_threads) { ARGS(1); ev_set_loop_threads((int)L(&a, 0)); return NULL; }
+FN(js_get_loop_threads) { (void)info; return num(env, ev_loop_threads()); }
 FN(js_blas_name) {
   (void)info;
   napi_value r;
@@ -245,7 +247,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionSoftmaxBackward", js_attention_softmax_backward),
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
-      P("blasName", js_blas_name),
+      P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),
 #undef P
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

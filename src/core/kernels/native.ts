@@ -12,6 +12,8 @@ interface Addon extends Omit<Kernels, 'implementation' | 'blas' | 'threads' | 's
   getThreads(): number;
   setThreads(n: number): void;
   blasName(): string;
+  setLoopThreads(n: number): void;
+  getLoopThreads(): number;
 }
 
 let cached: Kernels | null | undefined;
@@ -39,6 +41,9 @@ export function loadNativeKernels(): Kernels | null {
   try {
     const addon = createRequire(import.meta.url)(path) as Addon;
     const blas = addon.blasName();
+    // Threads of the fused C loops alone (setThreads sets both; this is for experiments).
+    const lt = Number(process.env.EVOREC_LOOP_THREADS);
+    if (Number.isInteger(lt) && lt > 0) addon.setLoopThreads(lt);
     cached = {
       implementation: 'native',
       blas,
