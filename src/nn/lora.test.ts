@@ -89,7 +89,9 @@ describe('LoRA adapters', () => {
     assert.equal(trainable.length, 2 * 7 * 2);
     const snapshot = new Map(m.namedParameters().map(([k, t]) => [k, t.data.slice()]));
     const opt = new AdamW(trainable, { lr: 1e-2 });
-    const out = m.forward(ids, { labels: ids.flat(), training: true });
+    const out = m.forward(ids, { labels: ids.flat(), training: true, outputHiddenStates: true });
+    // layers below the first trainable one record no graph: no backward work there
+    assert.deepEqual(out.hiddenStates!.map((h) => h.requiresGrad), [false, false, true, true, true]);
     backward(out.loss!);
     opt.step();
     for (const [k, t] of m.namedParameters()) {
