@@ -9,6 +9,7 @@ import { registerDataCommands } from './data-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerRecCommands } from './rec-commands.js';
 import { registerDoctor } from './doctor.js';
+import { registerLLMRecCommands } from './llmrec-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerDataCommands(program);
   registerModelCommands(program);
   registerRecCommands(program);
+  registerLLMRecCommands(program);
   registerDoctor(program);
   return program;
 }

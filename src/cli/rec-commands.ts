@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
-import type { PeriodSplit } from '../data/periods.js';
-import { evaluate, popularityScorer, randomResult, resultsMarkdown, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import type { PeriodSplit, Sample } from '../data/periods.js';
+import { evaluate, popularityScorer, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { isLLMRecFolder, loadLLMRec } from '../models/llmrec-io.js';
+import { llmrecScorer } from '../models/llmrec.js';
 import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
 import { sasrecScorer, trainSASRec } from '../models/sasrec-train.js';
@@ -20,13 +22,13 @@ export async function evaluateWithBaselines(
   t: number,
   name: string,
   scorer: BatchScorer,
-  o: { candidates: number; seed: number; quiet?: boolean },
+  o: { candidates: number; seed: number; quiet?: boolean; filter?: (s: Sample) => boolean },
 ): Promise<{ results: Record<string, Record<string, EvalResult>>; markdown: string }> {
   const results: Record<string, Record<string, EvalResult>> = {};
   const sections: string[] = [];
   for (const sampler of ['popularity', 'uniform'] as const) {
     const bar = progressBar(o.quiet);
-    const opts = { sampler, size: o.candidates, seed: o.seed };
+    const opts = { sampler, size: o.candidates, seed: o.seed, filter: o.filter };
     const r: Record<string, EvalResult> = {
       random: randomResult(split, t, opts),
       popularity: await evaluate(split, t, popularityScorer(split, t), opts),
@@ -98,8 +100,9 @@ export function registerRecCommands(program: Command): void {
   addDataOptions(ev);
   addCleanOptions(ev);
   addPeriodOptions(ev);
-  ev.requiredOption('--model <dir>', 'a saved model folder (SASRec)')
+  ev.requiredOption('--model <dir>', 'a saved model folder (SASRec or LLMRec)')
     .option('--period <t>', 'period whose test sets to use', parseIntArg('--period'), 0)
+    .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users'), 0)
     .option('--out <file>', 'also write the results as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
@@ -115,8 +118,12 @@ export function registerRecCommands(program: Command): void {
           throw new RangeError(`${o.model}: the model's items do not match the data's (train and evaluate on the same --data and cleaning)`);
         }
         scorer = sasrecScorer(model, split);
-      } else throw new RangeError(`${cfgFile}: field "model_type": unsupported model type ${JSON.stringify(type)}`);
-      const { results, markdown } = await evaluateWithBaselines(split, o.period, type, scorer, o);
+      } else if (isLLMRecFolder(o.model)) {
+        const { model } = await loadLLMRec(o.model, split.dataset.titles);
+        scorer = llmrecScorer(model, split);
+      } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
+      const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
+      const { results, markdown } = await evaluateWithBaselines(split, o.period, type === 'sasrec' ? 'sasrec' : 'llmrec', scorer, { ...o, filter });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       process.stdout.write(markdown);
     });

@@ -4,6 +4,7 @@
  */
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
+import { keyedRandom } from '../data/rng.js';
 import { DEFAULT_KS, MetricAccumulator, randomMetrics, type Metrics } from './metrics.js';
 
 /** Scores candidate items for one sample; higher is better. Async so that model scorers can batch. */
@@ -114,4 +115,21 @@ export function resultsMarkdown(results: Record<string, EvalResult>, metrics: st
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * A fixed, seeded sample of at most n samples (by their row), as an `evaluate` filter. The same seed
+ * picks the same users for every model, so comparisons are paired.
+ */
+export function sampleFilter(samples: readonly Sample[], n: number, seed: number, purpose = 'eval'): (s: Sample) => boolean {
+  if (n <= 0 || n >= samples.length) return () => true;
+  const rand = keyedRandom(seed, 'sample', purpose);
+  const keep = new Set(
+    samples
+      .map((s) => ({ row: s.row, k: rand() }))
+      .sort((a, b) => a.k - b.k)
+      .slice(0, n)
+      .map((x) => x.row),
+  );
+  return (s) => keep.has(s.row);
 }

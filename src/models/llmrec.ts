@@ -9,6 +9,8 @@
  * matrix, and padded positions would otherwise dominate the cost.
  */
 import { linear, logSoftmax, noGrad, Tensor } from '../core/index.js';
+import type { PeriodSplit, Sample } from '../data/periods.js';
+import type { BatchScorer } from '../eval/evaluate.js';
 import type { Decoder } from '../nn/decoder.js';
 import type { PromptBuilder } from './prompt.js';
 
@@ -126,4 +128,11 @@ export class LLMRec {
       });
     });
   }
+}
+
+/** A batch scorer for `evaluate`: LLMRec over each sample's history window (or a filtered history). */
+export function llmrecScorer(model: LLMRec, split: PeriodSplit, historyOf?: (s: Sample) => number[]): BatchScorer {
+  const H = model.prompts.options.history;
+  const hist = historyOf ?? ((s: Sample) => split.history(s, H));
+  return { batchSize: 8, batch: (samples, cands) => model.score(samples.map(hist), cands) };
 }

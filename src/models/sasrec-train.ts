@@ -27,7 +27,7 @@ import { loadCheckpoint, readCheckpoint, saveCheckpoint } from '../core/index.js
 import { CandidateSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { drawCumulative, keyedRandom } from '../data/rng.js';
-import { evaluate, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { evaluate, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
 import type { SASRec } from './sasrec.js';
 
 export interface SASRecTrainOptions {
@@ -125,22 +125,15 @@ export async function trainSASRec(
   const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, betas: [0.9, 0.98] });
   const numItems = model.config.numItems;
   // Fixed validation users: a seeded sample of this period's validation targets (P0's when t has none).
-  const rand = keyedRandom(o.seed, 'sasrec-valid', t);
   const pool = split.periods[t].valid.length > 0 ? split.periods[t].valid : split.periods[0].valid;
-  const validSet = new Set(
-    pool
-      .map((s) => ({ s, k: rand() }))
-      .sort((a, b) => a.k - b.k)
-      .slice(0, o.validUsers)
-      .map((x) => x.s.row),
-  );
+  const inValid = sampleFilter(pool, o.validUsers, o.seed, `sasrec-valid-${t}`);
   const validPeriod = split.periods[t].valid.length > 0 ? t : 0;
   const scorer = sasrecScorer(model, split);
   const cs = new CandidateSampler(split);
   const validate = async (): Promise<EvalResult> =>
     evaluate(split, validPeriod, scorer, {
       role: 'valid',
-      filter: (s) => validSet.has(s.row),
+      filter: inValid,
       candidates: (s) => cs.candidates(s, validPeriod, 'valid'),
     });
 

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { fixture, tempDir } from '../data/test-utils/tmp.js';
+import { decoderPreset } from '../io/hf-config.js';
+import { saveModelFolder } from '../nn/checkpoint-folder.js';
+import { Decoder } from '../nn/decoder.js';
+import { trainTokenizer } from '../tokenizer/index.js';
+
+const run = promisify(execFile);
+const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
+const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
+
+describe('evorec train-base and evaluate (LLMRec)', () => {
+  it('trains on P0 from a backbone folder, saves an LLMRec folder, and evaluates it again with the same figures', async () => {
+    const dir = tempDir();
+    const rows = ['user_id,item_id,timestamp'];
+    let ts = 0;
+    for (let u = 0; u < 40; u++) for (let j = 0; j < 5; j++) rows.push(`u${u},i${(u * 3 + j) % NAMES.length},${ts++}`);
+    fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
+    fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
+    const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+    const backbone = join(dir, 'backbone');
+    await saveModelFolder(backbone, new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 1 }), { tokenizer });
+
+    const out = join(dir, 'llmrec');
+    const common = ['--data', dir, '--periods', '1', '--base', '0.8', '--history', '3', '--candidates', '5', '--quiet'];
+    const { stdout } = await run('node', [...cli, 'train-base', ...common, '--backbone', backbone, '--tune', 'lora', '--lora-rank', '4', '--epochs', '2', '--lr', '3e-3', '--valid-users', '10', '--eval-users', '0', '--out', out]);
+    assert.match(stdout, /\| llmrec \| all \| \d+ \|/);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'llmrec.json', 'adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'results.json']) {
+      assert.ok(existsSync(join(out, f)), f);
+    }
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results;
+    const again = await run('node', [...cli, 'evaluate', ...common, '--model', out, '--out', join(dir, 'again.json')]);
+    assert.match(again.stdout, /\| llmrec \| all \|/);
+    const reloaded = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8'));
+    for (const sampler of ['popularity', 'uniform']) {
+      const a = saved[sampler].llmrec.groups.all.metrics;
+      const b = reloaded[sampler].llmrec.groups.all.metrics;
+      for (const k of Object.keys(a)) assert.ok(Math.abs(a[k] - b[k]) < 1e-9, `${sampler} ${k}: ${a[k]} vs ${b[k]}`);
+    }
+  });
+
+  it('tells the user to pretrain when the backbone folder is missing', async () => {
+    await assert.rejects(run('node', [...cli, 'train-base', '--backbone', '/nonexistent/backbone', '--quiet']), (e: { stderr: string; code: number }) => {
+      assert.equal(e.code, 1);
+      assert.match(e.stderr, /^evorec: \/nonexistent\/backbone: no config.json; pretrain a backbone first/);
+      return true;
+    });
+  });
+});
