@@ -1,0 +1,50 @@
+/**
+ * Recommender benchmarks (part of `npm run bench`):
+ * - `prepare` on the full Beauty data;
+ * - LLMRec evaluation throughput: users per second ranking 20 candidates with the `small` preset
+ *   (randomly initialised: the cost does not depend on the weights), KV-cached shared prompts;
+ * - SASRec evaluation throughput on the same users.
+ * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200)
+ */
+import { CandidateSampler } from '../src/data/candidates.js';
+import { loadSplit } from '../src/data/prepare.js';
+import { decoderPreset } from '../src/io/hf-config.js';
+import { LLMRec } from '../src/models/llmrec.js';
+import { PromptBuilder } from '../src/models/prompt.js';
+import { SASRec } from '../src/models/sasrec.js';
+import { Decoder } from '../src/nn/decoder.js';
+import { trainTokenizer } from '../src/tokenizer/index.js';
+import { benchPrepare } from './prepare.js';
+
+const users = Number(process.env.BENCH_USERS ?? 200);
+
+const prep = await benchPrepare(2);
+console.log(`prepare (Beauty, full data, T=3): best of 2 ${prep.bestSeconds.toFixed(2)} s`);
+
+const { split } = await loadSplit({ data: 'beauty' });
+const test = split.periods[0].test.slice(0, users);
+const cs = new CandidateSampler(split);
+const cands = test.map((s) => cs.candidates(s, 0, 'test'));
+const { tokenizer } = trainTokenizer(split.dataset.titles, { vocabSize: 8000 });
+
+for (const preset of ['small'] as const) {
+  const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
+  decoder.addAdapter('default', { r: 16 }, { freezeBase: true });
+  const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles));
+  const hist = test.map((s) => split.history(s, 10));
+  model.score(hist.slice(0, 8), cands.slice(0, 8)); // warm-up
+  const t0 = performance.now();
+  model.score(hist, cands);
+  const secs = (performance.now() - t0) / 1000;
+  const promptTokens = hist.reduce((a, h) => a + model.prompts.prompt(h).length, 0) / hist.length;
+  console.log(
+    `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
+      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s)`,
+  );
+}
+
+const sasrec = new SASRec({ numItems: split.dataset.numItems });
+const t1 = performance.now();
+sasrec.score(test.map((s) => split.history(s, 50)), cands);
+const s2 = (performance.now() - t1) / 1000;
+console.log(`SASRec evaluation (d 64, 2 blocks, window 50, 20 candidates): ${(users / s2).toFixed(0)} users/s`);

@@ -1,0 +1,169 @@
+/**
+ * EvoRec's Locate step: which decoder layers react most to a user's preference drift?
+ *
+ * For every active user of period t, two prompts go through the current model: one built from the history
+ * before Pt (old preference) and one from the updated history (up to the end of Pt, held-out targets
+ * excluded). Per decoder layer, the output hidden states are mean-pooled over real tokens (padding
+ * excluded) and the cosine similarity of the two pooled vectors is taken; the layer of lowest similarity
+ * gets the user's vote. The k layers with most votes are located (ties: lower mean similarity first).
+ *
+ * The gradient-magnitude locator (for the ablation) ranks layers by the norm of the LoRA gradient of the
+ * next-item loss on a sample of the new data instead.
+ */
+import { backward, noGrad } from '../core/index.js';
+import type { PeriodSplit, Sample } from '../data/periods.js';
+import { LINEAR_MODULES } from '../io/hf-folder.js';
+import type { LLMRec } from '../models/llmrec.js';
+import { llmrecBatches } from '../models/llmrec-train.js';
+import { padBatch } from '../nn/batch.js';
+import { meanPool } from '../nn/decoder.js';
+import { activeUsers } from './forget.js';
+
+export interface LocateResult {
+  /** Located layers, ascending. */
+  layers: number[];
+  /** Votes per layer. */
+  votes: number[];
+  /** Mean cosine similarity per layer over the voting users (NaN for the gradient locator). */
+  meanSimilarity: number[];
+  /** Per-layer score used by the gradient locator (gradient norm); empty for the vote locator. */
+  gradientNorm: number[];
+  users: number;
+}
+
+/** k from a share of the layers (at least 1), or k itself when `k` is given. */
+export function locateK(numLayers: number, opts: { k?: number; share?: number }): number {
+  const k = opts.k ?? Math.round((opts.share ?? 0.3) * numLayers);
+  return Math.min(numLayers, Math.max(1, k));
+}
+
+function topK(scores: number[], k: number, tiebreak: number[]): number[] {
+  const order = scores.map((_, l) => l).sort((a, b) => scores[b] - scores[a] || tiebreak[a] - tiebreak[b] || a - b);
+  return order.slice(0, k).sort((a, b) => a - b);
+}
+
+export function cosine(a: Float32Array, b: Float32Array, offA = 0, offB = 0, n = a.length): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[offA + i];
+    const y = b[offB + i];
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 1;
+}
+
+/**
+ * Old and updated histories of the active users of period t (item indices, last H each). `historyOf`
+ * lets EvoRec pass Forget-filtered histories for the updated side.
+ */
+export function driftPairs(split: PeriodSplit, t: number, H: number): { user: number; old: number[]; updated: number[] }[] {
+  const items = split.dataset.items;
+  const start = split.boundaries[t];
+  return activeUsers(split, t).map((u) => {
+    const rows = split.userRows[u];
+    const n = split.rowsUpTo(u, t);
+    const { test, valid } = split.heldOut(u, t);
+    const old: number[] = [];
+    const updated: number[] = [];
+    for (let p = 0; p < n; p++) {
+      if (p === test || p === valid) continue;
+      if (rows[p] < start) old.push(items[rows[p]]);
+      updated.push(items[rows[p]]);
+    }
+    return { user: u, old: old.slice(-H), updated: updated.slice(-H) };
+  });
+}
+
+/** Vote locator: per user, the layer whose pooled hidden state moved most between old and updated prompts. */
+export function locateByVotes(
+  model: LLMRec,
+  pairs: readonly { old: readonly number[]; updated: readonly number[] }[],
+  opts: { k?: number; share?: number; batchSize?: number } = {},
+): LocateResult {
+  const L = model.decoder.config.numHiddenLayers;
+  const votes = new Array<number>(L).fill(0);
+  const simSum = new Array<number>(L).fill(0);
+  const bs = opts.batchSize ?? 16;
+  const pad = model.padId;
+  noGrad(() => {
+    for (let s = 0; s < pairs.length; s += bs) {
+      const chunk = pairs.slice(s, s + bs);
+      const prompts = [...chunk.map((p) => model.prompts.prompt(p.old)), ...chunk.map((p) => model.prompts.prompt(p.updated))];
+      const b = padBatch(prompts, { padId: pad, side: 'left' });
+      const out = model.decoder.forward(b.ids, { batch: b.batch, attentionMask: b.attentionMask, logits: 'none', outputHiddenStates: true });
+      const n = chunk.length;
+      const D = model.decoder.config.hiddenSize;
+      const pooled = out.hiddenStates!.slice(1).map((h) => meanPool(h, b.attentionMask)); // layer outputs
+      for (let i = 0; i < n; i++) {
+        let worst = 0;
+        let worstSim = Infinity;
+        for (let l = 0; l < L; l++) {
+          const sim = cosine(pooled[l], pooled[l], i * D, (n + i) * D, D);
+          simSum[l] += sim;
+          if (sim < worstSim) {
+            worstSim = sim;
+            worst = l;
+          }
+        }
+        votes[worst]++;
+      }
+    }
+  });
+  const meanSimilarity = simSum.map((x) => x / Math.max(1, pairs.length));
+  const k = locateK(L, opts);
+  return { layers: topK(votes, k, meanSimilarity), votes, meanSimilarity, gradientNorm: [], users: pairs.length };
+}
+
+/** Gradient locator: layers ranked by the norm of their LoRA gradients on a sample of the new data. */
+export function locateByGradient(
+  model: LLMRec,
+  samples: readonly Sample[],
+  historyOf: (s: Sample) => number[],
+  opts: { k?: number; share?: number; adapter?: string; batchSize?: number } = {},
+): LocateResult {
+  const dec = model.decoder;
+  const L = dec.config.numHiddenLayers;
+  const adapter = dec.adapter(opts.adapter ?? 'default');
+  const pairs = LINEAR_MODULES.flatMap((m) => Array.from({ length: L }, (_, l) => adapter.get(l, m)).filter((p) => p !== undefined));
+  // Every pair must receive a gradient for the ranking, whatever the current trainable mask.
+  const saved = pairs.map((p) => [p.A.requiresGrad, p.B.requiresGrad] as const);
+  pairs.forEach((p) => {
+    p.A.requiresGrad = true;
+    p.B.requiresGrad = true;
+    p.A.grad = null;
+    p.B.grad = null;
+  });
+  try {
+    for (const b of llmrecBatches(model, samples, historyOf, opts.batchSize ?? 16)) {
+      const out = dec.forward(b.ids, { batch: b.batch, attentionMask: b.attentionMask, labels: b.labels });
+      backward(out.loss!);
+    }
+    const norm = new Array<number>(L).fill(0);
+    for (const p of pairs) {
+      for (const g of [p.A.grad, p.B.grad]) if (g) for (let i = 0; i < g.length; i++) norm[p.layer] += g[i] * g[i];
+    }
+    const gradientNorm = norm.map(Math.sqrt);
+    const k = locateK(L, opts);
+    return { layers: topK(gradientNorm, k, gradientNorm.map((x) => -x)), votes: new Array(L).fill(0), meanSimilarity: new Array(L).fill(NaN), gradientNorm, users: samples.length };
+  } finally {
+    pairs.forEach((p, i) => {
+      p.A.requiresGrad = saved[i][0];
+      p.B.requiresGrad = saved[i][1];
+      p.A.grad = null;
+      p.B.grad = null;
+    });
+  }
+}
+
+/** Trains only the located layers' LoRA pairs; returns the trainable count and its share of the adapter. */
+export function applyLocatedLayers(model: LLMRec, layers: readonly number[] | null, adapter = 'default'): { trainable: number; total: number; share: number } {
+  model.decoder.setTrainableLayers(layers, adapter);
+  const a = model.decoder.adapter(adapter);
+  const trainable = a.numParameters(true);
+  const total = a.numParameters(false);
+  return { trainable, total, share: total > 0 ? trainable / total : 0 };
+}
