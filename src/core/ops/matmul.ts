@@ -127,12 +127,40 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
     beta = 1;
   }
+  const p = opts.dropout ?? 0;
+  const dropping = p > 0 && opts.training !== false;
+  const inputs = bias ? [x, W, A, B, bias] : [x, W, A, B];
+  if (!dropping) {
+    // Without dropout the adapter folds into the weight: W' = W + s B A ([O, I], cheap for small r),
+    // so forward and dx are single products and no pass over y or dx is spent on the rank-r path.
+    const Wm = W.data.slice();
+    k.gemm(false, false, O, I, R, s, B.data, 0, R, 0, A.data, 0, I, 0, 1, Wm, 0, I, 0, 1);
+    k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, Wm, 0, I, 0, beta, out, 0, O, 0, 1);
+    const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
+    if (!needsGrad(...inputs)) return res;
+    return record(res, 'loraLinear', inputs, (g) => {
+      const k2 = getKernels();
+      const gu = new Float32Array(rows * R); // s * g B
+      k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
+      if (B.requiresGrad) {
+        const u = new Float32Array(rows * R); // x A^T
+        k2.gemm(false, true, rows, R, I, 1, x.data, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
+        k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
+      }
+      if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, x.data, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
+      if (W.requiresGrad) k2.gemm(true, false, O, I, rows, 1, g, 0, O, 0, x.data, 0, I, 0, 1, gradBuffer(W), 0, I, 0, 1);
+      if (bias && bias.requiresGrad) {
+        const gb = gradBuffer(bias);
+        for (let r = 0; r < rows; r++) for (let j = 0; j < O; j++) gb[j] += g[r * O + j];
+      }
+      if (x.requiresGrad) k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, Wm, 0, I, 0, 1, gradBuffer(x), 0, I, 0, 1);
+    });
+  }
   k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, W.data, 0, I, 0, beta, out, 0, O, 0, 1);
   // Adapter input (with dropout mask when training).
   let xa = x.data;
   let mask: Float32Array | null = null;
-  const p = opts.dropout ?? 0;
-  if (p > 0 && opts.training !== false) {
+  {
     if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
     mask = new Float32Array(x.size);
     xa = new Float32Array(x.size);
@@ -146,7 +174,6 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
   k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
   const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
-  const inputs = bias ? [x, W, A, B, bias] : [x, W, A, B];
   if (!needsGrad(...inputs)) return res;
   return record(res, 'loraLinear', inputs, (g) => {
     const k2 = getKernels();
