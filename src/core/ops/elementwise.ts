@@ -129,10 +129,6 @@ function binary(kind: Bin, a: Tensor, b: Tensor): Tensor {
   });
 }
 
-function scalarTensor(x: number): Tensor {
-  return new Tensor(new Float32Array([x]), []);
-}
-
 /** a + b with broadcasting (b may be a number). */
 export function add(a: Tensor, b: Tensor | number): Tensor {
   return typeof b === 'number' ? addScalar(a, b) : binary('add', a, b);
@@ -222,5 +218,3 @@ export function erf(x: number): number {
     t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
   return x >= 0 ? 1 - r : r - 1;
 }
-
-export { scalarTensor };
