@@ -20,6 +20,7 @@ static ev_range_fn job_fn;
 static void* job_ctx;
 static int64_t job_n;
 static int job_parts;
+static int busy = 0; /* a job is in flight (another JS thread, e.g. a worker_thread, runs serially) */
 
 static void run_part(int part) {
   int64_t chunk = (job_n + job_parts - 1) / job_parts;
@@ -64,6 +65,12 @@ void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx)
     return;
   }
   pthread_mutex_lock(&mu);
+  if (busy) {
+    pthread_mutex_unlock(&mu);
+    fn(ctx, 0, n, 0);
+    return;
+  }
+  busy = 1;
   while (n_started < parts - 1) {
     if (pthread_create(&workers[n_started], NULL, worker_main, (void*)(intptr_t)n_started) != 0) break;
     pthread_detach(workers[n_started]);
@@ -81,5 +88,6 @@ void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx)
   run_part(0);
   pthread_mutex_lock(&mu);
   while (pending > 0) pthread_cond_wait(&cv_done, &mu);
+  busy = 0;
   pthread_mutex_unlock(&mu);
 }
