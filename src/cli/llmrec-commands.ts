@@ -47,7 +47,7 @@ export function registerLLMRecCommands(program: Command): void {
       const { split } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
       const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
       if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
-      if (o.tune === 'lora') decoder.addAdapter('default', { r: o.loraRank, lora_alpha: o.loraAlpha, lora_dropout: o.loraDropout }, { seed: o.seed, freezeBase: true });
+      if (o.tune === 'lora') decoder.addAdapter('default', { r: o.loraRank, alpha: o.loraAlpha, dropout: o.loraDropout }, { seed: o.seed, freezeBase: true });
       const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }));
       const lr = o.lr ?? (o.tune === 'lora' ? 3e-4 : 1e-4);
 

@@ -8,11 +8,11 @@
  * requires gradients, so full fine-tuning, all-LoRA and located-layer updates share it.
  */
 import { existsSync } from 'node:fs';
-import type { Tensor } from '../core/index.js';
+import { add, backward, clipGradNorm, type Tensor } from '../core/index.js';
 import type { Sample } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { padBatch } from '../nn/batch.js';
-import { LmTrainer, type LmBatch } from '../train/lm-trainer.js';
+import { LmTrainer, type LmBatch, type StepResult } from '../train/lm-trainer.js';
 import { withDefaults } from '../util/options.js';
 import type { LLMRec } from './llmrec.js';
 
@@ -35,6 +35,11 @@ export interface LLMRecTrainOptions {
   checkpoint?: string;
   onStep?: (step: number, steps: number, loss: number) => void;
   onEval?: (info: { step: number; epoch: number; score: number; loss: number; seconds: number }) => void;
+  /**
+   * An extra loss added to each step's next-item loss (e.g. EvoRec's consistency term on inactive users'
+   * prompts, already multiplied by its weight). Called once per step, inside gradient recording.
+   */
+  extraLoss?: (step: number) => Tensor | null;
 }
 
 export const DEFAULT_LLMREC_TRAIN: LLMRecTrainOptions = {
@@ -144,7 +149,7 @@ export async function trainLLMRec(
     const skip = trainer.step - (epoch - 1) * perEpoch; // steps of this epoch already done (resume)
     for (let k = Math.max(0, skip); k < order.length; k++) {
       const b = batches[order[k]];
-      const r = trainer.trainStep(b);
+      const r = o.extraLoss ? stepWithExtra(trainer, b, o.extraLoss) : trainer.trainStep(b);
       samplesSeen += b.batch;
       lossSum += r.loss;
       lossN++;
@@ -157,4 +162,20 @@ export async function trainLLMRec(
   }
   if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
   return { steps: trainer.step, samplesSeen, bestScore: best, bestStep, seconds: (performance.now() - t0) / 1000, trainableParameters };
+}
+
+/** One optimiser step of next-item loss plus an extra loss (same clipping and schedule as LmTrainer). */
+function stepWithExtra(trainer: LmTrainer, b: LmBatch, extra: (step: number) => Tensor | null): StepResult {
+  const params = trainer.params;
+  for (const p of params) p.grad = null;
+  const out = trainer.model.forward(b.ids, { batch: b.batch, attentionMask: b.attentionMask ?? null, labels: b.labels, training: true });
+  const x = extra(trainer.step);
+  const loss = x ? add(out.loss!, x) : out.loss!;
+  backward(loss);
+  const clip = trainer.options.clipNorm ?? 1;
+  const gradNorm = clip > 0 ? clipGradNorm(params, clip) : 0;
+  const lr = trainer.schedule(trainer.step);
+  trainer.optimizer.step(lr);
+  trainer.step++;
+  return { step: trainer.step, loss: out.loss!.item(), lr, gradNorm, tokens: out.lossTokens };
 }
