@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Dataset } from '../data/dataset.js';
+import { PeriodSplit } from '../data/periods.js';
+import { tempDir } from '../data/test-utils/tmp.js';
+import { decoderPreset } from '../io/hf-config.js';
+import { LLMRec } from '../models/llmrec.js';
+import { PromptBuilder } from '../models/prompt.js';
+import { SASRec } from '../models/sasrec.js';
+import { trainSASRec } from '../models/sasrec-train.js';
+import { Decoder } from '../nn/decoder.js';
+import { readAdapter } from '../nn/lora.js';
+import { trainTokenizer } from '../tokenizer/index.js';
+import { runExperiment } from './runner.js';
+import { evorecStrategy, strategyRegistry } from './strategies.js';
+
+const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date', 'sour cherry', 'ripe mango'];
+
+async function world() {
+  async function* log() {
+    let ts = 0;
+    // Early: users walk forward through the list; later half of them walk backwards. Each round, a
+    // quarter of the users stay away (they are the inactive users of the next period).
+    for (let round = 0; round < 4; round++) {
+      for (let u = 0; u < 24; u++) {
+        if (round > 0 && (u + round) % 4 === 0) continue;
+        const dir = round >= 2 && u % 2 === 0 ? -1 : 1;
+        for (let j = 0; j < 3; j++) yield { user: `u${u}`, item: `i${(((u + dir * (round * 3 + j)) % 12) + 12) % 12}`, timestamp: ts++ };
+      }
+    }
+  }
+  async function* items() {
+    for (let k = 0; k < NAMES.length; k++) yield { item: `i${k}`, title: NAMES[k] };
+  }
+  const d = (await Dataset.fromStreams('drift', log(), items())).sortChronologically();
+  const split = new PeriodSplit(d, { periods: 2, base: 0.5, history: 4 });
+  const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+  const dec = new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize, numHiddenLayers: 3 }), { seed: 5 });
+  dec.addAdapter('base', { r: 4, dropout: 0 }, { seed: 5, freezeBase: true });
+  const model = new LLMRec(dec, new PromptBuilder(tokenizer, split.dataset.titles, { history: 4 }));
+  const sasrecFor = async (t: number) => {
+    const m = new SASRec({ numItems: split.dataset.numItems, hidden: 16, maxLen: 8, dropout: 0 });
+    await trainSASRec(m, split, t, { epochs: 2, batchSize: 16 });
+    return m;
+  };
+  return { split, model, sasrecFor };
+}
+
+const settings = { epochs: 1, lr: 3e-3, batchSize: 8, patience: 5 };
+
+describe('evolution experiment (tiny preset)', () => {
+  it('runs every strategy end to end, writes adapters and results, and resumes without redoing work', async () => {
+    const { split, model, sasrecFor } = await world();
+    const out = tempDir();
+    const strategies = Object.values(strategyRegistry());
+    const common = {
+      split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
+      samplers: ['popularity' as const], seed: 1, out,
+    };
+    const r = await runExperiment(common);
+    assert.equal(r.updates.length, strategies.length * 2);
+    for (const u of r.updates) {
+      assert.ok(existsSync(join(out, 'adapters', u.strategy, `p${u.period}`, 'adapter_model.safetensors')), `${u.strategy} p${u.period}`);
+      const g = u.eval.popularity.groups;
+      assert.ok(g.all && g.all.users > 0);
+      assert.ok(u.seconds >= 0 && u.peakRssMb > 0);
+      if (u.strategy === 'static') assert.equal(u.report.trainableParameters, 0);
+      if (u.strategy === 'evorec') {
+        assert.equal(u.report.located!.layers.length, 1); // round(0.3 * 3) = 1
+        assert.ok(u.report.trainableParameters < u.report.loraParameters);
+      }
+    }
+    const lsat = r.updates.filter((u) => u.strategy === 'lsat');
+    assert.ok(lsat[1].report.loraParameters > lsat[0].report.loraParameters, 'LSAT ranks add up over periods');
+    // Resume: a second run finds everything done and changes nothing.
+    const again = await runExperiment({ ...common, model: (await world()).model });
+    assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));
+  });
+
+  it('an EvoRec update changes only the located layers\' LoRA parameters, never the backbone', async () => {
+    const { split, model, sasrecFor } = await world();
+    const backbone = new Map(model.decoder.namedParameters().filter(([n]) => !n.includes('lora_')).map(([n, t]) => [n, t.data.slice()]));
+    const base = new Map(model.decoder.adapter('base').namedParameters().map(([n, t]) => [n, t.data.slice()]));
+    const out = tempDir();
+    const r = await runExperiment({
+      split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [evorecStrategy()], sasrecFor,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['popularity'], seed: 1, out,
+    });
+    const p1 = r.updates.find((u) => u.period === 1)!;
+    assert.ok(p1.report.trainSamples > 0 && p1.report.forgotten!.items > 0);
+    const located = p1.report.located!.layers;
+    const saved = await readAdapter(join(out, 'adapters', 'evorec', 'p1'), model.decoder.config, 'check');
+    let changed = 0;
+    for (const [name, t] of saved.namedParameters()) {
+      const layer = Number(/layers\.(\d+)\./.exec(name)![1]);
+      const same = t.data.every((v, i) => v === base.get(name)![i]);
+      if (located.includes(layer)) changed += same ? 0 : 1;
+      else assert.ok(same, `${name} is outside the located layers ${located} but changed`);
+    }
+    assert.ok(changed > 0, 'the located layers were trained');
+    for (const [name, data] of backbone) {
+      assert.ok(model.decoder.namedParameters().find(([n]) => n === name)![1].data.every((v, i) => v === data[i]), `backbone ${name} changed`);
+    }
+  });
+});

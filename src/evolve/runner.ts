@@ -1,0 +1,215 @@
+/**
+ * The evolution experiment: every strategy, period by period, on the same candidate sets.
+ *
+ * Starting point: an LLMRec whose backbone is frozen and whose adapter `base` was trained on P0. Each
+ * strategy gets a copy of `base` as its adapter; at period t the strategy updates its adapter, which is
+ * then evaluated on period t's test targets (a fixed user sample per group, so comparisons are paired),
+ * timed, counted and saved. State lives in `out/`: each (strategy, period) adapter as a PEFT folder and
+ * the results so far in results.json, both written atomically, so an interrupted run resumes after the
+ * last finished update.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
+import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
+import { keyedRandom } from '../data/rng.js';
+import { evaluate, popularityScorer, randomResult, type EvalResult } from '../eval/evaluate.js';
+import { MetricAccumulator } from '../eval/metrics.js';
+import { llmrecScorer, type LLMRec } from '../models/llmrec.js';
+import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
+import type { SASRec } from '../models/sasrec.js';
+import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
+import { writeFileAtomic } from '../util/fs.js';
+import type { Strategy, UpdateReport } from './strategy.js';
+
+export interface ExperimentOptions {
+  split: PeriodSplit;
+  /** Backbone with the trained base adapter attached under `baseAdapter`. */
+  model: LLMRec;
+  baseAdapter: string;
+  lora: LoraSettings;
+  strategies: Strategy[];
+  /** SASRec trained on the data up to t (called once per period, only when a strategy needs it). */
+  sasrecFor: (t: number) => Promise<SASRec>;
+  update: Partial<LLMRecTrainOptions>;
+  base: Partial<LLMRecTrainOptions>;
+  history: number;
+  /** Test users evaluated per group and period (fixed, seeded); 0 = all. */
+  evalUsers: number;
+  /** Validation targets used for early stopping in each update. */
+  validUsers: number;
+  candidates: number;
+  samplers: NegativeSampler[];
+  seed: number;
+  out: string;
+  log?: (line: string) => void;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface UpdateRecord {
+  strategy: string;
+  period: number;
+  seconds: number;
+  peakRssMb: number;
+  report: Omit<UpdateReport, 'historyOf' | 'training'> & { bestValid?: number };
+  /** Evaluation by negative sampler. */
+  eval: Record<string, EvalResult>;
+}
+
+export interface ExperimentResults {
+  format: 'evorec-experiment/1';
+  strategies: string[];
+  periods: number;
+  /** Random and popularity per period and sampler, and the base model at P0. */
+  baselines: Record<string, Record<string, EvalResult>>;
+  updates: UpdateRecord[];
+}
+
+const GROUPS: UserGroup[] = ['active', 'inactive', 'new', 'short', 'base'];
+
+/** A fixed sample of at most n test users per group at period t. */
+export function evalSample(split: PeriodSplit, t: number, n: number, seed: number): Sample[] {
+  const test = split.periods[t].test;
+  if (n <= 0) return test;
+  const out: Sample[] = [];
+  for (const g of GROUPS) {
+    const rand = keyedRandom(seed, 'experiment-eval', t, g);
+    out.push(...test.filter((s) => s.group === g).map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, n).map((x) => x.s));
+  }
+  return out.sort((a, b) => a.user - b.user);
+}
+
+export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
+  const { split, model } = o;
+  const dec = model.decoder;
+  const log = o.log ?? (() => {});
+  const resultsFile = join(o.out, 'results.json');
+  const results: ExperimentResults = existsSync(resultsFile)
+    ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as ExperimentResults)
+    : { format: 'evorec-experiment/1', strategies: o.strategies.map((s) => s.name), periods: split.numPeriods - 1, baselines: {}, updates: [] };
+  const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
+  const cs = new CandidateSampler(split);
+  const candidatesOf = (t: number, sampler: NegativeSampler) => (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed });
+  const evalAt = async (t: number, scorer: Parameters<typeof evaluate>[2]) => {
+    const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
+    const out: Record<string, EvalResult> = {};
+    for (const sampler of o.samplers) {
+      out[sampler] = await evaluate(split, t, scorer, { sampler, size: o.candidates, seed: o.seed, filter: (s) => chosen.has(s.row), candidates: candidatesOf(t, sampler) });
+    }
+    return out;
+  };
+
+  // Baselines for every period, and the base model at P0.
+  for (let t = 0; t < split.numPeriods; t++) {
+    const key = `p${t}`;
+    if (results.baselines[key]) continue;
+    const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
+    const b: Record<string, EvalResult> = {};
+    for (const sampler of o.samplers) {
+      const opts = { sampler, size: o.candidates, seed: o.seed, filter: (s: Sample) => chosen.has(s.row), candidates: candidatesOf(t, sampler) };
+      b[`random/${sampler}`] = randomResult(split, t, opts);
+      b[`popularity/${sampler}`] = await evaluate(split, t, popularityScorer(split, t), opts);
+    }
+    results.baselines[key] = b;
+  }
+  if (!results.baselines.base) {
+    dec.setActiveAdapters(o.baseAdapter);
+    results.baselines.base = await evalAt(0, llmrecScorer(model, split));
+    log(`base model at P0: NDCG@3 ${results.baselines.base[o.samplers[0]].groups.all?.metrics['NDCG@3'].toFixed(4)}`);
+  }
+  save();
+
+  // Each strategy's adapter as of its last finished period.
+  const current = new Map<string, LoraAdapter>();
+  for (const s of o.strategies) {
+    const done = results.updates.filter((u) => u.strategy === s.name).map((u) => u.period);
+    const last = done.length ? Math.max(...done) : 0;
+    const a = last === 0 ? dec.adapter(o.baseAdapter).clone(s.name) : await readAdapter(join(o.out, 'adapters', s.name, `p${last}`), dec.config, s.name);
+    a.freeze();
+    dec.attachAdapter(a, { freezeBase: true });
+    current.set(s.name, a);
+  }
+  dec.adapter(o.baseAdapter).freeze();
+
+  const sasrecs = new Map<number, SASRec>();
+  const validCache = new Map<number, { samples: Sample[]; cands: number[][] }>();
+  const validation = (t: number) => {
+    let v = validCache.get(t);
+    if (!v) {
+      const rand = keyedRandom(o.seed, 'experiment-valid', t);
+      const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
+      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { size: o.candidates, seed: o.seed })) };
+      validCache.set(t, v);
+    }
+    return v;
+  };
+  const total = (split.numPeriods - 1) * o.strategies.length;
+  let step = results.updates.length;
+  for (let t = 1; t < split.numPeriods; t++) {
+    for (const strategy of o.strategies) {
+      if (results.updates.some((u) => u.strategy === strategy.name && u.period === t)) continue;
+      o.onProgress?.('updates', step, total);
+      let sasrec: SASRec | undefined = sasrecs.get(t);
+      if (strategy.usesSasrec && !sasrec) {
+        sasrec = await o.sasrecFor(t);
+        sasrecs.set(t, sasrec);
+      }
+      for (const a of current.values()) a.freeze();
+      let adapter = current.get(strategy.name)!;
+      dec.setActiveAdapters(adapter.name);
+      let fresh = 0;
+      const t0 = performance.now();
+      const report = await strategy.update({
+        split,
+        t,
+        model,
+        adapter,
+        lora: o.lora,
+        sasrec: sasrec as SASRec,
+        update: o.update,
+        base: o.base,
+        history: o.history,
+        seed: o.seed,
+        validate: (historyOf) => {
+          const v = validation(t);
+          const scores = model.score(v.samples.map(historyOf), v.cands);
+          const acc = new MetricAccumulator([3]);
+          v.samples.forEach((s, i) => acc.add(scores[i], v.cands[i].indexOf(s.item)));
+          return acc.mean()['NDCG@3'];
+        },
+        replaceAdapter: (next) => {
+          if (next.name !== adapter.name) dec.deleteAdapter(adapter.name);
+          adapter = next;
+          dec.setActiveAdapters(next.name);
+        },
+        freshAdapter: (name) => dec.addAdapter(name, o.lora, { seed: o.seed + t + 1000 * ++fresh, freezeBase: true }),
+        log,
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+      // Keep the strategy's adapter under its own name.
+      if (adapter.name !== strategy.name) {
+        const renamed = adapter.clone(strategy.name);
+        dec.deleteAdapter(adapter.name);
+        dec.attachAdapter(renamed, { freezeBase: true });
+        adapter = renamed;
+      }
+      adapter.freeze();
+      current.set(strategy.name, adapter);
+      dec.setActiveAdapters(adapter.name);
+      const evalResult = await evalAt(t, llmrecScorer(model, split, report.historyOf));
+      await saveAdapter(join(o.out, 'adapters', strategy.name, `p${t}`), adapter, { baseModel: null });
+      const { historyOf: _h, training, ...rest } = report;
+      void _h;
+      results.updates.push({ strategy: strategy.name, period: t, seconds, peakRssMb, report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });
+      save();
+      const m = evalResult[o.samplers[0]].groups;
+      log(
+        `P${t} ${strategy.name}: ${seconds.toFixed(1)} s, ${report.trainableParameters.toLocaleString('en-US')} trainable; ` +
+          `NDCG@3 active ${(m.active?.metrics['NDCG@3'] ?? NaN).toFixed(4)}, inactive ${(m.inactive?.metrics['NDCG@3'] ?? NaN).toFixed(4)}`,
+      );
+      o.onProgress?.('updates', ++step, total);
+    }
+  }
+  return results;
+}

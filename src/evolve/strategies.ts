@@ -1,0 +1,197 @@
+/**
+ * The strategies of the spec: static, retrain, finetune, replay, lsat, evorec, and EvoRec's ablations.
+ * Each is a small object behind the `Strategy` interface.
+ */
+import type { Sample } from '../data/periods.js';
+import { keyedRandom } from '../data/rng.js';
+import { trainLLMRec } from '../models/llmrec-train.js';
+import { ConsistencyTerm } from './consistency.js';
+import { filteredHistory, forget, type ForgetOptions } from './forget.js';
+import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult } from './locate.js';
+import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
+
+const plain = (ctx: PeriodContext) => (s: Sample) => ctx.split.history(s, ctx.history);
+
+/** Trains the context's adapter (within its current trainable mask) on samples; returns the report. */
+async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sample) => number[], extra?: ConsistencyTerm, settings = ctx.update): Promise<UpdateReport> {
+  const a = ctx.adapter;
+  const training = await trainLLMRec(ctx.model, samples, historyOf, { ...settings, seed: ctx.seed + ctx.t, extraLoss: extra ? (s) => extra.loss(s) : undefined }, () => ctx.validate(historyOf));
+  return {
+    samplesSeen: training.samplesSeen,
+    trainSamples: samples.length,
+    trainableParameters: training.trainableParameters,
+    loraParameters: a.numParameters(false),
+    steps: training.steps,
+    training,
+    historyOf,
+  };
+}
+
+export const staticStrategy: Strategy = {
+  name: 'static',
+  description: 'the base model, never updated',
+  async update(ctx) {
+    return { samplesSeen: 0, trainSamples: 0, trainableParameters: 0, loraParameters: ctx.adapter.numParameters(false), steps: 0 };
+  },
+};
+
+export const retrainStrategy: Strategy = {
+  name: 'retrain',
+  description: 'a fresh adapter on the pretrained backbone, trained on all training targets up to t',
+  async update(ctx) {
+    const next = ctx.freshAdapter(`${this.name}-p${ctx.t}`);
+    ctx.replaceAdapter(next);
+    next.unfreeze();
+    return train(ctx, ctx.split.trainingUpTo(ctx.t), plain(ctx), undefined, ctx.base);
+  },
+};
+
+export const finetuneStrategy: Strategy = {
+  name: 'finetune',
+  description: 'the model of t-1, all LoRA trained on the new data of t',
+  async update(ctx) {
+    ctx.adapter.setTrainableLayers(null);
+    return train(ctx, ctx.split.periods[ctx.t].train, plain(ctx));
+  },
+};
+
+export function replayStrategy(ratio = 0.5): Strategy {
+  return {
+    name: 'replay',
+    description: `the model of t-1, all LoRA trained on the new data plus a ${ratio}x sample of older training data`,
+    async update(ctx) {
+      ctx.adapter.setTrainableLayers(null);
+      const old = ctx.split.trainingUpTo(ctx.t - 1);
+      const fresh = ctx.split.periods[ctx.t].train;
+      const rand = keyedRandom(ctx.seed, 'replay', ctx.t);
+      const pick = old.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, Math.round(ratio * fresh.length)).map((x) => x.s);
+      return train(ctx, [...fresh, ...pick], plain(ctx));
+    },
+  };
+}
+
+export function lsatStrategy(weights = [0.25, 0.5, 0.75]): Strategy {
+  return {
+    name: 'lsat',
+    description: 'long-term adapter (model of t-1) plus a short-term adapter trained on new data, merged with the weight best on validation',
+    async update(ctx) {
+      const dec = ctx.model.decoder;
+      const long = ctx.adapter;
+      const short = ctx.freshAdapter(`lsat-short-p${ctx.t}`);
+      dec.setActiveAdapters(short.name);
+      short.unfreeze();
+      const report = await train({ ...ctx, adapter: short }, ctx.split.periods[ctx.t].train, plain(ctx));
+      short.freeze();
+      let best = -Infinity;
+      let bestW = weights[0];
+      for (const w of weights) {
+        dec.setActiveAdapters({ [long.name]: 1 - w, [short.name]: w });
+        const score = ctx.validate(plain(ctx));
+        if (score > best) {
+          best = score;
+          bestW = w;
+        }
+      }
+      const combined = dec.combineAdapters({ [long.name]: 1 - bestW, [short.name]: bestW }, `lsat-p${ctx.t}`);
+      dec.deleteAdapter(short.name);
+      ctx.replaceAdapter(combined);
+      ctx.log(`lsat: short-term weight ${bestW} (validation NDCG@3 ${best.toFixed(4)})`);
+      return { ...report, weight: bestW, loraParameters: combined.numParameters(false), trainableParameters: short.numParameters(false) };
+    },
+  };
+}
+
+export interface EvoRecOptions {
+  /** Locate: 'votes' (the method), 'gradient' (ablation), 'random' k layers (ablation), or 'none' (all layers). */
+  locate: 'votes' | 'gradient' | 'random' | 'none';
+  /** Share of layers to locate (k = round(share * layers), at least 1). */
+  share: number;
+  /** Forget step on/off and its options. */
+  forget: boolean;
+  forgetOptions: Partial<ForgetOptions>;
+  /** Weight of the consistency term on inactive users' prompts (0 = off). */
+  lambda: number;
+  /** Inactive users' prompts sampled for the consistency term. */
+  consistencyPrompts: number;
+}
+
+export const DEFAULT_EVOREC: EvoRecOptions = {
+  locate: 'votes',
+  share: 0.3,
+  forget: true,
+  forgetOptions: {},
+  lambda: 0,
+  consistencyPrompts: 256,
+};
+
+export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> = {}): Strategy {
+  const o = { ...DEFAULT_EVOREC, ...options };
+  const parts = [
+    o.locate === 'votes' ? 'located layers' : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
+    o.forget ? 'filtered new data' : 'unfiltered new data',
+    o.lambda > 0 ? `consistency lambda ${o.lambda}` : '',
+  ].filter(Boolean);
+  return {
+    name,
+    usesSasrec: o.forget,
+    description: `EvoRec: the model of t-1, ${parts.join(', ')}`,
+    async update(ctx) {
+      const { split, t } = ctx;
+      const f = o.forget ? forget(split, t, ctx.sasrec, o.forgetOptions) : null;
+      const historyOf = (s: Sample) => filteredHistory(split, f, s, ctx.history);
+      const L = ctx.model.decoder.config.numHiddenLayers;
+      const k = locateK(L, { share: o.share });
+      let located: LocateResult | undefined;
+      let layers: number[] | null = null;
+      if (o.locate === 'votes') {
+        const pairs = driftPairs(split, t, ctx.history);
+        located = locateByVotes(ctx.model, pairs, { k });
+        layers = located.layers;
+      } else if (o.locate === 'gradient') {
+        const rand = keyedRandom(ctx.seed, 'grad-locate', t);
+        const sample = split.periods[t].train.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, 256).map((x) => x.s);
+        located = locateByGradient(ctx.model, sample, historyOf, { k, adapter: ctx.adapter.name });
+        layers = located.layers;
+      } else if (o.locate === 'random') {
+        const rand = keyedRandom(ctx.seed, 'random-locate', t);
+        layers = Array.from({ length: L }, (_, l) => ({ l, k: rand() })).sort((a, b) => a.k - b.k).slice(0, k).map((x) => x.l).sort((a, b) => a - b);
+      }
+      applyLocatedLayers(ctx.model, layers, ctx.adapter.name);
+      if (layers) ctx.log(`${name}: layers ${layers.join(', ')}${located?.votes.some((v) => v > 0) ? ` (votes ${located.votes.join('/')})` : ''}`);
+      let term: ConsistencyTerm | undefined;
+      if (o.lambda > 0) {
+        const rand = keyedRandom(ctx.seed, 'consistency', t);
+        const inactive = split.periods[t].test.filter((s) => s.group === 'inactive').map((s) => ({ s, k: rand() }));
+        const prompts = inactive.sort((a, b) => a.k - b.k).slice(0, o.consistencyPrompts).map((x) => ctx.model.prompts.prompt(historyOf(x.s)));
+        term = new ConsistencyTerm(ctx.model, prompts, { lambda: o.lambda, batch: 8 });
+      }
+      const report = await train(ctx, split.periods[t].train, historyOf, term);
+      ctx.adapter.setTrainableLayers(null);
+      ctx.adapter.freeze();
+      return {
+        ...report,
+        located,
+        forgotten: f ? { users: f.usersFiltered, items: f.itemsRemoved, considered: f.itemsConsidered } : undefined,
+      };
+    },
+  };
+}
+
+/** Every strategy the CLI knows, by name. */
+export function strategyRegistry(): Record<string, Strategy> {
+  return {
+    static: staticStrategy,
+    retrain: retrainStrategy,
+    finetune: finetuneStrategy,
+    replay: replayStrategy(),
+    lsat: lsatStrategy(),
+    evorec: evorecStrategy(),
+    'evorec-no-locate': evorecStrategy('evorec-no-locate', { locate: 'none' }),
+    'evorec-no-forget': evorecStrategy('evorec-no-forget', { forget: false }),
+    'evorec-random': evorecStrategy('evorec-random', { locate: 'random' }),
+    'evorec-gradient': evorecStrategy('evorec-gradient', { locate: 'gradient' }),
+    'evorec-kl': evorecStrategy('evorec-kl', { lambda: 1 }),
+  };
+}
+
+export const DEFAULT_STRATEGIES = ['static', 'retrain', 'finetune', 'replay', 'lsat', 'evorec'];
