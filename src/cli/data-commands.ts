@@ -27,7 +27,8 @@ export function addCleanOptions(cmd: Command): Command {
     .option('--kcore <k>', 'k-core filter (0 = off)', parseIntArg('--kcore'), 0)
     .option('--min-rating <r>', 'drop interactions rated below r', parseFloatArg('--min-rating'))
     .option('--no-dedupe', 'keep repeated (user, item) pairs (default: keep only the first)')
-    .addOption(new Option('--untitled <mode>', 'items without a title').choices(['placeholder', 'drop']).default('placeholder'));
+    .addOption(new Option('--untitled <mode>', 'items without a title').choices(['placeholder', 'drop']).default('placeholder'))
+    .option('--users <n>', 'keep a fixed random sample of n users (0 = all)', parseIntArg('--users'), 0);
 }
 
 interface DataOpts {
@@ -55,8 +56,8 @@ export function sourceFrom(o: DataOpts): DataSourceOptions {
   };
 }
 
-export function cleanFrom(o: { kcore: number; minRating?: number; dedupe: boolean; untitled: 'placeholder' | 'drop' }): CleanOptions {
-  return { kcore: o.kcore, minRating: o.minRating, dedupe: o.dedupe, untitled: o.untitled };
+export function cleanFrom(o: { kcore: number; minRating?: number; dedupe: boolean; untitled: 'placeholder' | 'drop'; users?: number; seed?: number }): CleanOptions {
+  return { kcore: o.kcore, minRating: o.minRating, dedupe: o.dedupe, untitled: o.untitled, sampleUsers: o.users, sampleSeed: o.seed };
 }
 
 export function addPeriodOptions(cmd: Command): Command {

@@ -53,4 +53,15 @@ describe('cleaning', () => {
     assert.equal(report.kcoreRounds, 2);
     assert.deepEqual(report.after, { users: 2, items: 2, interactions: 4 });
   });
+
+  it('keeps a fixed user sample, independent of row order', async () => {
+    const rows: Array<[string, string, number]> = [];
+    for (let u = 0; u < 50; u++) for (let j = 0; j < 3; j++) rows.push([`u${u}`, `i${(u + j) % 7}`, u * 10 + j]);
+    const a = cleanDataset(await build(rows), { sampleUsers: 10, sampleSeed: 3 });
+    const b = cleanDataset(await build([...rows].reverse()), { sampleUsers: 10, sampleSeed: 3 });
+    assert.equal(a.dataset.numUsers, 10);
+    assert.deepEqual([...a.dataset.userIds].sort(), [...b.dataset.userIds].sort());
+    assert.equal(a.report.removedBySample, 120);
+    assert.notDeepEqual([...cleanDataset(await build(rows), { sampleUsers: 10, sampleSeed: 4 }).dataset.userIds].sort(), [...a.dataset.userIds].sort());
+  });
 });

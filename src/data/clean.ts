@@ -4,6 +4,7 @@
  * untitled items (drop or placeholder) -> k-core (iterated until every user and item has k interactions).
  */
 import { withDefaults } from '../util/options.js';
+import { keyedRandom } from './rng.js';
 import type { Dataset } from './dataset.js';
 
 export interface CleanOptions {
@@ -15,6 +16,10 @@ export interface CleanOptions {
   untitled?: 'placeholder' | 'drop';
   /** k-core filter; 0 or 1 disables it. Default 0 (the embedded Amazon data is already 5-core). */
   kcore?: number;
+  /** Keep a fixed random sample of this many users (after the other steps); 0 keeps everyone. */
+  sampleUsers?: number;
+  /** Seed of the user sample. */
+  sampleSeed?: number;
 }
 
 export const DEFAULT_CLEAN: Required<Omit<CleanOptions, 'minRating'>> & { minRating: number | null } = {
@@ -22,6 +27,8 @@ export const DEFAULT_CLEAN: Required<Omit<CleanOptions, 'minRating'>> & { minRat
   dedupe: true,
   untitled: 'placeholder',
   kcore: 0,
+  sampleUsers: 0,
+  sampleSeed: 42,
 };
 
 export interface Counts {
@@ -39,6 +46,8 @@ export interface CleanReport {
   removedUntitled: number;
   removedByKcore: number;
   kcoreRounds: number;
+  /** Interactions of users left out of the user sample. */
+  removedBySample: number;
 }
 
 export const countsOf = (d: Dataset): Counts => ({ users: d.numUsers, items: d.numItems, interactions: d.numInteractions });
@@ -109,8 +118,19 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
     }
   }
 
+  let removedBySample = 0;
+  if (opts.sampleUsers > 0 && opts.sampleUsers < d.numUsers) {
+    // Users ranked by a keyed hash of their id: the sample does not depend on file or index order.
+    const rand = (id: string) => keyedRandom(opts.sampleSeed, 'users', id)();
+    const chosen = new Set(d.userIds.map((id, u) => ({ u, k: rand(id) })).sort((a, b) => a.k - b.k).slice(0, opts.sampleUsers).map((x) => x.u));
+    const keep: number[] = [];
+    for (let r = 0; r < d.numInteractions; r++) if (chosen.has(d.users[r])) keep.push(r);
+    removedBySample = d.numInteractions - keep.length;
+    d = d.select(keep);
+  }
+
   return {
     dataset: d,
-    report: { before, after: countsOf(d), removedByMinRating, removedDuplicates, untitledItems, removedUntitled, removedByKcore, kcoreRounds },
+    report: { before, after: countsOf(d), removedByMinRating, removedDuplicates, untitledItems, removedUntitled, removedByKcore, kcoreRounds, removedBySample },
   };
 }

@@ -136,7 +136,8 @@ export function cleanReportMarkdown(r: CleanReport): string {
     `| after | ${fmt(r.after.users)} | ${fmt(r.after.items)} | ${fmt(r.after.interactions)} |`,
     '',
     `Removed: ${fmt(r.removedByMinRating)} below the minimum rating, ${fmt(r.removedDuplicates)} repeated (user, item) pairs, ` +
-      `${fmt(r.removedUntitled)} of untitled items, ${fmt(r.removedByKcore)} by the k-core filter (${r.kcoreRounds} rounds). ` +
+      `${fmt(r.removedUntitled)} of untitled items, ${fmt(r.removedByKcore)} by the k-core filter (${r.kcoreRounds} rounds), ` +
+      `${fmt(r.removedBySample ?? 0)} outside the user sample. ` +
       `Items without a title: ${fmt(r.untitledItems)}.`,
   ].join('\n');
 }
