@@ -10,6 +10,7 @@ import { registerModelCommands } from './model-commands.js';
 import { registerRecCommands } from './rec-commands.js';
 import { registerDoctor } from './doctor.js';
 import { registerLLMRecCommands } from './llmrec-commands.js';
+import { registerExperimentCommand } from './experiment-command.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerModelCommands(program);
   registerRecCommands(program);
   registerLLMRecCommands(program);
+  registerExperimentCommand(program);
   registerDoctor(program);
   return program;
 }

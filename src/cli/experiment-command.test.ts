@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { fixture, tempDir } from '../data/test-utils/tmp.js';
+import { decoderPreset } from '../io/hf-config.js';
+import { saveModelFolder } from '../nn/checkpoint-folder.js';
+import { Decoder } from '../nn/decoder.js';
+import { trainTokenizer } from '../tokenizer/index.js';
+
+const run = promisify(execFile);
+const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
+const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
+
+describe('evorec experiment', () => {
+  it('runs the strategies end to end, writes results.json, results.md and report.html, and resumes', async () => {
+    const dir = tempDir();
+    const rows = ['user_id,item_id,timestamp'];
+    let ts = 0;
+    for (let round = 0; round < 4; round++) {
+      for (let u = 0; u < 20; u++) {
+        if (round > 0 && (u + round) % 4 === 0) continue;
+        for (let j = 0; j < 3; j++) rows.push(`u${u},i${(u + round * 3 + j) % NAMES.length},${ts++}`);
+      }
+    }
+    fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
+    fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
+    const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+    const backbone = join(dir, 'backbone');
+    await saveModelFolder(backbone, new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 1 }), { tokenizer });
+    const out = join(dir, 'exp');
+    const args = [
+      'experiment', '--data', dir, '--periods', '2', '--base', '0.5', '--history', '3', '--candidates', '5', '--backbone', backbone,
+      '--strategies', 'static,finetune,evorec', '--lora-rank', '4', '--sasrec-epochs', '2', '--eval-users', '0', '--valid-users', '10', '--out', out, '--quiet',
+    ];
+    const first = await run('node', [...cli, ...args]);
+    assert.match(first.stdout, /## Averaged over periods/);
+    assert.match(first.stdout, /\| evorec \| /);
+    for (const f of ['results.json', 'results.md', 'report.html', 'base/llmrec.json', 'sasrec/p1/config.json', 'adapters/evorec/p2/adapter_config.json']) assert.ok(existsSync(join(out, f)), f);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /<svg/);
+    assert.match(html, /NDCG@3 of inactive users, by period/);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    assert.equal(results.updates.length, 6);
+    const again = await run('node', [...cli, ...args]);
+    assert.equal(again.stdout.replace(/in \S+\.\n$/, ''), first.stdout.replace(/in \S+\.\n$/, ''));
+  });
+
+  it('rejects an unknown strategy by name', async () => {
+    await assert.rejects(run('node', [...cli, 'experiment', '--strategies', 'static,magic', '--quiet']), (e: { stderr: string }) => {
+      assert.match(e.stderr, /^evorec: --strategies: unknown strategy "magic" \(known: static, retrain/);
+      return true;
+    });
+  });
+});

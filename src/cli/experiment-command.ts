@@ -1,0 +1,168 @@
+/**
+ * `evorec experiment`: the main job. Prepares the split, loads (or pretrains) the backbone, trains the base
+ * LLMRec adapter on P0 and a SASRec per period once, then runs every strategy period by period on the same
+ * candidate sets and writes results.json, results.md and report.html. Every stage saves its output in
+ * `--out`; running the same command again resumes where it stopped.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { setThreads } from '../core/index.js';
+import { CandidateSampler } from '../data/candidates.js';
+import { loadSplit } from '../data/prepare.js';
+import type { PeriodSplit } from '../data/periods.js';
+import { sampleFilter } from '../eval/evaluate.js';
+import { MetricAccumulator } from '../eval/metrics.js';
+import { runExperiment } from '../evolve/runner.js';
+import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
+import { LLMRec } from '../models/llmrec.js';
+import { isLLMRecFolder, loadLLMRec, saveLLMRec } from '../models/llmrec-io.js';
+import { trainLLMRec, type LLMRecTrainOptions } from '../models/llmrec-train.js';
+import { PromptBuilder } from '../models/prompt.js';
+import { SASRec } from '../models/sasrec.js';
+import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
+import { trainSASRec } from '../models/sasrec-train.js';
+import { loadModelFolder } from '../nn/checkpoint-folder.js';
+import { experimentHtml, experimentMarkdown } from '../report/experiment-report.js';
+import { pretrain } from '../train/pretrain.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFrom, sourceFrom } from './data-commands.js';
+import { parseFloatArg, parseIntArg } from './main.js';
+import { formatSeconds, progressBar } from './progress.js';
+
+/** NDCG@3 on a fixed sample of P0 validation targets: the base model's early-stopping signal. */
+function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number) {
+  const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, n, seed, 'base-valid'));
+  const cs = new CandidateSampler(split);
+  const cands = valid.map((s) => cs.candidates(s, 0, 'valid', { size, seed }));
+  const H = model.prompts.options.history;
+  return () => {
+    const scores = model.score(valid.map((s) => split.history(s, H)), cands);
+    const acc = new MetricAccumulator([3]);
+    valid.forEach((s, i) => acc.add(scores[i], cands[i].indexOf(s.item)));
+    return acc.mean()['NDCG@3'];
+  };
+}
+
+export function registerExperimentCommand(program: Command): void {
+  const cmd = program.command('experiment').description('compare evolution strategies period by period (the main job)');
+  addDataOptions(cmd);
+  addCleanOptions(cmd);
+  addPeriodOptions(cmd);
+  cmd
+    .option('--strategies <list>', `comma-separated strategies (${Object.keys(strategyRegistry()).join(', ')})`, DEFAULT_STRATEGIES.join(','))
+    .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist', 'runs/backbone-small')
+    .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(['tiny', 'small', 'base']).default('small'))
+    .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
+    .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
+    .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)
+    .option('--base-epochs <n>', 'epochs of the base adapter on P0 (and of retrain)', parseIntArg('--base-epochs'), 1)
+    .option('--base-lr <x>', 'learning rate of the base adapter', parseFloatArg('--base-lr'), 1e-3)
+    .option('--update-epochs <n>', 'epochs of each incremental update', parseIntArg('--update-epochs'), 2)
+    .option('--update-lr <x>', 'learning rate of the updates (cosine)', parseFloatArg('--update-lr'), 4e-4)
+    .option('--batch <n>', 'examples per step', parseIntArg('--batch'), 16)
+    .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs'), 20)
+    .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), 150)
+    .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), 100)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
+    .option('--out <dir>', 'output folder (resumes when it exists)', 'runs/experiment')
+    .option('--quiet', 'no progress output')
+    .action(async (o) => {
+      if (o.threads) setThreads(o.threads);
+      const registry = strategyRegistry();
+      const names: string[] = o.strategies.split(',').map((s: string) => s.trim()).filter(Boolean);
+      for (const n of names) if (!registry[n]) throw new RangeError(`--strategies: unknown strategy "${n}" (known: ${Object.keys(registry).join(', ')})`);
+      const log = (line: string) => {
+        if (!o.quiet) process.stderr.write(`${line}\n`);
+      };
+      const t0 = performance.now();
+      const stage = (name: string) => log(`[${formatSeconds((performance.now() - t0) / 1000)}] ${name}`);
+      mkdirSync(o.out, { recursive: true });
+
+      stage('prepare the split');
+      const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      log(`  ${report.after.users} users, ${report.after.items} items, ${report.after.interactions} interactions; T = ${split.numPeriods - 1}`);
+
+      if (!existsSync(join(o.backbone, 'config.json'))) {
+        stage(`pretrain the backbone (${o.preset}) into ${o.backbone}`);
+        const bar = progressBar(o.quiet);
+        await pretrain({ source: sourceFrom(o), preset: o.preset, steps: o.pretrainSteps, out: o.backbone, resume: true, onProgress: bar.update, log });
+        bar.stop();
+      }
+
+      const lora = { r: o.loraRank, alpha: o.loraAlpha, dropout: 0.05 };
+      const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
+      const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
+      const baseDir = join(o.out, 'base');
+      let model: LLMRec;
+      if (isLLMRecFolder(baseDir)) {
+        stage('load the base model');
+        model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
+      } else {
+        stage('train the base adapter on P0');
+        const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
+        if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
+        decoder.addAdapter('default', lora, { seed: o.seed, freezeBase: true });
+        model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }));
+        const bar = progressBar(o.quiet);
+        const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
+          ...baseTrain,
+          seed: o.seed,
+          checkpoint: join(o.out, 'base.ckpt'),
+          onStep: (s, n) => bar.update('base', s, n),
+          onEval: (e) => {
+            bar.stop();
+            log(`  step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`);
+          },
+        }, p0Validator(model, split, o.validUsers, o.candidates, o.seed));
+        bar.stop();
+        await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
+      }
+      // The runner expects the base adapter under the name "base".
+      const dec = model.decoder;
+      const base = dec.adapter('default').clone('base');
+      dec.deleteAdapter('default');
+      dec.attachAdapter(base, { freezeBase: true });
+
+      const sasrecFor = async (t: number): Promise<SASRec> => {
+        const dir = join(o.out, 'sasrec', `p${t}`);
+        if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
+        const prev = t > 0 ? await sasrecFor(t - 1) : new SASRec({ numItems: split.dataset.numItems });
+        stage(`train SASRec up to P${t}`);
+        await trainSASRec(prev, split, t, { epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)), negatives: 'popularity' });
+        await saveSASRec(dir, prev, split.dataset.itemIds, { trained_up_to_period: t });
+        return prev;
+      };
+
+      stage(`run ${names.length} strategies over ${split.numPeriods - 1} periods`);
+      const bar = progressBar(o.quiet);
+      const results = await runExperiment({
+        split,
+        model,
+        baseAdapter: 'base',
+        lora,
+        strategies: names.map((n) => registry[n]),
+        sasrecFor,
+        update: updateTrain,
+        base: baseTrain,
+        history: o.history,
+        evalUsers: o.evalUsers,
+        validUsers: o.validUsers,
+        candidates: o.candidates,
+        samplers: ['popularity', 'uniform'],
+        seed: o.seed,
+        out: o.out,
+        log: (l) => {
+          bar.stop();
+          log(`  ${l}`);
+        },
+        onProgress: bar.update,
+      });
+      bar.stop();
+      const title = `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}`;
+      const md = experimentMarkdown(results, 'popularity', title) + '\n' + experimentMarkdown(results, 'uniform', `${title} (uniform negatives)`).split('\n').slice(1).join('\n');
+      writeFileAtomic(join(o.out, 'results.md'), md);
+      writeFileAtomic(join(o.out, 'report.html'), experimentHtml(results, 'popularity', title, `Command: evorec ${process.argv.slice(2).join(' ')}`));
+      process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
+    });
+}
