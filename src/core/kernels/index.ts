@@ -65,6 +65,8 @@ export function kernelInfo(): KernelInfo {
   if (current.implementation === 'ts') {
     const err = nativeLoadError();
     info.note = err ?? 'EVOREC_KERNELS=ts (native addon available but not selected)';
+  } else if (current.blas === 'builtin-c') {
+    info.note = 'addon built without OpenBLAS (install libopenblas-dev, then `npm rebuild` or `npm install`)';
   }
   return info;
 }
