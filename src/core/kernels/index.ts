@@ -66,7 +66,7 @@ export function kernelInfo(): KernelInfo {
     const err = nativeLoadError();
     info.note = err ?? 'EVOREC_KERNELS=ts (native addon available but not selected)';
   } else if (current.blas === 'builtin-c') {
-    info.note = 'addon built without OpenBLAS (install libopenblas-dev, then `npm rebuild` or `npm install`)';
+    info.note = 'addon built without OpenBLAS (install libopenblas-dev, then `npm run install`)';
   }
   return info;
 }
