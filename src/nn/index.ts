@@ -7,3 +7,4 @@ export * from './kv-cache.js';
 export * from './lora.js';
 export * from './checkpoint-folder.js';
 export * from './batch.js';
+export * from './score.js';
