@@ -12,10 +12,9 @@ import { CandidateSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { sampleFilter } from '../eval/evaluate.js';
-import { MetricAccumulator } from '../eval/metrics.js';
 import { runExperiment } from '../evolve/runner.js';
 import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
-import { LLMRec } from '../models/llmrec.js';
+import { LLMRec, validationNdcg3 } from '../models/llmrec.js';
 import { isLLMRecFolder, loadLLMRec, saveLLMRec } from '../models/llmrec-io.js';
 import { trainLLMRec, type LLMRecTrainOptions } from '../models/llmrec-train.js';
 import { PromptBuilder } from '../models/prompt.js';
@@ -31,17 +30,12 @@ import { parseFloatArg, parseIntArg } from './main.js';
 import { formatSeconds, progressBar } from './progress.js';
 
 /** NDCG@3 on a fixed sample of P0 validation targets: the base model's early-stopping signal. */
-function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number) {
+export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number): () => number {
   const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, n, seed, 'base-valid'));
   const cs = new CandidateSampler(split);
   const cands = valid.map((s) => cs.candidates(s, 0, 'valid', { size, seed }));
   const H = model.prompts.options.history;
-  return () => {
-    const scores = model.score(valid.map((s) => split.history(s, H)), cands);
-    const acc = new MetricAccumulator([3]);
-    valid.forEach((s, i) => acc.add(scores[i], cands[i].indexOf(s.item)));
-    return acc.mean()['NDCG@3'];
-  };
+  return () => validationNdcg3(model, valid, cands, (s) => split.history(s, H));
 }
 
 export function registerExperimentCommand(program: Command): void {

@@ -3,10 +3,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
-import { CandidateSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import { sampleFilter } from '../eval/evaluate.js';
-import { MetricAccumulator } from '../eval/metrics.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
 import { LLMRec, llmrecScorer } from '../models/llmrec.js';
 import { saveLLMRec } from '../models/llmrec-io.js';
@@ -17,6 +15,7 @@ import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFr
 import { parseFloatArg, parseIntArg } from './main.js';
 import { progressBar } from './progress.js';
 import { evaluateWithBaselines } from './rec-commands.js';
+import { p0Validator } from './experiment-command.js';
 
 export function registerLLMRecCommands(program: Command): void {
   const cmd = program.command('train-base').description('train LLMRec on the base period P0 from a pretrained backbone, save it, evaluate it');
@@ -52,16 +51,8 @@ export function registerLLMRecCommands(program: Command): void {
       const lr = o.lr ?? (o.tune === 'lora' ? 3e-4 : 1e-4);
 
       const train = split.periods[0].train.filter(sampleFilter(split.periods[0].train, o.maxSamples, o.seed, 'train-base'));
-      const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, o.validUsers, o.seed, 'train-base-valid'));
-      const cs = new CandidateSampler(split);
-      const validCands = valid.map((s) => cs.candidates(s, 0, 'valid', { size: o.candidates, seed: o.seed }));
+      const validate = p0Validator(model, split, o.validUsers, o.candidates, o.seed);
       const H = o.history;
-      const validate = () => {
-        const acc = new MetricAccumulator([3]);
-        const scores = model.score(valid.map((s) => split.history(s, H)), validCands);
-        valid.forEach((s, i) => acc.add(scores[i], validCands[i].indexOf(s.item)));
-        return acc.mean()['NDCG@3'];
-      };
 
       mkdirSync(o.out, { recursive: true });
       const bar = progressBar(o.quiet);
@@ -79,7 +70,7 @@ export function registerLLMRecCommands(program: Command): void {
         },
       }, validate);
       bar.stop();
-      const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: valid.length, backbone: o.backbone, training: result };
+      const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: o.validUsers, backbone: o.backbone, training: result };
       await saveLLMRec(o.out, model, { trained_up_to_period: 0, train: record });
       const filter = sampleFilter(split.periods[0].test, o.evalUsers, o.seed, 'test');
       const scorer = llmrecScorer(model, split);

@@ -32,6 +32,25 @@ export interface ForgetResult {
   itemsConsidered: number;
 }
 
+/**
+ * A user's training-visible rows up to the end of period t (held-out test and validation targets left out),
+ * and those of them before Pt.
+ */
+export function visibleRows(split: PeriodSplit, u: number, t: number): { visible: number[]; before: number[] } {
+  const rows = split.userRows[u];
+  const n = split.rowsUpTo(u, t);
+  const { test, valid } = split.heldOut(u, t);
+  const start = split.boundaries[t];
+  const visible: number[] = [];
+  const before: number[] = [];
+  for (let p = 0; p < n; p++) {
+    if (p === test || p === valid) continue;
+    visible.push(rows[p]);
+    if (rows[p] < start) before.push(rows[p]);
+  }
+  return { visible, before };
+}
+
 /** The users whose test target at t lies in Pt with at least two interactions before Pt. */
 export function activeUsers(split: PeriodSplit, t: number): number[] {
   return split.periods[t].test.filter((s) => s.group === 'active').map((s) => s.user);
@@ -41,7 +60,6 @@ export function forget(split: PeriodSplit, t: number, sasrec: SASRec, options: P
   const o = withDefaults(DEFAULT_FORGET, options);
   if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`forget ratio must be in [0, 1), got ${o.ratio}`);
   const items = split.dataset.items;
-  const start = split.boundaries[t];
   const users = activeUsers(split, t);
   const removed = new Map<number, Set<number>>();
   let itemsRemoved = 0;
@@ -51,17 +69,8 @@ export function forget(split: PeriodSplit, t: number, sasrec: SASRec, options: P
     const current: number[][] = [];
     const before: number[][] = [];
     for (const u of chunk) {
-      const rows = split.userRows[u];
-      const n = split.rowsUpTo(u, t);
-      const { test, valid } = split.heldOut(u, t);
-      const visible: number[] = [];
-      const old: number[] = [];
-      for (let p = 0; p < n; p++) {
-        if (p === test || p === valid) continue;
-        visible.push(items[rows[p]]);
-        if (rows[p] < start) old.push(rows[p]);
-      }
-      current.push(visible);
+      const { visible, before: old } = visibleRows(split, u, t);
+      current.push(visible.map((r) => items[r]));
       before.push(old);
     }
     const reps = sasrec.representations(current);

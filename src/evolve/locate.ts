@@ -17,7 +17,7 @@ import type { LLMRec } from '../models/llmrec.js';
 import { llmrecBatches } from '../models/llmrec-train.js';
 import { padBatch } from '../nn/batch.js';
 import { meanPool } from '../nn/decoder.js';
-import { activeUsers } from './forget.js';
+import { activeUsers, visibleRows } from './forget.js';
 
 export interface LocateResult {
   /** Located layers, ascending. */
@@ -57,24 +57,13 @@ export function cosine(a: Float32Array, b: Float32Array, offA = 0, offB = 0, n =
 }
 
 /**
- * Old and updated histories of the active users of period t (item indices, last H each). `historyOf`
- * lets EvoRec pass Forget-filtered histories for the updated side.
+ * Old and updated histories of the active users of period t (item indices, last H each).
  */
 export function driftPairs(split: PeriodSplit, t: number, H: number): { user: number; old: number[]; updated: number[] }[] {
   const items = split.dataset.items;
-  const start = split.boundaries[t];
   return activeUsers(split, t).map((u) => {
-    const rows = split.userRows[u];
-    const n = split.rowsUpTo(u, t);
-    const { test, valid } = split.heldOut(u, t);
-    const old: number[] = [];
-    const updated: number[] = [];
-    for (let p = 0; p < n; p++) {
-      if (p === test || p === valid) continue;
-      if (rows[p] < start) old.push(items[rows[p]]);
-      updated.push(items[rows[p]]);
-    }
-    return { user: u, old: old.slice(-H), updated: updated.slice(-H) };
+    const { visible, before } = visibleRows(split, u, t);
+    return { user: u, old: before.slice(-H).map((r) => items[r]), updated: visible.slice(-H).map((r) => items[r]) };
   });
 }
 

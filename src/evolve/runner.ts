@@ -14,8 +14,7 @@ import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { evaluate, popularityScorer, randomResult, type EvalResult } from '../eval/evaluate.js';
-import { MetricAccumulator } from '../eval/metrics.js';
-import { llmrecScorer, type LLMRec } from '../models/llmrec.js';
+import { llmrecScorer, validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
 import type { SASRec } from '../models/sasrec.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
@@ -170,13 +169,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         base: o.base,
         history: o.history,
         seed: o.seed,
-        validate: (historyOf) => {
-          const v = validation(t);
-          const scores = model.score(v.samples.map(historyOf), v.cands);
-          const acc = new MetricAccumulator([3]);
-          v.samples.forEach((s, i) => acc.add(scores[i], v.cands[i].indexOf(s.item)));
-          return acc.mean()['NDCG@3'];
-        },
+        validate: (historyOf) => validationNdcg3(model, validation(t).samples, validation(t).cands, historyOf),
         replaceAdapter: (next) => {
           if (next.name !== adapter.name) dec.deleteAdapter(adapter.name);
           adapter = next;

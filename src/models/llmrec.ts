@@ -11,6 +11,7 @@
 import { linear, logSoftmax, noGrad, Tensor } from '../core/index.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { BatchScorer } from '../eval/evaluate.js';
+import { MetricAccumulator } from '../eval/metrics.js';
 import type { Decoder } from '../nn/decoder.js';
 import type { PromptBuilder } from './prompt.js';
 
@@ -135,4 +136,15 @@ export function llmrecScorer(model: LLMRec, split: PeriodSplit, historyOf?: (s: 
   const H = model.prompts.options.history;
   const hist = historyOf ?? ((s: Sample) => split.history(s, H));
   return { batchSize: 8, batch: (samples, cands) => model.score(samples.map(hist), cands) };
+}
+
+/**
+ * Mean NDCG@3 of the model on fixed samples and candidate sets: the validation signal of training and of
+ * every update (the spec's headline metric, ties taken in expectation).
+ */
+export function validationNdcg3(model: LLMRec, samples: readonly Sample[], candidates: readonly number[][], historyOf: (s: Sample) => number[]): number {
+  const scores = model.score(samples.map(historyOf), candidates);
+  const acc = new MetricAccumulator([3]);
+  samples.forEach((s, i) => acc.add(scores[i], candidates[i].indexOf(s.item)));
+  return acc.mean()['NDCG@3'];
 }

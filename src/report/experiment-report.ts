@@ -68,6 +68,14 @@ export function experimentMarkdown(results: ExperimentResults, sampler = 'popula
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79'];
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
+/** The y range of a chart: the data's range with a 10% margin, never below 0. */
+function yRange(ys: number[]): [number, number] {
+  let lo = Math.min(...ys), hi = Math.max(...ys);
+  if (hi - lo < 1e-6) [lo, hi] = [lo - 0.01, hi + 0.01];
+  const m = (hi - lo) * 0.1;
+  return [Math.max(0, lo - m), hi + m];
+}
+
 function axes(w: number, h: number, pad: number, yMin: number, yMax: number, yLabel: string): string {
   const ticks = 5;
   let s = `<line x1="${pad}" y1="${h - pad}" x2="${w - 10}" y2="${h - pad}" stroke="#333"/><line x1="${pad}" y1="10" x2="${pad}" y2="${h - pad}" stroke="#333"/>`;
@@ -88,11 +96,7 @@ function lineChart(title: string, series: { name: string; points: [number, numbe
   const w = 560, h = 300, pad = 56, plotW = w - pad - 150;
   const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
   if (ys.length === 0) return '';
-  let lo = Math.min(...ys), hi = Math.max(...ys);
-  if (hi - lo < 1e-6) [lo, hi] = [lo - 0.01, hi + 0.01];
-  const m = (hi - lo) * 0.1;
-  lo = Math.max(0, lo - m);
-  hi += m;
+  const [lo, hi] = yRange(ys);
   const X = (t: number) => pad + (periods <= 1 ? plotW / 2 : ((t - 1) / (periods - 1)) * (plotW - 20) + 10);
   const Y = (v: number) => h - pad - ((v - lo) / (hi - lo)) * (h - pad - 10);
   let s = axes(w, h, pad, lo, hi, 'NDCG@3');
@@ -111,11 +115,7 @@ function scatter(title: string, pts: { name: string; x: number; y: number }[], x
   const w = 560, h = 300, pad = 56, plotW = w - pad - 150;
   const ys = pts.map((p) => p.y).filter(Number.isFinite);
   if (ys.length === 0) return '';
-  let lo = Math.min(...ys), hi = Math.max(...ys);
-  if (hi - lo < 1e-6) [lo, hi] = [lo - 0.01, hi + 0.01];
-  const m = (hi - lo) * 0.1;
-  lo = Math.max(0, lo - m);
-  hi += m;
+  const [lo, hi] = yRange(ys);
   const X = (x: number) => pad + 10 + x * (plotW - 20);
   const Y = (v: number) => h - pad - ((v - lo) / (hi - lo)) * (h - pad - 10);
   let s = axes(w, h, pad, lo, hi, 'NDCG@3 (all users)');
