@@ -3,12 +3,13 @@
  * renamed into place only when complete (rename is atomic on one file system).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, promises as fsp, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 let counter = 0;
 export const tempName = (target: string): string => `${target}.tmp-${process.pid}-${counter++}`;
 
+/** Synchronous atomic write (small files: manifests, JSON results). */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
   mkdirSync(dirname(target), { recursive: true });
   const tmp = tempName(target);
@@ -105,4 +106,35 @@ export async function replaceDirAtomic<T>(target: string, build: (dir: string) =
   renameSync(tmp, target);
   if (moved) rmSync(old, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * Asynchronous atomic write of a string, a buffer or a list of chunks (large files such as safetensors
+ * shards are written chunk by chunk, never concatenated): temp file, fsync, rename. On failure the
+ * temporary file is removed and the target is left untouched.
+ */
+export async function writeFileAtomicAsync(target: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+  await fsp.mkdir(dirname(target), { recursive: true });
+  const tmp = tempName(target);
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+    else {
+      for (const chunk of data) {
+        for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+    }
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, target);
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/** JSON with 2-space indent and a trailing newline, written atomically. */
+export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+  await writeFileAtomicAsync(target, JSON.stringify(value, null, 2) + '\n');
 }
