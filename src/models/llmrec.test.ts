@@ -45,4 +45,20 @@ describe('LLMRec ranking', () => {
     const [s] = m.score([[0]], [[1, 2]]);
     for (const v of s) assert.ok(v < 0 && Number.isFinite(v));
   });
+
+  it('prior calibration subtracts the history-free score, and the cache follows weight changes', () => {
+    const m = model();
+    const h = [[0, 1], [4]];
+    const c = [[2, 3], [5, 1]];
+    const plain = m.score(h, c);
+    const cal = m.score(h, c, { calibration: 'prior' });
+    const prior = m.scoreReference([], [1, 2, 3, 5]);
+    const idx = new Map([[1, 0], [2, 1], [3, 2], [5, 3]]);
+    h.forEach((_, u) => c[u].forEach((item, j) => assert.ok(Math.abs(cal[u][j] - (plain[u][j] - prior[idx.get(item)!])) < 1e-4)));
+    for (const p of m.decoder.adapter('default').parameters()) p.data[0] += 0.5;
+    const moved = m.score(h, c, { calibration: 'prior' });
+    const plain2 = m.score(h, c);
+    const prior2 = m.scoreReference([], [2]);
+    assert.ok(Math.abs(moved[0][0] - (plain2[0][0] - prior2[0])) < 1e-4, 'stale prior scores after a weight change');
+  });
 });

@@ -19,6 +19,12 @@ export type ScoreReduction = 'mean' | 'sum';
 
 export interface ScoreOptions {
   reduction?: ScoreReduction;
+  /**
+   * 'prior' subtracts each title's score after a history-free prompt (a pointwise-mutual-information
+   * score): what the user's history adds, without the title's prior likelihood, which mostly encodes how
+   * common and how generic the title is. 'none' (default) is the plain likelihood.
+   */
+  calibration?: 'none' | 'prior';
   /** Users whose candidates share one batched forward (default 8). */
   usersPerBatch?: number;
 }
@@ -40,20 +46,77 @@ export class LLMRec {
   score(histories: readonly (readonly number[])[], candidates: readonly (readonly number[])[], opts: ScoreOptions = {}): Float32Array[] {
     if (histories.length !== candidates.length) throw new RangeError(`${histories.length} histories for ${candidates.length} candidate sets`);
     const per = Math.max(1, opts.usersPerBatch ?? 8);
+    const reduction = opts.reduction ?? 'mean';
     const out: Float32Array[] = [];
     noGrad(() => {
       for (let s = 0; s < histories.length; s += per) {
-        out.push(...this.scoreChunk(histories.slice(s, s + per), candidates.slice(s, s + per), opts.reduction ?? 'mean'));
+        const prompts = histories.slice(s, s + per).map((h) => this.prompts.prompt(h));
+        out.push(...this.scoreChunk(prompts, candidates.slice(s, s + per), reduction));
+      }
+      if (opts.calibration === 'prior') {
+        const prior = this.priorScores(candidates.flat(), reduction);
+        out.forEach((sc, u) => candidates[u].forEach((c, j) => (sc[j] -= prior.get(c)!)));
       }
     });
     return out;
   }
 
-  private scoreChunk(histories: readonly (readonly number[])[], candidates: readonly (readonly number[])[], reduction: ScoreReduction): Float32Array[] {
-    const U = histories.length;
+  private priorCache: { key: string; reduction: ScoreReduction; scores: Map<number, number> } | null = null;
+
+  /** Scores of items after the history-free prompt, cached while the model's weights are unchanged. */
+  priorScores(items: readonly number[], reduction: ScoreReduction = 'mean'): Map<number, number> {
+    const key = this.fingerprint();
+    if (!this.priorCache || this.priorCache.key !== key || this.priorCache.reduction !== reduction) {
+      this.priorCache = { key, reduction, scores: new Map() };
+    }
+    const cache = this.priorCache.scores;
+    const missing = [...new Set(items)].filter((i) => !cache.has(i));
+    const neutral = this.prompts.prompt([]);
+    noGrad(() => {
+      for (let s = 0; s < missing.length; s += 160) {
+        const chunk = missing.slice(s, s + 160);
+        const [sc] = this.scoreChunk([neutral], [chunk], reduction);
+        chunk.forEach((item, j) => cache.set(item, sc[j]));
+      }
+    });
+    return cache;
+  }
+
+  /**
+   * A cheap fingerprint of the weights the forward uses (active adapters and their weights, and a strided
+   * sample of every parameter), so cached prior scores are dropped whenever training changes the model.
+   */
+  private fingerprint(): string {
+    let h = 0x811c9dc5;
+    const mix = (x: number) => {
+      h ^= x;
+      h = Math.imul(h, 0x01000193);
+    };
+    const bits = new Int32Array(1);
+    const f32 = new Float32Array(bits.buffer);
+    const sample = (data: Float32Array) => {
+      const step = Math.max(1, Math.floor(data.length / 64));
+      for (let i = 0; i < data.length; i += step) {
+        f32[0] = data[i];
+        mix(bits[0]);
+      }
+    };
+    const dec = this.decoder;
+    for (const [, t] of dec.namedParameters()) sample(t.data);
+    const active = dec.activeAdapters();
+    for (const { name, weight } of active) {
+      for (const c of name) mix(c.charCodeAt(0));
+      f32[0] = weight;
+      mix(bits[0]);
+      for (const t of dec.adapter(name).parameters(true)) sample(t.data);
+    }
+    return `${active.map((a) => a.name).join(',')}:${h >>> 0}`;
+  }
+
+  private scoreChunk(prompts: readonly (readonly number[])[], candidates: readonly (readonly number[])[], reduction: ScoreReduction): Float32Array[] {
+    const U = prompts.length;
     const pad = this.padId;
     // 1. Prompts, left-padded so that every prompt ends at the same position.
-    const prompts = histories.map((h) => this.prompts.prompt(h));
     const Tp = Math.max(...prompts.map((p) => p.length));
     const ids = new Int32Array(U * Tp).fill(pad);
     const mask = new Uint8Array(U * Tp);
