@@ -1,0 +1,68 @@
+/** `evorec serve`: the recommendation service (src/serve). */
+import type { Command } from 'commander';
+import { setThreads } from '../core/index.js';
+import { parseFloatArg, parseIntArg } from './main.js';
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the recommendation service: HTTP API, interaction log, model versions, EvoRec evolution')
+    .requiredOption('--db <file>', 'SQLite database (created and migrated when needed)')
+    .option('--model <dir>', 'LLMRec folder registered as the first version when the registry is empty')
+    .option('--trained-up-to <seq|latest>', "the --model was trained on the stored log up to this seq ('latest': all of it)", 'latest')
+    .option('--versions <dir>', 'folder of evolved versions (default: <db>.versions)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0 = any free port)', parseIntArg('--port'), 8080)
+    .option('--token <token>', 'bearer token of write routes (default: $EVOREC_TOKEN)')
+    .option('--open-reads', 'recommendations, versions, evolutions and metrics without the token')
+    .option('--body-limit <bytes>', 'largest request body', parseIntArg('--body-limit'), 1 << 20)
+    .option('--max-batch <n>', 'largest batch of interactions or items per request', parseIntArg('--max-batch'), 1000)
+    .option('--pool <n>', 'candidate pool (popular unseen items) when a request gives no candidates', parseIntArg('--pool'), 50)
+    .option('--gate-margin <x>', 'an evolved version may score this much below the active one (NDCG@3) and still be activated', parseFloatArg('--gate-margin'), 0.02)
+    .option('--no-gate', 'activate every finished evolution')
+    .option('--evolve-after <n>', 'start an evolution once n interactions arrived after the active cut-off (0 = only on request)', parseIntArg('--evolve-after'), 0)
+    .option('--evolve-epochs <n>', 'epochs of the EvoRec update', parseIntArg('--evolve-epochs'), 2)
+    .option('--sasrec-epochs <n>', 'epochs of the Forget SASRec', parseIntArg('--sasrec-epochs'), 3)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
+    .option('--log', 'log every request (JSON lines on stdout)')
+    .option('--quiet', 'no progress output')
+    .action(async (o) => {
+      if (o.threads) setThreads(o.threads);
+      const token: string | undefined = o.token ?? process.env.EVOREC_TOKEN;
+      if (!token) throw new RangeError('serve: give --token or set EVOREC_TOKEN (write routes need a bearer token)');
+      if (o.port < 0 || o.port > 65535) throw new RangeError(`--port must be in [0, 65535], got ${o.port}`);
+      if (o.trainedUpTo !== 'latest' && !/^\d+$/.test(o.trainedUpTo)) throw new RangeError(`--trained-up-to must be a seq or "latest", got "${o.trainedUpTo}"`);
+      const log = (line: string) => {
+        if (!o.quiet) process.stderr.write(`${line}\n`);
+      };
+      // Loaded here, so that other commands do not load the HTTP server and the SQLite driver.
+      const { createService } = await import('../serve/server.js');
+      const service = await createService({
+        db: o.db,
+        model: o.model,
+        modelTrainedUpTo: o.trainedUpTo === 'latest' ? 'latest' : Number(o.trainedUpTo),
+        versionsDir: o.versions,
+        token,
+        openReads: Boolean(o.openReads),
+        bodyLimit: o.bodyLimit,
+        maxBatch: o.maxBatch,
+        poolSize: o.pool,
+        gate: { enabled: o.gate, margin: o.gateMargin },
+        evolveAfter: o.evolveAfter,
+        evolve: { epochs: o.evolveEpochs, sasrecEpochs: o.sasrecEpochs },
+        logger: Boolean(o.log),
+        log,
+      });
+      const address = await service.app.listen({ host: o.host, port: o.port });
+      process.stdout.write(`evorec serve: listening on ${address}\n`);
+      let closing = false;
+      const stop = (signal: string) => {
+        if (closing) return;
+        closing = true;
+        log(`${signal}: closing`);
+        void service.close().then(() => process.exit(0));
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+}

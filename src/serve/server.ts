@@ -1,0 +1,522 @@
+/**
+ * The recommendation service: a fastify HTTP API over a Storage, the served model (ModelHost) and the
+ * evolution jobs. Every route has JSON schemas for its input and output; the OpenAPI document built from
+ * them is served at /openapi.json. Write routes need the bearer token; read routes too unless `openReads`.
+ * Input that is wrong answers 4xx with a message naming the field; only a fault of the service is a 500.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { resolve } from 'node:path';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { DEFAULT_EVOLVE, type EvolveOptions } from './evolve-worker.js';
+import { EvolutionManager, HttpError, versionsDirFor, type GateConfig } from './evolution.js';
+import { Metrics } from './metrics.js';
+import { ModelHost } from './model-host.js';
+import { SqliteStorage } from './sqlite-storage.js';
+import { IdConflictError, type Evolution, type ModelVersion, type Storage } from './storage.js';
+
+export interface ServeConfig {
+  /** SQLite file (created when missing). */
+  db: string;
+  /** Where evolved versions' folders go (default `<db>.versions`). */
+  versionsDir?: string;
+  /** LLMRec folder registered (and activated) when the registry is empty. */
+  model?: string;
+  /** The initial model was trained on the log up to this seq ('latest' = everything stored now). */
+  modelTrainedUpTo?: number | 'latest';
+  /** Bearer token of write routes (and of read routes unless openReads). */
+  token: string;
+  openReads?: boolean;
+  /** Largest request body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Largest batch of interactions or items (default 1000). */
+  maxBatch?: number;
+  /** Candidate pool size when the request gives no candidates (default 50). */
+  poolSize?: number;
+  /** Largest candidate list a request may give (default 500). */
+  maxCandidates?: number;
+  gate?: Partial<GateConfig>;
+  /** Start an evolution once this many interactions arrived after the active version's cut-off (0 = off). */
+  evolveAfter?: number;
+  /** Defaults of evolution jobs. */
+  evolve?: Partial<EvolveOptions>;
+  log?: (line: string) => void;
+  /** fastify's request logger. */
+  logger?: boolean;
+}
+
+type Access = 'open' | 'read' | 'write';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route: anyone, readers (the token unless reads are open), writers (the token). */
+    access?: Access;
+  }
+}
+
+const ERROR = { type: 'object', properties: { error: { type: 'string' }, statusCode: { type: 'integer' } }, required: ['error', 'statusCode'] } as const;
+const ID = { type: 'string', minLength: 1, maxLength: 256 } as const;
+const VERSION = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    folder: { type: 'string' },
+    parentId: { type: ['integer', 'null'] },
+    trainedUpTo: { type: 'integer', description: 'trained on the interaction log up to this seq' },
+    metrics: { type: 'object', additionalProperties: true },
+    status: { type: 'string', enum: ['active', 'candidate', 'retired', 'rejected'] },
+    createdAt: { type: 'string' },
+    activatedAt: { type: ['string', 'null'] },
+    note: { type: ['string', 'null'] },
+  },
+} as const;
+const EVOLUTION = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    status: { type: 'string', enum: ['running', 'succeeded', 'rejected', 'failed', 'interrupted'] },
+    baseVersionId: { type: 'integer' },
+    fromSeq: { type: 'integer' },
+    toSeq: { type: 'integer' },
+    newVersionId: { type: ['integer', 'null'] },
+    options: { type: 'object', additionalProperties: true },
+    progress: {
+      type: 'object',
+      properties: { stage: { type: 'string' }, done: { type: 'number' }, total: { type: 'number' }, log: { type: 'array', items: { type: 'string' } } },
+    },
+    message: { type: ['string', 'null'] },
+    pid: { type: ['integer', 'null'] },
+    startedAt: { type: 'string' },
+    finishedAt: { type: ['string', 'null'] },
+  },
+} as const;
+const RECOMMENDATIONS = {
+  type: 'object',
+  properties: {
+    user: { type: 'string' },
+    version: { type: 'integer' },
+    pool: { type: 'string', enum: ['given', 'popular-unseen'] },
+    history: { type: 'array', items: { type: 'string' } },
+    items: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, title: { type: 'string' }, score: { type: 'number' } } } },
+  },
+} as const;
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR]));
+const EVOLVE_OPTIONS = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    epochs: { type: 'integer', minimum: 1, maximum: 100 },
+    lr: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    batchSize: { type: 'integer', minimum: 1, maximum: 1024 },
+    sasrecEpochs: { type: 'integer', minimum: 1, maximum: 200 },
+    share: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    forget: { type: 'boolean' },
+    forgetRatio: { type: 'number', minimum: 0, maximum: 0.9 },
+    candidates: { type: 'integer', minimum: 2, maximum: 200 },
+    validUsers: { type: 'integer', minimum: 1, maximum: 100000 },
+    seed: { type: 'integer' },
+  },
+} as const;
+
+/** "body/interactions/0/user must be string" style messages, naming the offending property. */
+function formatSchemaErrors(errs: { instancePath: string; message?: string; params?: Record<string, unknown> }[], dataVar: string): Error {
+  const e = errs[0];
+  const where = `${dataVar}${e.instancePath.replace(/\//g, '.')}`;
+  let msg = `${where} ${e.message ?? 'is invalid'}`;
+  if (e.params?.additionalProperty) msg += ` ("${String(e.params.additionalProperty)}")`;
+  if (Array.isArray(e.params?.allowedValues)) msg += `: ${(e.params!.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}`;
+  return new Error(msg);
+}
+
+export interface Service {
+  app: FastifyInstance;
+  storage: Storage;
+  host: ModelHost;
+  evolutions: EvolutionManager;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export async function createService(config: ServeConfig): Promise<Service> {
+  const log = config.log ?? (() => {});
+  const storage = new SqliteStorage(config.db);
+  await storage.migrate();
+  const host = new ModelHost();
+  host.setCatalogue(await storage.items());
+  const gate: GateConfig = { enabled: config.gate?.enabled ?? true, margin: config.gate?.margin ?? 0.02 };
+  const evolutions = new EvolutionManager(storage, host, resolve(config.db), config.versionsDir ?? versionsDirFor(config.db), gate, log);
+  const metrics = new Metrics();
+  const maxBatch = config.maxBatch ?? 1000;
+  const poolSize = config.poolSize ?? 50;
+  const maxCandidates = config.maxCandidates ?? 500;
+  const evolveDefaults: Partial<EvolveOptions> = { ...config.evolve };
+
+  // The registry: the active version, or the given model registered as the first one.
+  let active = await storage.activeVersion();
+  if (!active && config.model) {
+    const { lastSeq } = await storage.logState();
+    const upTo = config.modelTrainedUpTo === undefined || config.modelTrainedUpTo === 'latest' ? lastSeq : config.modelTrainedUpTo;
+    const v = await storage.addVersion({ folder: resolve(config.model), parentId: null, trainedUpTo: upTo, metrics: {}, note: 'registered at start' });
+    active = await storage.activateVersion(v.id, 'registered at start');
+    log(`registered ${v.folder} as version ${v.id} (trained up to seq ${upTo})`);
+  } else if (active && config.model && resolve(config.model) !== active.folder) {
+    log(`the registry already has an active version (${active.id}); --model ${config.model} is not registered`);
+  }
+  if (!active) throw new RangeError(`${config.db}: no model version yet; give --model <LLMRec folder> for the first start`);
+  await evolutions.recover();
+  host.swap(await host.load(active));
+  log(`serving version ${active.id} (${active.folder})`);
+
+  const app = Fastify({
+    logger: config.logger ?? false,
+    bodyLimit: config.bodyLimit ?? 1 << 20,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    schemaErrorFormatter: formatSchemaErrors,
+  });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'evorec recommendation service', version: '1', description: 'LLMRec recommendations, interaction log, and EvoRec evolution of the model.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const token = Buffer.from(config.token);
+  const authorised = (req: FastifyRequest) => {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/i.exec(h);
+    if (!m) return false;
+    const given = Buffer.from(m[1]);
+    return given.length === token.length && timingSafeEqual(given, token);
+  };
+  app.addHook('onRequest', async (req, reply) => {
+    const access = req.routeOptions.config?.access ?? 'write';
+    if (access === 'open' || (access === 'read' && config.openReads)) return;
+    if (!authorised(req)) {
+      reply.header('www-authenticate', 'Bearer');
+      throw new HttpError(401, req.headers.authorization ? 'invalid bearer token' : 'missing bearer token (Authorization: Bearer <token>)');
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.record(`${req.method} ${req.routeOptions.url ?? '(no route)'}`, reply.statusCode, reply.elapsedTime);
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    let status = err instanceof IdConflictError ? 409 : err.statusCode ?? (err.validation ? 400 : 500);
+    if (!(status >= 400 && status < 600)) status = 500;
+    if (status >= 500) {
+      log(`${req.method} ${req.url}: ${err.stack ?? err.message}`);
+      return reply.code(status).send({ error: 'internal error', statusCode: status });
+    }
+    let message = err.message;
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) message = `body is not valid JSON: ${err.message}`;
+    return reply.code(status).send({ error: message, statusCode: status });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, statusCode: 404 }));
+
+  const route = (access: Access) => ({ config: { access } });
+
+  // ---- health, metrics, OpenAPI ----
+  app.get('/healthz', { ...route('open'), schema: { tags: ['ops'], summary: 'liveness and the active version', response: { 200: { type: 'object', properties: { status: { type: 'string' }, activeVersion: { type: 'integer' }, evolution: { type: ['integer', 'null'] }, uptimeSeconds: { type: 'number' } } } } } }, async () => ({
+    status: 'ok',
+    activeVersion: host.current!.version.id,
+    evolution: evolutions.current?.id ?? null,
+    uptimeSeconds: (Date.now() - metrics.started) / 1000,
+  }));
+  app.get('/metrics', { ...route('read'), schema: { tags: ['ops'], summary: 'request counts and latencies per route, the active version, the log', response: { 200: { type: 'object', additionalProperties: true } } } }, async () => {
+    const { lastSeq, count } = await storage.logState();
+    return {
+      activeVersion: host.current!.version.id,
+      activeTrainedUpTo: host.current!.version.trainedUpTo,
+      interactions: count,
+      lastSeq,
+      users: await storage.userCount(),
+      items: (await storage.items()).length,
+      evolution: evolutions.current?.id ?? null,
+      uptimeSeconds: (Date.now() - metrics.started) / 1000,
+      rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      routes: metrics.snapshot(),
+    };
+  });
+  app.get('/openapi.json', { ...route('open'), schema: { hide: true } }, async () => app.swagger());
+
+  // ---- catalogue ----
+  app.put<{ Body: { items: { id: string; title: string }[] } }>(
+    '/v1/items',
+    {
+      ...route('write'),
+      schema: {
+        tags: ['catalogue'],
+        summary: 'add or update items (id, title)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['items'],
+          properties: { items: { type: 'array', minItems: 1, maxItems: maxBatch, items: { type: 'object', additionalProperties: false, required: ['id', 'title'], properties: { id: ID, title: { type: 'string', minLength: 1, maxLength: 2000 } } } } },
+        },
+        response: { 200: { type: 'object', properties: { created: { type: 'integer' }, updated: { type: 'integer' }, items: { type: 'integer' } } }, ...errors(400, 401, 413) },
+      },
+    },
+    async (req) => {
+      const seen = new Set<string>();
+      req.body.items.forEach((it, i) => {
+        if (!it.title.trim()) throw new HttpError(400, `body.items.${i}.title is blank`);
+        if (seen.has(it.id)) throw new HttpError(400, `body.items.${i}.id: item "${it.id}" appears twice in the batch`);
+        seen.add(it.id);
+      });
+      const r = await storage.upsertItems(req.body.items);
+      const all = await storage.items();
+      host.setCatalogue(all);
+      return { ...r, items: all.length };
+    },
+  );
+  app.get<{ Params: { id: string } }>(
+    '/v1/items/:id',
+    { ...route('read'), schema: { tags: ['catalogue'], summary: 'one item', params: { type: 'object', properties: { id: ID } }, response: { 200: { type: 'object', properties: { id: { type: 'string' }, title: { type: 'string' } } }, ...errors(404) } } },
+    async (req) => {
+      const it = (await storage.items()).find((x) => x.id === req.params.id);
+      if (!it) throw new HttpError(404, `unknown item "${req.params.id}"`);
+      return it;
+    },
+  );
+
+  // ---- interactions ----
+  let autoStarting = false;
+  app.post<{ Body: { interactions: { id: string; user: string; item: string; timestamp?: number }[] } }>(
+    '/v1/interactions',
+    {
+      ...route('write'),
+      schema: {
+        tags: ['interactions'],
+        summary: 'append interactions (idempotent by the client id: a repeated id is acknowledged, not stored again)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['interactions'],
+          properties: {
+            interactions: {
+              type: 'array',
+              minItems: 1,
+              maxItems: maxBatch,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['id', 'user', 'item'],
+                properties: { id: { ...ID, description: 'client idempotency id' }, user: ID, item: ID, timestamp: { type: 'number', minimum: 0, description: 'Unix seconds (default: now)' } },
+              },
+            },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              created: { type: 'integer' },
+              duplicates: { type: 'integer' },
+              lastSeq: { type: 'integer' },
+              results: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string', enum: ['created', 'duplicate'] }, seq: { type: 'integer' } } } },
+            },
+          },
+          ...errors(400, 401, 409, 413),
+        },
+      },
+    },
+    async (req) => {
+      const rows = req.body.interactions;
+      const missing = new Set(await storage.missingItems(rows.map((r) => r.item)));
+      const bad = rows.findIndex((r) => missing.has(r.item));
+      if (bad >= 0) throw new HttpError(400, `body.interactions.${bad}.item: unknown item "${rows[bad].item}" (add it with PUT /v1/items first)`);
+      const now = Date.now() / 1000;
+      const results = await storage.appendInteractions(rows.map((r) => ({ id: r.id, user: r.user, item: r.item, timestamp: r.timestamp ?? now })));
+      const created = results.filter((r) => r.status === 'created').length;
+      const { lastSeq } = await storage.logState();
+      const threshold = config.evolveAfter ?? 0;
+      const active = host.current!.version;
+      if (threshold > 0 && !evolutions.current && !autoStarting && active.trainedUpTo > 0 && lastSeq - active.trainedUpTo >= threshold) {
+        autoStarting = true;
+        evolutions
+          .start(evolveDefaults)
+          .then((e) => log(`evolution ${e.id} started: ${lastSeq - active.trainedUpTo} new interactions`))
+          .catch((err: unknown) => log(`automatic evolution not started: ${String(err)}`))
+          .finally(() => (autoStarting = false));
+      }
+      return { created, duplicates: results.length - created, lastSeq, results };
+    },
+  );
+
+  // ---- recommendations ----
+  const recommend = async (user: string, k: number, given: string[] | undefined) => {
+    const cur = host.current!;
+    const H = cur.model.prompts.options.history;
+    const history = await storage.recentItems(user, H);
+    if (!history) throw new HttpError(404, `unknown user "${user}" (no interactions recorded)`);
+    let candidates: string[];
+    let pool: 'given' | 'popular-unseen';
+    if (given) {
+      pool = 'given';
+      candidates = [...new Set(given)];
+      const missing = await storage.missingItems(candidates);
+      if (missing.length) throw new HttpError(400, `body.candidates: unknown item${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((m) => `"${m}"`).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
+    } else {
+      pool = 'popular-unseen';
+      const seen = await storage.userItems(user);
+      candidates = (await storage.popularity(poolSize + seen.size)).map((p) => p.item).filter((id) => !seen.has(id)).slice(0, poolSize);
+    }
+    if (candidates.length === 0) return { user, version: cur.version.id, pool, history, items: [] };
+    const scores = host.score(history, candidates);
+    const titles = new Map((await storage.items()).map((it) => [it.id, it.title]));
+    const order = candidates.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k);
+    return { user, version: cur.version.id, pool, history, items: order.map((i) => ({ id: candidates[i], title: titles.get(candidates[i]) ?? '', score: scores[i] })) };
+  };
+  app.post<{ Body: { user: string; k?: number; candidates?: string[] } }>(
+    '/v1/recommendations',
+    {
+      ...route('read'),
+      schema: {
+        tags: ['recommendations'],
+        summary: "top-k items for a user: among the given candidates, or among popular items the user has not interacted with; scored by the active LLMRec on the user's last H titles",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['user'],
+          properties: { user: ID, k: { type: 'integer', minimum: 1, maximum: 1000 }, candidates: { type: 'array', minItems: 1, maxItems: maxCandidates, items: ID } },
+        },
+        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 404, 413) },
+      },
+    },
+    async (req) => recommend(req.body.user, req.body.k ?? 10, req.body.candidates),
+  );
+  app.get<{ Params: { user: string }; Querystring: { k?: string } }>(
+    '/v1/users/:user/recommendations',
+    {
+      ...route('read'),
+      schema: {
+        tags: ['recommendations'],
+        summary: 'top-k items for a user among popular items the user has not interacted with',
+        params: { type: 'object', properties: { user: ID } },
+        querystring: { type: 'object', additionalProperties: false, properties: { k: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: 'integer 1..999 (default 10)' } } },
+        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => recommend(req.params.user, req.query.k ? Number(req.query.k) : 10, undefined),
+  );
+
+  // ---- evolutions ----
+  app.post<{ Body: Partial<EvolveOptions> | undefined }>(
+    '/v1/evolutions',
+    {
+      ...route('write'),
+      schema: {
+        tags: ['evolution'],
+        summary: "start an EvoRec evolution of the active version over the interactions since its cut-off (a background child process); the result is activated when it passes the gate",
+        body: EVOLVE_OPTIONS,
+        response: { 202: EVOLUTION, ...errors(400, 401, 409) },
+      },
+    },
+    async (req, reply) => {
+      const e = await evolutions.start({ ...evolveDefaults, ...(req.body ?? {}) });
+      return reply.code(202).send(e);
+    },
+  );
+  app.get('/v1/evolutions', { ...route('read'), schema: { tags: ['evolution'], summary: 'every evolution job', response: { 200: { type: 'array', items: EVOLUTION } } } }, async () => storage.evolutions());
+  app.get<{ Params: { id: number } }>(
+    '/v1/evolutions/:id',
+    { ...route('read'), schema: { tags: ['evolution'], summary: "one evolution job and its progress", params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,9}$' } } }, response: { 200: EVOLUTION, ...errors(400, 404) } } },
+    async (req) => {
+      const e = await storage.evolution(Number(req.params.id));
+      if (!e) throw new HttpError(404, `no evolution ${req.params.id}`);
+      return e;
+    },
+  );
+
+  // ---- versions ----
+  const activate = async (v: ModelVersion, reason: string): Promise<ModelVersion> => {
+    if (host.current!.version.id === v.id) return v;
+    const loaded = await host.load(v).catch((err: unknown) => {
+      throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    const activated = await storage.activateVersion(v.id, reason);
+    host.swap({ ...loaded, version: activated });
+    log(`version ${v.id} active (${reason})`);
+    return activated;
+  };
+  const versionParam = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,9}$' } } } as const;
+  const getVersion = async (id: string | number) => {
+    const v = await storage.version(Number(id));
+    if (!v) throw new HttpError(404, `no version ${id}`);
+    return v;
+  };
+  app.get('/v1/versions', { ...route('read'), schema: { tags: ['versions'], summary: 'the model-version registry', response: { 200: { type: 'array', items: VERSION } } } }, async () => storage.versions());
+  app.get<{ Params: { id: string } }>('/v1/versions/:id', { ...route('read'), schema: { tags: ['versions'], summary: 'one version', params: versionParam, response: { 200: VERSION, ...errors(400, 404) } } }, async (req) => getVersion(req.params.id));
+  app.post<{ Body: { folder: string; trainedUpTo: number | 'latest'; activate?: boolean; note?: string } }>(
+    '/v1/versions',
+    {
+      ...route('write'),
+      schema: {
+        tags: ['versions'],
+        summary: 'register an LLMRec folder trained elsewhere (e.g. on the log up to a seq) as a version',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['folder', 'trainedUpTo'],
+          properties: {
+            folder: { type: 'string', minLength: 1, maxLength: 4096 },
+            trainedUpTo: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', enum: ['latest'] }] },
+            activate: { type: 'boolean' },
+            note: { type: 'string', maxLength: 2000 },
+          },
+        },
+        response: { 201: VERSION, ...errors(400, 401, 409) },
+      },
+    },
+    async (req, reply) => {
+      const { lastSeq } = await storage.logState();
+      const upTo = req.body.trainedUpTo === 'latest' ? lastSeq : req.body.trainedUpTo;
+      if (upTo > lastSeq) throw new HttpError(400, `body.trainedUpTo: ${upTo} is past the end of the log (seq ${lastSeq})`);
+      const folder = resolve(req.body.folder);
+      // Load it once before registering: a folder that does not load is refused.
+      await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
+        throw new HttpError(400, `body.folder: ${err instanceof Error ? err.message : String(err)}`);
+      });
+      let v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: req.body.note ?? 'registered' });
+      if (req.body.activate) v = await activate(v, 'registered');
+      return reply.code(201).send(v);
+    },
+  );
+  app.post<{ Params: { id: string } }>(
+    '/v1/versions/:id/activate',
+    { ...route('write'), schema: { tags: ['versions'], summary: 'serve this version from now on (any registered version, rejected ones included)', params: versionParam, response: { 200: VERSION, ...errors(400, 401, 404, 409) } } },
+    async (req) => activate(await getVersion(req.params.id), 'activated by request'),
+  );
+  app.post(
+    '/v1/versions/rollback',
+    { ...route('write'), schema: { tags: ['versions'], summary: 'serve again the version that was active before the current one', response: { 200: VERSION, ...errors(401, 409) } } },
+    async () => {
+      // The activation history as a stack: an activation pushes, a rollback pops what it rolled back from.
+      const stack: number[] = [];
+      for (const h of await storage.activationHistory()) {
+        if (h.reason.startsWith('rollback')) stack.pop();
+        else if (stack.at(-1) !== h.versionId) stack.push(h.versionId);
+      }
+      const current = host.current!.version.id;
+      const prev = stack.length >= 2 && stack.at(-1) === current ? stack.at(-2) : undefined;
+      if (prev === undefined) throw new HttpError(409, `no earlier version to roll back to from version ${current}`);
+      return activate(await getVersion(prev), `rollback from version ${current}`);
+    },
+  );
+
+  return {
+    app,
+    storage,
+    host,
+    evolutions,
+    metrics,
+    async close() {
+      await app.close();
+      await evolutions.stop();
+      await storage.close();
+    },
+  };
+}
+
+export type { Evolution };
+export { DEFAULT_EVOLVE };
