@@ -49,6 +49,7 @@ export function registerExperimentCommand(program: Command): void {
     .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(['tiny', 'small', 'base']).default('small'))
     .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
+    .addOption(new Option('--calibration <how>', 'LLMRec ranking score: prior-calibrated or plain likelihood').choices(['prior', 'none']).default('prior'))
     .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)
     .option('--base-epochs <n>', 'epochs of the base adapter on P0 (and of retrain)', parseIntArg('--base-epochs'), 1)
     .option('--base-lr <x>', 'learning rate of the base adapter', parseFloatArg('--base-lr'), 1e-3)
@@ -97,7 +98,7 @@ export function registerExperimentCommand(program: Command): void {
         const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
         if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
         decoder.addAdapter('default', lora, { seed: o.seed, freezeBase: true });
-        model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }));
+        model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
         const bar = progressBar(o.quiet);
         const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
           ...baseTrain,

@@ -28,6 +28,7 @@ export function registerLLMRecCommands(program: Command): void {
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
     .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)
     .option('--lora-dropout <p>', 'LoRA dropout', parseFloatArg('--lora-dropout'), 0.05)
+    .addOption(new Option('--calibration <how>', 'ranking score: prior-calibrated (title score after the history minus after a history-free prompt) or the plain likelihood').choices(['prior', 'none']).default('prior'))
     .option('--epochs <n>', 'epochs over the P0 training samples', parseIntArg('--epochs'), 1)
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% warm-up)', parseFloatArg('--lr'))
     .option('--batch <n>', 'examples per step', parseIntArg('--batch'), 16)
@@ -47,7 +48,7 @@ export function registerLLMRecCommands(program: Command): void {
       const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
       if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
       if (o.tune === 'lora') decoder.addAdapter('default', { r: o.loraRank, alpha: o.loraAlpha, dropout: o.loraDropout }, { seed: o.seed, freezeBase: true });
-      const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }));
+      const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
       const lr = o.lr ?? (o.tune === 'lora' ? 3e-4 : 1e-4);
 
       const train = split.periods[0].train.filter(sampleFilter(split.periods[0].train, o.maxSamples, o.seed, 'train-base'));

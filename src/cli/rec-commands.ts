@@ -103,6 +103,7 @@ export function registerRecCommands(program: Command): void {
   ev.requiredOption('--model <dir>', 'a saved model folder (SASRec or LLMRec)')
     .option('--period <t>', 'period whose test sets to use', parseIntArg('--period'), 0)
     .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users'), 0)
+    .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
     .option('--out <file>', 'also write the results as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
@@ -120,6 +121,7 @@ export function registerRecCommands(program: Command): void {
         scorer = sasrecScorer(model, split);
       } else if (isLLMRecFolder(o.model)) {
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
+        if (o.calibration) model.scoring.calibration = o.calibration;
         scorer = llmrecScorer(model, split);
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');

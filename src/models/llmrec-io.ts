@@ -18,6 +18,8 @@ export interface LLMRecManifest {
   prompt: PromptOptions;
   /** Sub-folder of the PEFT adapter, or null when the backbone itself was tuned. */
   adapter: string | null;
+  /** Ranking settings (absent in older folders: the defaults apply). */
+  scoring?: LLMRec['scoring'];
   [k: string]: unknown;
 }
 
@@ -25,7 +27,7 @@ export async function saveLLMRec(dir: string, model: LLMRec, extra: Record<strin
   await saveModelFolder(dir, model.decoder, { tokenizer: model.prompts.tokenizer });
   const hasAdapter = model.decoder.adapters.has(adapterName);
   if (hasAdapter) await saveModelAdapter(join(dir, 'adapter'), model.decoder, adapterName, { baseModel: '.' });
-  const manifest: LLMRecManifest = { format: LLMREC_FORMAT, prompt: model.prompts.options, adapter: hasAdapter ? 'adapter' : null, ...extra };
+  const manifest: LLMRecManifest = { format: LLMREC_FORMAT, prompt: model.prompts.options, adapter: hasAdapter ? 'adapter' : null, scoring: model.scoring, ...extra };
   writeFileAtomic(join(dir, LLMREC_FILE), JSON.stringify(manifest, null, 2) + '\n');
 }
 
@@ -44,5 +46,5 @@ export async function loadLLMRec(dir: string, titles: readonly string[], opts: {
   if (manifest.adapter) {
     await loadAdapter(join(dir, manifest.adapter), decoder, 'default', { trainable: opts.trainableAdapter ?? false, activate: true });
   }
-  return { model: new LLMRec(decoder, new PromptBuilder(tokenizer, titles, manifest.prompt)), manifest };
+  return { model: new LLMRec(decoder, new PromptBuilder(tokenizer, titles, manifest.prompt), manifest.scoring ?? {}), manifest };
 }

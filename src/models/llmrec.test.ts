@@ -15,7 +15,7 @@ function model(seed = 1) {
   d.addAdapter('default', { r: 4 }, { seed });
   // Non-zero LoRA B so the adapter path is exercised too.
   for (const p of d.adapter('default').parameters()) for (let i = 0; i < p.data.length; i++) p.data[i] += 0.01 * Math.sin(i);
-  return new LLMRec(d, new PromptBuilder(tokenizer, titles));
+  return new LLMRec(d, new PromptBuilder(tokenizer, titles), { calibration: 'none' });
 }
 
 describe('LLMRec ranking', () => {
