@@ -4,6 +4,8 @@
  * Probabilities P [B, Hq, T, S] are written for the backward.
  * (A register-blocked C version of the products was tried: slower than OpenBLAS at T = S = 64.) */
 #include "kernels.h"
+#include <stdlib.h>
+#include <string.h>
 
 void ev_attention_forward(const float* q, const float* k, const float* v, float* out, float* P, int B, int T, int S,
                           int Hq, int Hkv, int Dh, float scale, int causal, const uint8_t* keyMask) {
@@ -55,4 +57,130 @@ void ev_attention_backward(const float* q, const float* k, const float* v, const
       if (gk) ev_gemm(1, 0, S, Dh, T, 1.0f, dP + po, S, q + qo, Wq, 1.0f, gk + ko, Wk); /* dK += dS^T Q */
     }
   }
+}
+
+/* Inference attention (no probabilities kept, no gradient) over keys [prefix ; own]: row b's prefix is
+ * row rowMap[b] of kPre/vPre [Bp, S0, Hkv*Dh] (S0 may be 0, kPre/vPre/rowMap then unused), followed by
+ * k/v [B, S1, Hkv*Dh]. S = S0 + S1; keyMask [B, S]; causal: query t sits at position t + S - T.
+ * queryMask [B, T] (optional): rows with 0 are skipped and output zeros.
+ * Consecutive rows that share a prefix row are processed together: their (unmasked) queries and the G
+ * query heads of one kv head are gathered into one [M, Dh] block, so the prefix part of the scores and
+ * of the output is one large sgemm per kv head instead of B*Hq small ones; the own part is one product
+ * per row. Leading keys that are masked for every row of a run (left padding) are not computed.
+ * Scratch is bounded (runs are split at about 4M score floats). */
+void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
+                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
+                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask) {
+  const int Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, S = S0 + S1, GT = G * T;
+  if (B <= 0 || T <= 0) return;
+  if (queryMask) /* skipped rows output zeros */
+    for (int64_t r = 0; r < (int64_t)B * T; r++)
+      if (!queryMask[r]) memset(out + r * Wq, 0, sizeof(float) * Wq);
+  int64_t perRow = (int64_t)GT * (S > 0 ? S : 1);
+  int maxRun = (int)(((int64_t)1 << 22) / perRow);
+  if (maxRun < 1) maxRun = 1;
+  if (maxRun > B) maxRun = B;
+  float* sc = (float*)malloc(sizeof(float) * (size_t)(perRow * maxRun));
+  float* qg = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
+  float* og = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
+  int* rt = (int*)malloc(sizeof(int) * (size_t)T * maxRun);      /* query position of each gathered (b, t) */
+  int* rstart = (int*)malloc(sizeof(int) * (size_t)(maxRun + 1)); /* first gathered row of each b (in units of T-rows) */
+  if (!sc || !qg || !og || !rt || !rstart) { free(sc); free(qg); free(og); free(rt); free(rstart); return; }
+  int b0 = 0;
+  while (b0 < B) {
+    int b1 = b0 + 1;
+    if (S0 > 0) while (b1 < B && b1 - b0 < maxRun && rowMap[b1] == rowMap[b0]) b1++;
+    /* queries kept per row */
+    int nq = 0;
+    for (int b = b0; b < b1; b++) {
+      rstart[b - b0] = nq;
+      for (int t = 0; t < T; t++)
+        if (!queryMask || queryMask[(int64_t)b * T + t]) rt[nq++] = t;
+    }
+    rstart[b1 - b0] = nq;
+    if (nq == 0) { b0 = b1; continue; }
+    /* leading keys masked for every row of the run */
+    int j0 = 0;
+    if (keyMask) {
+      j0 = S;
+      for (int b = b0; b < b1 && j0 > 0; b++) {
+        const uint8_t* km = keyMask + (int64_t)b * S;
+        int j = 0;
+        while (j < j0 && !km[j]) j++;
+        if (j < j0) j0 = j;
+      }
+    }
+    const int Sw = S - j0;              /* score columns computed: keys j0 .. S-1 */
+    const int p0 = j0 < S0 ? j0 : S0;   /* first prefix key computed */
+    const int np = S0 - p0;             /* prefix keys computed */
+    const int o0 = j0 > S0 ? j0 - S0 : 0; /* first own key computed */
+    const int no = S1 - o0;
+    const int M = G * nq;
+    for (int kh = 0; kh < Hkv; kh++) {
+      /* gathered row order: b, g, kept t */
+      for (int b = b0; b < b1; b++) {
+        const int n = rstart[b - b0 + 1] - rstart[b - b0];
+        for (int g = 0; g < G; g++)
+          for (int i = 0; i < n; i++) {
+            const int t = rt[rstart[b - b0] + i];
+            memcpy(qg + ((int64_t)G * rstart[b - b0] + (int64_t)g * n + i) * Dh, q + ((int64_t)b * T + t) * Wq + (int64_t)(kh * G + g) * Dh,
+                   sizeof(float) * Dh);
+          }
+      }
+      if (Sw > 0) {
+        if (np > 0) {
+          const float* kp = kPre + ((int64_t)rowMap[b0] * S0 + p0) * Wk + (int64_t)kh * Dh;
+          ev_gemm(0, 1, M, np, Dh, 1.0f, qg, Dh, kp, Wk, 0.0f, sc, Sw);
+        }
+        if (no > 0)
+          for (int b = b0; b < b1; b++) {
+            const int n = rstart[b - b0 + 1] - rstart[b - b0];
+            if (n == 0) continue;
+            const int64_t r0 = (int64_t)G * rstart[b - b0];
+            ev_gemm(0, 1, G * n, no, Dh, 1.0f, qg + r0 * Dh, Dh, k + ((int64_t)b * S1 + o0) * Wk + (int64_t)kh * Dh, Wk, 0.0f,
+                    sc + r0 * Sw + np, Sw);
+          }
+        for (int b = b0; b < b1; b++) {
+          const int n = rstart[b - b0 + 1] - rstart[b - b0];
+          const uint8_t* km = keyMask ? keyMask + (int64_t)b * S + j0 : NULL;
+          for (int g = 0; g < G; g++)
+            for (int i = 0; i < n; i++) {
+              const int t = rt[rstart[b - b0] + i];
+              float* row = sc + ((int64_t)G * rstart[b - b0] + (int64_t)g * n + i) * Sw;
+              int lim = causal ? t + S - T + 1 : S;
+              lim = (lim > S ? S : lim) - j0;
+              lim = lim < 0 ? 0 : lim;
+              ev_masked_softmax_row(row, lim, Sw, km, scale);
+            }
+        }
+        if (np > 0) {
+          const float* vp = vPre + ((int64_t)rowMap[b0] * S0 + p0) * Wk + (int64_t)kh * Dh;
+          ev_gemm(0, 0, M, Dh, np, 1.0f, sc, Sw, vp, Wk, 0.0f, og, Dh);
+        }
+        if (no > 0)
+          for (int b = b0; b < b1; b++) {
+            const int n = rstart[b - b0 + 1] - rstart[b - b0];
+            if (n == 0) continue;
+            const int64_t r0 = (int64_t)G * rstart[b - b0];
+            ev_gemm(0, 0, G * n, Dh, no, 1.0f, sc + r0 * Sw + np, Sw, v + ((int64_t)b * S1 + o0) * Wk + (int64_t)kh * Dh, Wk,
+                    np > 0 ? 1.0f : 0.0f, og + r0 * Dh, Dh);
+          }
+      } else memset(og, 0, sizeof(float) * (size_t)M * Dh);
+      for (int b = b0; b < b1; b++) {
+        const int n = rstart[b - b0 + 1] - rstart[b - b0];
+        for (int g = 0; g < G; g++)
+          for (int i = 0; i < n; i++) {
+            const int t = rt[rstart[b - b0] + i];
+            memcpy(out + ((int64_t)b * T + t) * Wq + (int64_t)(kh * G + g) * Dh, og + ((int64_t)G * rstart[b - b0] + (int64_t)g * n + i) * Dh,
+                   sizeof(float) * Dh);
+          }
+      }
+    }
+    b0 = b1;
+  }
+  free(sc);
+  free(qg);
+  free(og);
+  free(rt);
+  free(rstart);
 }

@@ -200,6 +200,18 @@ FN(js_attention_backward) {
                         (int)L(&a, 13), (int)L(&a, 14), (float)D(&a, 15), B(&a, 16));
   return NULL;
 }
+/* attentionInfer(q, k, v, out, B, T, S1, Hq, Hkv, Dh, scale, causal, keyMask, kPre, vPre, rowMap, S0, queryMask) */
+FN(js_attention_infer) {
+  ARGS(18);
+  float* q = F(&a, 0); float* k = F(&a, 1); float* v = F(&a, 2); float* o = F(&a, 3);
+  uint8_t* km = U8(&a, 12); uint8_t* qm = U8(&a, 17); float* kp = F(&a, 13); float* vp = F(&a, 14); int32_t* rm = I32(&a, 15);
+  if (a.failed) return NULL;
+  int S0 = (int)L(&a, 16);
+  if (S0 > 0 && (!kp || !vp || !rm)) { napi_throw_type_error(env, NULL, "evorec native: attentionInfer prefix arrays missing"); return NULL; }
+  ev_attention_infer(q, kp, vp, rm, S0, k, v, (int)L(&a, 6), o, (int)L(&a, 4), (int)L(&a, 5), (int)L(&a, 7), (int)L(&a, 8),
+                     (int)L(&a, 9), (float)D(&a, 10), B(&a, 11), km, qm);
+  return NULL;
+}
 FN(js_swiglu) { ARGS(4); float* g = F(&a, 0); float* u = F(&a, 1); float* o = F(&a, 2); if (a.failed) return NULL; ev_swiglu(g, u, o, L(&a, 3)); return NULL; }
 FN(js_swiglu_backward) {
   ARGS(6);
@@ -244,7 +256,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("rmsNormBackward", js_rms_norm_backward), P("layerNorm", js_layer_norm),
       P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
       P("attentionSoftmax", js_attention_softmax),
-      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionSoftmaxBackward", js_attention_softmax_backward),
+      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("attentionSoftmaxBackward", js_attention_softmax_backward),
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),

@@ -37,6 +37,10 @@ void ev_attention_forward(const float* q, const float* k, const float* v, float*
 void ev_attention_backward(const float* q, const float* k, const float* v, const float* P, const float* gout,
                            float* dP, float* gq, float* gk, float* gv, int B, int T, int S, int Hq, int Hkv, int Dh,
                            float scale, int causal);
+/* inference attention over [prefix rows by rowMap ; own keys], no probabilities kept (attention.c) */
+void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
+                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
+                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask);
 void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int S, float scale);
 void ev_swiglu(const float* gate, const float* up, float* out, int64_t n);
 void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n);

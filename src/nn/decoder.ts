@@ -60,6 +60,11 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
   /** Training mode: LoRA dropout on (default false). */
   training?: boolean;
+  /**
+   * Skip padded positions in the per-token work when no gradient is recorded (default true; it is
+   * never used with labels or logits 'all'). Hidden states at padded positions are then zeros.
+   */
+  packPadding?: boolean;
 }
 
 export interface DecoderOutput {
@@ -328,23 +333,49 @@ export class Decoder {
     if (anyPad) keyMask = fullMask;
 
     const training = opts.training ?? false;
-    let x = op.embedding(this.params[HF_KEYS.embedTokens], flat, [B, T]);
-    const hidden: Tensor[] | null = opts.outputHiddenStates ? [x] : null;
+    const labels = opts.labels ? Int32Array.from(opts.labels) : null;
+    const mode = opts.logits ?? (labels ? 'none' : 'all');
+    if (labels && labels.length !== B * T) throw new Error(`forward: labels has ${labels.length} entries, expected ${B * T}`);
+
+    // Packing: without gradients, padded positions are dropped from every per-token op (embedding,
+    // norms, projections, RoPE, MLP); only attention sees the padded [B, T] layout. Padding costs nothing
+    // then (LLMRec's right-padded candidate answers are half padding). Outputs at padded positions are
+    // zeros in this mode, so it is off where they could be read: labels, logits 'all', 'last' on a pad.
+    let N = 0;
+    for (let b = 0; b < B; b++) N += realCount[b];
+    let pack = !!mask && N < B * T && opts.packPadding !== false && !isGradEnabled() && !labels && mode !== 'all';
+    if (pack && mode === 'last') for (let b = 0; b < B; b++) if (!mask![b * T + T - 1]) pack = false;
+    let realIdx: Int32Array | null = null; // packed row -> b*T + t
+    let padIdx: Int32Array | null = null; // b*T + t -> packed row or -1
+    if (pack) {
+      realIdx = new Int32Array(N);
+      padIdx = new Int32Array(B * T).fill(-1);
+      for (let i = 0, n = 0; i < B * T; i++) if (mask![i]) { realIdx[n] = i; padIdx[i] = n++; }
+    }
+    const toPadded = (t: Tensor): Tensor => (padIdx ? op.embedding(op.reshape(t, [N, t.dim(-1)]), padIdx, [B, T]) : t);
+    const toPacked = (t: Tensor): Tensor => (realIdx ? op.embedding(op.reshape(t, [B * T, t.dim(-1)]), realIdx, [1, N]) : t);
+
+    let x = realIdx
+      ? op.embedding(this.params[HF_KEYS.embedTokens], Int32Array.from(realIdx, (i) => flat[i]), [1, N])
+      : op.embedding(this.params[HF_KEYS.embedTokens], flat, [B, T]);
+    const hidden: Tensor[] | null = opts.outputHiddenStates ? [toPadded(x)] : null;
     const headDim = c.headDim;
-    const ropeOpts = { headDim, base: c.ropeTheta, ...(positions ? { positions } : {}) };
+    const ropePos = positions && realIdx ? Int32Array.from(realIdx, (i) => positions![i]) : positions;
+    const ropeOpts = { headDim, base: c.ropeTheta, ...(ropePos ? { positions: ropePos } : {}) };
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const p = this.layers[l];
       const h = op.rmsNorm(x, p.inputNorm, c.rmsNormEps);
-      const q = op.rope(this.proj(l, 'q_proj', h, training), ropeOpts);
-      let k = op.rope(this.proj(l, 'k_proj', h, training), ropeOpts);
-      let v = this.proj(l, 'v_proj', h, training);
-      if (cache) ({ k, v } = cache.extend(l, k, v));
-      const a = op.attention(q, k, v, { numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, causal: true, keyMask });
+      const q = toPadded(op.rope(this.proj(l, 'q_proj', h, training), ropeOpts));
+      let k = toPadded(op.rope(this.proj(l, 'k_proj', h, training), ropeOpts));
+      let v = toPadded(this.proj(l, 'v_proj', h, training));
+      let prefix: op.AttentionPrefix | null = null;
+      if (cache) ({ k, v, prefix } = cache.extendShared(l, k, v));
+      const a = toPacked(op.attention(q, k, v, { numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, causal: true, keyMask, prefix, queryMask: pack ? mask : null }));
       x = op.add(x, this.proj(l, 'o_proj', a, training));
       const n = op.rmsNorm(x, p.postNorm, c.rmsNormEps);
       const f = op.swiglu(this.proj(l, 'gate_proj', n, training), this.proj(l, 'up_proj', n, training));
       x = op.add(x, this.proj(l, 'down_proj', f, training));
-      hidden?.push(x);
+      hidden?.push(toPadded(x));
     }
     if (cache) {
       cache.length = S + T;
@@ -357,17 +388,20 @@ export class Decoder {
         } else cache.nextPos[b] += realCount[b];
       }
     }
-    const normed = op.rmsNorm(x, this.params[HF_KEYS.norm], c.rmsNormEps);
+    const normedRows = op.rmsNorm(x, this.params[HF_KEYS.norm], c.rmsNormEps);
+    const normed = toPadded(normedRows);
 
-    const labels = opts.labels ? Int32Array.from(opts.labels) : null;
-    const mode = opts.logits ?? (labels ? 'none' : 'all');
     let logits: Tensor | null = null;
     let loss: Tensor | null = null;
     let lossTokens = 0;
     if (mode === 'all') logits = op.linear(normed, this.headWeight);
-    else if (mode === 'last') logits = op.linear(T === 1 ? normed : op.slice(normed, 1, T - 1, T), this.headWeight);
+    else if (mode === 'last') {
+      const last = realIdx
+        ? op.embedding(op.reshape(normedRows, [N, c.hiddenSize]), Int32Array.from({ length: B }, (_, b) => padIdx![b * T + T - 1]), [B, 1])
+        : T === 1 ? normed : op.slice(normed, 1, T - 1, T);
+      logits = op.linear(last, this.headWeight);
+    }
     if (labels) {
-      if (labels.length !== B * T) throw new Error(`forward: labels has ${labels.length} entries, expected ${B * T}`);
       const targets = shiftLabels(labels, B, T);
       for (let i = 0; i < targets.length; i++) if (targets[i] !== -100) lossTokens++;
       loss = mode === 'all' && logits ? op.crossEntropy(logits, targets) : op.linearCrossEntropy(normed, this.headWeight, targets);

@@ -81,6 +81,16 @@ export interface Kernels {
    */
   attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, P: Float32Array,
     B: number, T: number, S: number, Hq: number, Hkv: number, Dh: number, scale: number, causal: boolean, keyMask: Uint8Array | null): void;
+  /**
+   * Inference attention (nothing kept for a backward): keys and values are [prefix ; own] per row, where
+   * row b's prefix is row rowMap[b] of kPre/vPre [Bp, S0, Hkv*Dh] (shared, never copied; S0 = 0: no
+   * prefix, kPre/vPre/rowMap may be null) and the own part is k/v [B, S1, Hkv*Dh]. keyMask [B, S0+S1];
+   * causal: query t sits at position t + S0 + S1 - T. queryMask [B, T] (or null): rows with 0 output
+   * zeros (and need not be computed). out like q (overwrite).
+   */
+  attentionInfer(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array,
+    B: number, T: number, S1: number, Hq: number, Hkv: number, Dh: number, scale: number, causal: boolean, keyMask: Uint8Array | null,
+    kPre: Float32Array | null, vPre: Float32Array | null, rowMap: Int32Array | null, S0: number, queryMask: Uint8Array | null): void;
   /** Fused attention backward; gq/gk/gv accumulated when given; dP is scratch of P's size. */
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, gOut: Float32Array, dP: Float32Array,
     gq: Float32Array | null, gk: Float32Array | null, gv: Float32Array | null,

@@ -109,6 +109,46 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
+  it('inference attention with a shared prefix equals attentionForward on the materialised keys', () => {
+    const Bp = 2, S0 = 6, B = 5, T = 3, S1 = 4, Hq = 4, Hkv = 2, Dh = 8, W = Hkv * Dh, S = S0 + S1;
+    const rows = Int32Array.from([1, 1, 0, 0, 1]);
+    const kPre = randArr(Bp * S0 * W), vPre = randArr(Bp * S0 * W);
+    const q = randArr(B * T * Hq * Dh), k = randArr(B * S1 * W), v = randArr(B * S1 * W);
+    const mask = new Uint8Array(B * S).fill(1);
+    mask[0] = 0; mask[S] = 0; mask[S + 1] = 0; mask[2 * S + S0 + 3] = 0; mask.fill(0, 3 * S, 3 * S + S0); mask.fill(0, 4 * S, 4 * S + S0 + 1); // left-padded prefix keys, padded own key
+    const kAll = new Float32Array(B * S * W), vAll = new Float32Array(B * S * W);
+    for (let b = 0; b < B; b++) {
+      kAll.set(kPre.subarray(rows[b] * S0 * W, (rows[b] + 1) * S0 * W), b * S * W);
+      kAll.set(k.subarray(b * S1 * W, (b + 1) * S1 * W), b * S * W + S0 * W);
+      vAll.set(vPre.subarray(rows[b] * S0 * W, (rows[b] + 1) * S0 * W), b * S * W);
+      vAll.set(v.subarray(b * S1 * W, (b + 1) * S1 * W), b * S * W + S0 * W);
+    }
+    for (const causal of [true, false]) {
+      for (const km of [null, mask]) {
+        const ref = new Float32Array(q.length);
+        tsKernels.attentionForward(q, kAll, vAll, ref, new Float32Array(B * Hq * T * S), B, T, S, Hq, Hkv, Dh, 0.3, causal, km);
+        for (const kk of native ? [native, tsKernels] : [tsKernels]) {
+          const o = new Float32Array(q.length);
+          kk.attentionInfer(q, k, v, o, B, T, S1, Hq, Hkv, Dh, 0.3, causal, km, kPre, vPre, rows, S0, null);
+          close(o, ref, 1e-5, `attentionInfer prefix ${kk.implementation} causal=${causal} mask=${!!km}`);
+          // no prefix: the same as attentionForward over k/v alone
+          const o2 = new Float32Array(q.length), ref2 = new Float32Array(q.length);
+          const km2 = km ? Uint8Array.from({ length: B * S1 }, (_, i) => km[Math.floor(i / S1) * S + S0 + (i % S1)]) : null;
+          tsKernels.attentionForward(q, k, v, ref2, new Float32Array(B * Hq * T * S1), B, T, S1, Hq, Hkv, Dh, 0.3, causal, km2);
+          kk.attentionInfer(q, k, v, o2, B, T, S1, Hq, Hkv, Dh, 0.3, causal, km2, null, null, null, 0, null);
+          close(o2, ref2, 1e-5, `attentionInfer ${kk.implementation} causal=${causal} mask=${!!km}`);
+          // query mask: skipped rows are zeros, the others unchanged
+          const qm = Uint8Array.from({ length: B * T }, (_, i) => (i % 3 === 1 ? 0 : 1));
+          const o3 = new Float32Array(q.length);
+          kk.attentionInfer(q, k, v, o3, B, T, S1, Hq, Hkv, Dh, 0.3, causal, km, kPre, vPre, rows, S0, qm);
+          const ref3 = ref.slice();
+          for (let r = 0; r < B * T; r++) if (!qm[r]) ref3.fill(0, r * Hq * Dh, (r + 1) * Hq * Dh);
+          close(o3, ref3, 1e-5, `attentionInfer queryMask ${kk.implementation} causal=${causal} mask=${!!km}`);
+        }
+      }
+    }
+  });
+
   it('rope, attention softmax (causal, padded, S > T), swiglu, embedding backward, adamw, axpy, sumSquares', () => {
     const rows = 6, H = 3, Dh = 8, maxPos = 20;
     const cos = randArr(maxPos * Dh / 2), sin = randArr(maxPos * Dh / 2);

@@ -67,6 +67,7 @@ export function loadNativeKernels(): Kernels | null {
       attentionSoftmaxBackward: addon.attentionSoftmaxBackward,
       attentionForward: addon.attentionForward,
       attentionBackward: addon.attentionBackward,
+      attentionInfer: addon.attentionInfer,
       swiglu: addon.swiglu,
       swigluBackward: addon.swigluBackward,
       embeddingBackward: addon.embeddingBackward,

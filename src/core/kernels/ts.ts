@@ -368,6 +368,27 @@ export const tsKernels: Kernels = {
     }
   },
 
+  attentionInfer(q, k, v, out, B, T, S1, Hq, Hkv, Dh, scale, causal, keyMask, kPre, vPre, rowMap, S0, queryMask) {
+    // Per (row, kv head): scores [G, T, S0 + S1] against the row's prefix then its own keys.
+    const Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, S = S0 + S1, TS = T * S;
+    if (S0 > 0 && (!kPre || !vPre || !rowMap)) throw new Error('attentionInfer: prefix arrays missing');
+    const sc = new Float32Array(G * TS);
+    for (let b = 0; b < B; b++) {
+      const km = keyMask ? keyMask.subarray(b * S, (b + 1) * S) : null;
+      const pOff = S0 > 0 ? rowMap![b] * S0 * Wk : 0;
+      for (let kh = 0; kh < Hkv; kh++) {
+        const qOff = b * T * Wq + kh * G * Dh;
+        if (S0 > 0) gemmBatched(false, true, T, S0, Dh, 1, q, qOff, Wq, Dh, kPre!, pOff + kh * Dh, Wk, 0, 0, sc, 0, S, TS, G);
+        if (S1 > 0) gemmBatched(false, true, T, S1, Dh, 1, q, qOff, Wq, Dh, k, b * S1 * Wk + kh * Dh, Wk, 0, 0, sc, S0, S, TS, G);
+        tsKernels.attentionSoftmax(sc, 1, G, T, S, scale, causal, km);
+        if (S0 > 0) gemmBatched(false, false, T, Dh, S0, 1, sc, 0, S, TS, vPre!, pOff + kh * Dh, Wk, 0, 0, out, qOff, Wq, Dh, G);
+        if (S1 > 0) gemmBatched(false, false, T, Dh, S1, 1, sc, S0, S, TS, v, b * S1 * Wk + kh * Dh, Wk, 0, S0 > 0 ? 1 : 0, out, qOff, Wq, Dh, G);
+        if (S === 0) for (let t = 0; t < T; t++) out.fill(0, qOff + t * Wq, qOff + t * Wq + G * Dh);
+      }
+    }
+    if (queryMask) for (let r = 0; r < B * T; r++) if (!queryMask[r]) out.fill(0, r * Wq, (r + 1) * Wq);
+  },
+
   attentionBackward(q, k, v, P, g, dP, gq, gk, gv, B, T, S, Hq, Hkv, Dh, scale) {
     const Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, TS = T * S;
     for (let b = 0; b < B; b++) {

@@ -5,6 +5,7 @@ import { Rng } from '../random.js';
 import { tsKernels, loadNativeKernels, nativeLoadError, setKernels, type Kernels } from '../kernels/index.js';
 import { gradCheck } from '../test-utils/gradcheck.js';
 import * as op from './index.js';
+import { noGrad } from '../autograd.js';
 
 function rnd(shape: number[], seed: number, std = 1): Tensor {
   return randn(shape, { rng: new Rng(seed), std, requiresGrad: true });
@@ -137,6 +138,28 @@ for (const { name, k } of impls) {
       gradCheck((q, k, v) => op.attention(q, k, v, { causal: false, keyMask: mask }), [rnd([B, T, 2, Dh], 86), rnd([B, T, 1, Dh], 87), rnd([B, T, 1, Dh], 88)]);
       // S > T (queries are the last T of S positions)
       gradCheck((q, k, v) => op.attention(q, k, v, { numHeads: 2, numKvHeads: 1 }), [rnd([B, 2, 2 * Dh], 89), rnd([B, 5, Dh], 90), rnd([B, 5, Dh], 91)]);
+    });
+
+    it('attention with a shared prefix: gradients to q, k, v; inference path equals the recorded one', () => {
+      const Dh = 4, S0 = 3, B = 3, T = 2;
+      const prefix = { k: rnd([2, S0, Dh], 92).data, v: rnd([2, S0, Dh], 93).data, rows: Int32Array.from([1, 0, 1]), length: S0 };
+      const mask = Uint8Array.from([0, 1, 1, 1, 1, /**/ 1, 1, 1, 1, 1, /**/ 1, 1, 1, 1, 0]);
+      const f = (q: Tensor, k: Tensor, v: Tensor) => op.attention(q, k, v, { numHeads: 2, numKvHeads: 1, keyMask: mask, prefix });
+      const q = rnd([B, T, 2 * Dh], 94), k = rnd([B, T, Dh], 95), v = rnd([B, T, Dh], 96);
+      gradCheck(f, [q, k, v]);
+      const rec = f(q, k, v).data;
+      const inf = noGrad(() => f(q, k, v)).data;
+      for (let i = 0; i < rec.length; i++) assert.ok(Math.abs(rec[i] - inf[i]) < 1e-5, `prefix attention ${i}: ${rec[i]} vs ${inf[i]}`);
+      // query mask: masked rows are zeros with no gradient, with and without a prefix
+      const qm = Uint8Array.from([1, 0, 0, 1, 1, 1]);
+      const fm = (q: Tensor, k: Tensor, v: Tensor) => op.attention(q, k, v, { numHeads: 2, numKvHeads: 1, keyMask: mask, prefix, queryMask: qm });
+      gradCheck(fm, [q, k, v]);
+      gradCheck((q, k, v) => op.attention(q, k, v, { numHeads: 2, numKvHeads: 1, queryMask: qm }), [q, k, v]);
+      const recM = fm(q, k, v).data, infM = noGrad(() => fm(q, k, v)).data;
+      for (let i = 0; i < recM.length; i++) {
+        const r = Math.floor(i / (2 * Dh));
+        assert.ok(Math.abs(recM[i] - infM[i]) < 1e-5 && (qm[r] || recM[i] === 0), `masked attention ${i}`);
+      }
     });
 
     it('crossEntropy with ignore index (mean over non-ignored)', () => {
