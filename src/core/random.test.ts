@@ -32,4 +32,12 @@ describe('seeded random numbers', () => {
     assert.deepEqual(Array.from(a.data), Array.from(b.data));
     assert.ok(getDefaultRng() instanceof Rng);
   });
+  it('fillKeepMask consumes the stream exactly like one uniform() per element', () => {
+    for (const p of [0.05, 0.5, 0.1]) {
+      const a = new Rng(3), b = new Rng(3);
+      const m = a.fillKeepMask(new Float32Array(1001), p, 2);
+      for (let i = 0; i < m.length; i++) assert.equal(m[i], b.uniform() >= p ? 2 : 0);
+      assert.equal(a.nextU32(), b.nextU32());
+    }
+  });
 });

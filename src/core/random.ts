@@ -43,6 +43,29 @@ export class Rng {
     return result;
   }
 
+  /**
+   * Dropout mask: mask[i] = uniform() >= p ? keep : 0, consuming the stream exactly as one uniform()
+   * per element would (same values), in one tight loop over local state.
+   */
+  fillKeepMask(mask: Float32Array, p: number, keep: number): Float32Array {
+    let s0 = this.s0 | 0, s1 = this.s1 | 0, s2 = this.s2 | 0, s3 = this.s3 | 0;
+    const thr = p * 4294967296; // u / 2^32 >= p  <=>  u >= p * 2^32 (both exact in double)
+    for (let i = 0; i < mask.length; i++) {
+      const m = Math.imul(s1, 5);
+      const result = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      mask[i] = result >= thr ? keep : 0;
+    }
+    this.s0 = s0 >>> 0; this.s1 = s1 >>> 0; this.s2 = s2 >>> 0; this.s3 = s3 >>> 0;
+    return mask;
+  }
+
   /** Uniform in [0, 1). */
   uniform(): number {
     return this.nextU32() / 4294967296;

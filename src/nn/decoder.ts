@@ -404,7 +404,14 @@ export class Decoder {
     if (labels) {
       const targets = shiftLabels(labels, B, T);
       for (let i = 0; i < targets.length; i++) if (targets[i] !== -100) lossTokens++;
-      loss = mode === 'all' && logits ? op.crossEntropy(logits, targets) : op.linearCrossEntropy(normed, this.headWeight, targets);
+      if (mode === 'all' && logits) loss = op.crossEntropy(logits, targets);
+      else if (lossTokens > 0 && lossTokens < 0.9 * B * T) {
+        // The LM head only where a target is predicted (LLMRec: the answer, a tenth of the tokens).
+        const idx = new Int32Array(lossTokens);
+        for (let i = 0, n = 0; i < targets.length; i++) if (targets[i] !== -100) idx[n++] = i;
+        const rows = op.embedding(op.reshape(normed, [B * T, c.hiddenSize]), idx);
+        loss = op.linearCrossEntropy(rows, this.headWeight, Int32Array.from(idx, (i) => targets[i]));
+      } else loss = op.linearCrossEntropy(normed, this.headWeight, targets);
     }
     return { logits, loss, lossTokens, hiddenStates: hidden, lastHiddenState: normed };
   }

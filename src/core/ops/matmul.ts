@@ -165,10 +165,11 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     mask = new Float32Array(x.size);
     xa = new Float32Array(x.size);
     const keep = 1 / (1 - p);
-    for (let i = 0; i < mask.length; i++) {
-      mask[i] = opts.rng.uniform() >= p ? keep : 0;
-      xa[i] = x.data[i] * mask[i];
-    }
+    const rng = opts.rng as { uniform(): number; fillKeepMask?: (m: Float32Array, p: number, keep: number) => Float32Array };
+    if (rng.fillKeepMask) rng.fillKeepMask(mask, p, keep);
+    else for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
+    const xd = x.data;
+    for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
   }
   const u = new Float32Array(rows * R);
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);

@@ -177,7 +177,7 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   const rng = opts.rng ?? getDefaultRng();
   const keep = 1 / (1 - p);
   const mask = new Float32Array(x.size);
-  for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
+  rng.fillKeepMask(mask, p, keep);
   const out = new Float32Array(x.size);
   for (let i = 0; i < out.length; i++) out[i] = x.data[i] * mask[i];
   if (!needsGrad(x)) return new Tensor(out, x.shape);
