@@ -64,7 +64,7 @@ export class EvolutionManager {
   }
 
   /** Starts an evolution of the active version over the interactions since its cut-off. */
-  async start(options: Partial<EvolveOptions> = {}): Promise<Evolution> {
+  async start(options: Partial<EvolveOptions> = {}, gateMargin = this.gate.margin): Promise<Evolution> {
     if (this.running) throw new HttpError(409, `evolution ${this.running.id} is still running`);
     const active = this.host.current?.version;
     if (!active) throw new HttpError(409, 'no active model version');
@@ -72,7 +72,8 @@ export class EvolutionManager {
     if (lastSeq <= active.trainedUpTo) throw new HttpError(409, `no new interactions since version ${active.id} (trained up to seq ${active.trainedUpTo})`);
     if (active.trainedUpTo === 0) throw new HttpError(409, `version ${active.id} was not trained on the log (trained up to seq 0), so there is no base period to evolve from: register a version with trainedUpTo first (POST /v1/versions)`);
     const opts: EvolveOptions = { ...DEFAULT_EVOLVE, ...options };
-    const e = await this.storage.startEvolution({ baseVersionId: active.id, fromSeq: active.trainedUpTo, toSeq: lastSeq, options: { ...opts } });
+    const gate: GateConfig = { ...this.gate, margin: gateMargin };
+    const e = await this.storage.startEvolution({ baseVersionId: active.id, fromSeq: active.trainedUpTo, toSeq: lastSeq, options: { ...opts, gate } });
     this.running = e;
     const out = resolve(this.versionsDir, `e${e.id}`);
     rmSync(out, { recursive: true, force: true });
@@ -106,7 +107,7 @@ export class EvolutionManager {
       child.on('exit', (code, signal) => {
         enqueue(async () => {
           const o = outcome as WorkerMessage | null;
-          if (o?.type === 'done') await this.conclude(e, active, out, o.result, progress);
+          if (o?.type === 'done') await this.conclude(e, active, out, o.result, progress, gate);
           else {
             const why = o?.type === 'error' ? o.message : `the evolution process ended (${signal ? `signal ${signal}` : `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`;
             rmSync(out, { recursive: true, force: true });
@@ -126,16 +127,16 @@ export class EvolutionManager {
   }
 
   /** Registers the finished version and activates it when it passes the gate. */
-  private async conclude(e: Evolution, base: ModelVersion, out: string, result: WorkerResult, progress: Evolution['progress']): Promise<void> {
+  private async conclude(e: Evolution, base: ModelVersion, out: string, result: WorkerResult, progress: Evolution['progress'], g: GateConfig): Promise<void> {
     const { before, after } = result.gate;
     const scored = Number.isFinite(before) && Number.isFinite(after);
-    const pass = !this.gate.enabled || (scored && after >= before - this.gate.margin);
-    const gate = { ...result.gate, margin: this.gate.margin, enabled: this.gate.enabled, passed: pass };
-    const why = !this.gate.enabled
+    const pass = !g.enabled || (scored && after >= before - g.margin);
+    const gate = { ...result.gate, margin: g.margin, enabled: g.enabled, passed: pass };
+    const why = !g.enabled
       ? 'gate off'
       : !scored
         ? 'no held-out targets to gate on'
-        : `NDCG@3 ${after.toFixed(4)} vs active ${before.toFixed(4)} (margin ${this.gate.margin})`;
+        : `NDCG@3 ${after.toFixed(4)} vs active ${before.toFixed(4)} (margin ${g.margin})`;
     const v = await this.storage.addVersion({ folder: out, parentId: base.id, trainedUpTo: e.toSeq, metrics: { ...result, gate }, note: `evolution ${e.id}: ${why}` });
     let status: Evolution['status'] = 'rejected';
     let message = `gate failed: ${why}; version ${v.id} kept as rejected, version ${base.id} still active`;

@@ -115,6 +115,7 @@ const EVOLVE_OPTIONS = {
     candidates: { type: 'integer', minimum: 2, maximum: 200 },
     validUsers: { type: 'integer', minimum: 1, maximum: 100000 },
     seed: { type: 'integer' },
+    gateMargin: { type: 'number', minimum: -1, maximum: 1, description: "this job's gate margin (default: the service's)" },
   },
 } as const;
 
@@ -401,7 +402,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
   );
 
   // ---- evolutions ----
-  app.post<{ Body: Partial<EvolveOptions> | undefined }>(
+  app.post<{ Body: (Partial<EvolveOptions> & { gateMargin?: number }) | undefined }>(
     '/v1/evolutions',
     {
       ...route('write'),
@@ -413,7 +414,8 @@ export async function createService(config: ServeConfig): Promise<Service> {
       },
     },
     async (req, reply) => {
-      const e = await evolutions.start({ ...evolveDefaults, ...(req.body ?? {}) });
+      const { gateMargin, ...opts } = req.body ?? {};
+      const e = await evolutions.start({ ...evolveDefaults, ...opts }, gateMargin);
       return reply.code(202).send(e);
     },
   );
