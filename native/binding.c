@@ -43,6 +43,7 @@ static void* typed(Args* a, size_t i, napi_typedarray_type want) {
 }
 static float* F(Args* a, size_t i) { return (float*)typed(a, i, napi_float32_array); }
 static int32_t* I32(Args* a, size_t i) { return (int32_t*)typed(a, i, napi_int32_array); }
+static uint32_t* U32(Args* a, size_t i) { return (uint32_t*)typed(a, i, napi_uint32_array); }
 static uint8_t* U8(Args* a, size_t i) { return (uint8_t*)typed(a, i, napi_uint8_array); }
 static double D(Args* a, size_t i) {
   double v = 0;
@@ -212,6 +213,15 @@ FN(js_attention_infer) {
                      (int)L(&a, 9), (float)D(&a, 10), B(&a, 11), km, qm);
   return NULL;
 }
+/* dropoutMask(state, x, xa, mask, n, p, keep) */
+FN(js_dropout_mask) {
+  ARGS(7);
+  uint32_t* st = U32(&a, 0); float* x = F(&a, 1); float* xa = F(&a, 2); float* m = F(&a, 3);
+  if (a.failed) return NULL;
+  if (!st || !m || (xa && !x)) { napi_throw_type_error(env, NULL, "evorec native: dropoutMask arguments"); return NULL; }
+  ev_dropout_mask(st, x, xa, m, L(&a, 4), D(&a, 5), (float)D(&a, 6));
+  return NULL;
+}
 FN(js_swiglu) { ARGS(4); float* g = F(&a, 0); float* u = F(&a, 1); float* o = F(&a, 2); if (a.failed) return NULL; ev_swiglu(g, u, o, L(&a, 3)); return NULL; }
 FN(js_swiglu_backward) {
   ARGS(6);
@@ -256,7 +266,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("rmsNormBackward", js_rms_norm_backward), P("layerNorm", js_layer_norm),
       P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
       P("attentionSoftmax", js_attention_softmax),
-      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("attentionSoftmaxBackward", js_attention_softmax_backward),
+      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("dropoutMask", js_dropout_mask), P("attentionSoftmaxBackward", js_attention_softmax_backward),
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),

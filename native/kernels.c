@@ -473,3 +473,25 @@ void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr,
   AdamCtx c = {p, g, m, v, 1.0f - lr * wd, lr / bc1, 1.0f / sqrtf(bc2), beta1, beta2, eps};
   ev_parallel_for(n, 1 << 19, adamw_range, &c);
 }
+
+/* Dropout mask from xoshiro128** state st[4] (the same stream as src/core/random.ts Rng.uniform(), one
+ * draw per element): mask[i] = (u / 2^32 >= p) ? keep : 0, xa[i] = x[i] * mask[i] when xa is given. */
+static inline uint32_t ev_rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep) {
+  uint32_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
+  const double thr = p * 4294967296.0;
+  for (int64_t i = 0; i < n; i++) {
+    const uint32_t result = ev_rotl32(s1 * 5u, 7) * 9u;
+    const uint32_t t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = ev_rotl32(s3, 11);
+    const float m = (double)result >= thr ? keep : 0.0f;
+    mask[i] = m;
+    if (xa) xa[i] = x[i] * m;
+  }
+  st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
+}

@@ -47,6 +47,7 @@ void ev_swiglu_backward(const float* gate, const float* up, const float* gy, flo
 void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64_t n, int dim);
 void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
               float eps, float wd, float bc1, float bc2);
+void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep);
 /* fork-join over [0, n): fn(ctx, begin, end, part) with part < ev_loop_threads() */
 typedef void (*ev_range_fn)(void* ctx, int64_t begin, int64_t end, int part);
 void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx);

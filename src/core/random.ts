@@ -66,6 +66,15 @@ export class Rng {
     return mask;
   }
 
+  /** The generator state (xoshiro128**, 4 words), e.g. for a kernel that continues the stream. */
+  getState(): Uint32Array {
+    return Uint32Array.from([this.s0, this.s1, this.s2, this.s3]);
+  }
+
+  setState(st: Uint32Array): void {
+    this.s0 = st[0] >>> 0; this.s1 = st[1] >>> 0; this.s2 = st[2] >>> 0; this.s3 = st[3] >>> 0;
+  }
+
   /** Uniform in [0, 1). */
   uniform(): number {
     return this.nextU32() / 4294967296;

@@ -96,6 +96,12 @@ export interface Kernels {
     gq: Float32Array | null, gk: Float32Array | null, gv: Float32Array | null,
     B: number, T: number, S: number, Hq: number, Hkv: number, Dh: number, scale: number, causal: boolean): void;
 
+  /**
+   * Dropout mask from xoshiro128** state [4] (Rng's stream, one uniform per element; state advanced in
+   * place): mask[i] = uniform >= p ? keep : 0, and xa[i] = x[i] * mask[i] when xa is given.
+   */
+  dropoutMask(state: Uint32Array, x: Float32Array | null, xa: Float32Array | null, mask: Float32Array, n: number, p: number, keep: number): void;
+
   /** out = silu(gate) * up (overwrite). */
   swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
   /** Gradients of swiglu; ggate/gup accumulated when given. */

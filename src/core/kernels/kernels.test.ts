@@ -109,6 +109,23 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
+  it('dropout mask: both kernels follow Rng.uniform() exactly', () => {
+    const n = 1003, x = randArr(n);
+    const r = new Rng(5);
+    const expect = Float32Array.from({ length: n }, () => (r.uniform() >= 0.1 ? 1 / 0.9 : 0));
+    for (const kk of native ? [native, tsKernels] : [tsKernels]) {
+      const g = new Rng(5);
+      const st = g.getState();
+      const mask = new Float32Array(n), xa = new Float32Array(n);
+      kk.dropoutMask(st, x, xa, mask, n, 0.1, 1 / 0.9);
+      g.setState(st);
+      assert.deepEqual(Array.from(mask), Array.from(expect), kk.implementation);
+      for (let i = 0; i < n; i++) assert.equal(xa[i], Math.fround(x[i] * mask[i]));
+      assert.equal(g.nextU32(), r.nextU32());
+      r.setState(new Rng(5).getState()); for (let i = 0; i < n; i++) r.uniform();
+    }
+  });
+
   it('inference attention with a shared prefix equals attentionForward on the materialised keys', () => {
     const Bp = 2, S0 = 6, B = 5, T = 3, S1 = 4, Hq = 4, Hkv = 2, Dh = 8, W = Hkv * Dh, S = S0 + S1;
     const rows = Int32Array.from([1, 1, 0, 0, 1]);

@@ -68,6 +68,7 @@ export function loadNativeKernels(): Kernels | null {
       attentionForward: addon.attentionForward,
       attentionBackward: addon.attentionBackward,
       attentionInfer: addon.attentionInfer,
+      dropoutMask: addon.dropoutMask,
       swiglu: addon.swiglu,
       swigluBackward: addon.swigluBackward,
       embeddingBackward: addon.embeddingBackward,

@@ -2,6 +2,7 @@
 import { Tensor, shapeSize } from '../tensor.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
+import { Rng } from '../random.js';
 
 export interface MatmulOptions {
   /** Use A^T: a's last two dims are [K, M]. */
@@ -165,11 +166,16 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     mask = new Float32Array(x.size);
     xa = new Float32Array(x.size);
     const keep = 1 / (1 - p);
-    const rng = opts.rng as { uniform(): number; fillKeepMask?: (m: Float32Array, p: number, keep: number) => Float32Array };
-    if (rng.fillKeepMask) rng.fillKeepMask(mask, p, keep);
-    else for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
-    const xd = x.data;
-    for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
+    const rng = opts.rng;
+    if (rng instanceof Rng) {
+      const st = rng.getState();
+      k.dropoutMask(st, x.data, xa, mask, mask.length, p, keep);
+      rng.setState(st);
+    } else {
+      for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
+      const xd = x.data;
+      for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
+    }
   }
   const u = new Float32Array(rows * R);
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);

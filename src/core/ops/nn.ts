@@ -177,9 +177,10 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   const rng = opts.rng ?? getDefaultRng();
   const keep = 1 / (1 - p);
   const mask = new Float32Array(x.size);
-  rng.fillKeepMask(mask, p, keep);
   const out = new Float32Array(x.size);
-  for (let i = 0; i < out.length; i++) out[i] = x.data[i] * mask[i];
+  const st = rng.getState();
+  getKernels().dropoutMask(st, x.data, out, mask, mask.length, p, keep);
+  rng.setState(st);
   if (!needsGrad(x)) return new Tensor(out, x.shape);
   return record(new Tensor(out, x.shape), 'dropout', [x], (g) => {
     const dst = gradBuffer(x);
