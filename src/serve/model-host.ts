@@ -41,6 +41,11 @@ export class ModelHost {
     return new LLMRec(m.decoder, new PromptBuilder(m.prompts.tokenizer, this.titles, m.prompts.options));
   }
 
+  title(id: string): string {
+    const k = this.index.get(id);
+    return k === undefined ? '' : this.titles[k];
+  }
+
   itemIndex(id: string): number | undefined {
     return this.index.get(id);
   }

@@ -364,9 +364,8 @@ export async function createService(config: ServeConfig): Promise<Service> {
     }
     if (candidates.length === 0) return { user, version: cur.version.id, pool, history, items: [] };
     const scores = host.score(history, candidates);
-    const titles = new Map((await storage.items()).map((it) => [it.id, it.title]));
     const order = candidates.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k);
-    return { user, version: cur.version.id, pool, history, items: order.map((i) => ({ id: candidates[i], title: titles.get(candidates[i]) ?? '', score: scores[i] })) };
+    return { user, version: cur.version.id, pool, history, items: order.map((i) => ({ id: candidates[i], title: host.title(candidates[i]), score: scores[i] })) };
   };
   app.post<{ Body: { user: string; k?: number; candidates?: string[] } }>(
     '/v1/recommendations',
