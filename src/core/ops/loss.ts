@@ -44,6 +44,54 @@ function release(b: Float32Array): void {
 }
 
 /**
+ * Log-probability of each row's target under softmax(x W^T + bias), for scoring with an LM head: x
+ * [..., D], W [V, D], one target per row -> Float32Array [rows] (0 where the target is ignoreIndex).
+ * No gradient and no logits tensor: rows go through a pooled scratch buffer of at most
+ * `maxBufferFloats` (default 2^22 = 16 MB) logits at a time, so scoring 2,500 answer tokens against an
+ * 8,000-token vocabulary does not allocate (and page-fault) two 80 MB arrays as
+ * logSoftmax(linear(x, W)) does.
+ */
+export function linearLogProbs(
+  x: Tensor, W: Tensor, targets: Int32Array | readonly number[],
+  opts: { bias?: Tensor | null; ignoreIndex?: number; maxBufferFloats?: number } = {},
+): Float32Array {
+  const [V, D] = W.shape;
+  if (x.dim(-1) !== D) throw new Error(`linearLogProbs: input [${x.shape}] does not match weight [${W.shape}]`);
+  const rows = x.size / D;
+  const tg = targets instanceof Int32Array ? targets : Int32Array.from(targets);
+  if (tg.length !== rows) throw new Error(`linearLogProbs: ${tg.length} targets for ${rows} rows`);
+  const ignore = opts.ignoreIndex ?? -100;
+  for (let i = 0; i < rows; i++) if (tg[i] !== ignore && (tg[i] < 0 || tg[i] >= V)) throw new Error(`linearLogProbs: target ${tg[i]} out of range [0, ${V})`);
+  const bias = opts.bias ?? null;
+  const chunk = Math.max(1, Math.min(rows, Math.floor((opts.maxBufferFloats ?? 1 << 22) / V)));
+  const out = new Float32Array(rows);
+  if (rows === 0) return out;
+  const k = getKernels();
+  const buf = acquire(chunk * V);
+  const lse = new Float32Array(chunk);
+  const all = new Int32Array(chunk).fill(ignore === 0 && V > 1 ? 1 : 0); // never ignored: lse of every row
+  try {
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const n = Math.min(chunk, rows - r0);
+      let beta = 0;
+      if (bias) {
+        for (let r = 0; r < n; r++) buf.set(bias.data, r * V);
+        beta = 1;
+      }
+      k.gemm(false, true, n, V, D, 1, x.data, r0 * D, D, 0, W.data, 0, D, 0, beta, buf, 0, V, 0, 1);
+      k.crossEntropy(buf, all.subarray(0, n), n, V, ignore, lse.subarray(0, n));
+      for (let r = 0; r < n; r++) {
+        const t = tg[r0 + r];
+        out[r0 + r] = t === ignore ? 0 : buf[r * V + t] - lse[r];
+      }
+    }
+  } finally {
+    release(buf);
+  }
+  return out;
+}
+
+/**
  * crossEntropy(linear(x, W, bias), targets) fused for LM heads: x [..., D], W [V, D]. The logits live
  * in a pooled scratch buffer that the backward overwrites in place with dlogits, so no logits
  * tensor is materialised for the caller and no second V-wide buffer is allocated. When rows * V

@@ -168,6 +168,16 @@ for (const { name, k } of impls) {
       gradCheck((l) => op.crossEntropy(l, [3, 3, 1, 4, 0, 5], { reduction: 'sum' }), [logits]);
     });
 
+    it('linearLogProbs equals logSoftmax(linear) at the targets, chunked or not', () => {
+      const x = rnd([7, 5], 140), W = rnd([11, 5], 141), bias = rnd([11], 142);
+      const tg = Int32Array.from([3, 0, 10, -100, 5, 5, 1]);
+      const ref = op.logSoftmax(op.linear(x, W, bias)).data;
+      for (const maxBufferFloats of [undefined, 2 * 11, 1]) {
+        const lp = op.linearLogProbs(x, W, tg, { bias, maxBufferFloats });
+        tg.forEach((t, r) => assert.ok(Math.abs(lp[r] - (t < 0 ? 0 : ref[r * 11 + t])) < 1e-5, `row ${r}: ${lp[r]}`));
+      }
+    });
+
     it('linearCrossEntropy (fused LM head) matches linear + crossEntropy and its gradients', () => {
       const x = rnd([2, 3, 5], 150);
       const W = rnd([9, 5], 151);
