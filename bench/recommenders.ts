@@ -3,23 +3,31 @@
  * - `prepare` on the full Beauty data;
  * - LLMRec evaluation throughput: users per second ranking 20 candidates with the `small` preset
  *   (randomly initialised: the cost does not depend on the weights), KV-cached shared prompts;
+ * - LLMRec training throughput: LmTrainer steps (forward, backward, AdamW) on trainLLMRec's batches of 16
+ *   right-padded prompt + answer sequences, LoRA r16 (dropout 0.05) on all seven projections, base frozen;
  * - SASRec evaluation throughput on the same users.
- * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200)
+ * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
+ * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: read the medians.
  */
 import { CandidateSampler } from '../src/data/candidates.js';
 import { loadSplit } from '../src/data/prepare.js';
 import { decoderPreset } from '../src/io/hf-config.js';
 import { LLMRec } from '../src/models/llmrec.js';
+import { llmrecBatches } from '../src/models/llmrec-train.js';
 import { PromptBuilder } from '../src/models/prompt.js';
 import { SASRec } from '../src/models/sasrec.js';
 import { Decoder } from '../src/nn/decoder.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
+import { LmTrainer } from '../src/train/lm-trainer.js';
 import { benchPrepare } from './prepare.js';
 
 const users = Number(process.env.BENCH_USERS ?? 200);
 
-const prep = await benchPrepare(2);
-console.log(`prepare (Beauty, full data, T=3): best of 2 ${prep.bestSeconds.toFixed(2)} s`);
+if (!process.env.BENCH_SKIP_PREPARE) {
+  const prep = await benchPrepare(2);
+  console.log(`prepare (Beauty, full data, T=3): best of 2 ${prep.bestSeconds.toFixed(2)} s`);
+}
+const steps = Number(process.env.BENCH_STEPS ?? 12);
 
 const { split } = await loadSplit({ data: 'beauty' });
 const test = split.periods[0].test.slice(0, users);
@@ -29,7 +37,7 @@ const { tokenizer } = trainTokenizer(split.dataset.titles, { vocabSize: 8000 });
 
 for (const preset of ['small'] as const) {
   const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
-  decoder.addAdapter('default', { r: 16 }, { freezeBase: true });
+  decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0.05 }, { freezeBase: true });
   const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles));
   const hist = test.map((s) => split.history(s, 10));
   model.score(hist.slice(0, 8), cands.slice(0, 8)); // warm-up
@@ -40,6 +48,23 @@ for (const preset of ['small'] as const) {
   console.log(
     `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
       `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s)`,
+  );
+
+  const train = split.periods[0].train.slice(0, 16 * steps);
+  const batches = llmrecBatches(model, train, (s) => split.history(s, 10), 16);
+  const trainer = new LmTrainer(decoder, { lr: 1e-4, totalSteps: batches.length + 1, warmupSteps: 0, schedule: 'constant' });
+  trainer.trainStep(batches[0]); // warm-up
+  const times: number[] = [];
+  for (const b of batches) {
+    const t1 = performance.now();
+    trainer.trainStep(b);
+    times.push(performance.now() - t1);
+  }
+  times.sort((a, b) => a - b);
+  const tokens = batches.reduce((a, b) => a + b.batch * b.seqLen, 0) / batches.length;
+  console.log(
+    `LLMRec training (${preset} preset, LoRA r16 on 7 projections, batches of 16, ${tokens.toFixed(0)} padded tokens per batch on average): ` +
+      `${(1000 / times[times.length >> 1]).toFixed(2)} steps/s (median of ${times.length} steps)`,
   );
 }
 

@@ -109,6 +109,24 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
+  it('fused attention over several query blocks (T > 32), causal with S > T, right and left padding', () => {
+    const B = 3, T = 70, S = 75, Hq = 4, Hkv = 2, Dh = 8;
+    const q = randArr(B * T * Hq * Dh), k = randArr(B * S * Hkv * Dh), v = randArr(B * S * Hkv * Dh), g = randArr(B * T * Hq * Dh);
+    const mask = new Uint8Array(B * S).fill(1);
+    mask.fill(0, 50, S); // row 0 right-padded
+    mask.fill(0, S, S + 9); // row 1 left-padded
+    for (const causal of [true, false]) {
+      for (const km of [null, mask]) {
+        const P = new Float32Array(B * Hq * T * S);
+        agree(`attentionForward blocks causal=${causal} mask=${!!km}`, [new Float32Array(q.length), P], (kk, [o, p]) =>
+          kk.attentionForward(q, k, v, o as Float32Array, p as Float32Array, B, T, S, Hq, Hkv, Dh, 0.3, causal, km));
+        tsKernels.attentionForward(q, k, v, new Float32Array(q.length), P, B, T, S, Hq, Hkv, Dh, 0.3, causal, km);
+        agree(`attentionBackward blocks causal=${causal} mask=${!!km}`, [randArr(q.length), randArr(k.length), randArr(v.length)], (kk, [gq, gk, gv]) =>
+          kk.attentionBackward(q, k, v, P, g, new Float32Array(P.length).fill(NaN), gq as Float32Array, gk as Float32Array, gv as Float32Array, B, T, S, Hq, Hkv, Dh, 0.3, causal), 1e-4);
+      }
+    }
+  });
+
   it('dropout mask: both kernels follow Rng.uniform() exactly', () => {
     const n = 1003, x = randArr(n);
     const r = new Rng(5);
