@@ -359,6 +359,14 @@ export class Decoder {
       ? op.embedding(this.params[HF_KEYS.embedTokens], Int32Array.from(realIdx, (i) => flat[i]), [1, N])
       : op.embedding(this.params[HF_KEYS.embedTokens], flat, [B, T]);
     const hidden: Tensor[] | null = opts.outputHiddenStates ? [toPadded(x)] : null;
+    // Without recording (and without hidden states to hand out), the residual stream and the MLP
+    // activation are updated in place: fewer fresh arrays to page-fault and collect.
+    const inPlace = !isGradEnabled() && !hidden;
+    const residual = (r: Tensor, y: Tensor): Tensor => {
+      if (!inPlace) return op.add(r, y);
+      op.getKernels().axpy(r.size, 1, y.data, r.data);
+      return r;
+    };
     const headDim = c.headDim;
     const ropePos = positions && realIdx ? Int32Array.from(realIdx, (i) => positions![i]) : positions;
     const ropeOpts = { headDim, base: c.ropeTheta, ...(ropePos ? { positions: ropePos } : {}) };
@@ -371,10 +379,16 @@ export class Decoder {
       let prefix: op.AttentionPrefix | null = null;
       if (cache) ({ k, v, prefix } = cache.extendShared(l, k, v));
       const a = toPacked(op.attention(q, k, v, { numHeads: c.numAttentionHeads, numKvHeads: c.numKeyValueHeads, causal: true, keyMask, prefix, queryMask: pack ? mask : null }));
-      x = op.add(x, this.proj(l, 'o_proj', a, training));
+      x = residual(x, this.proj(l, 'o_proj', a, training));
       const n = op.rmsNorm(x, p.postNorm, c.rmsNormEps);
-      const f = op.swiglu(this.proj(l, 'gate_proj', n, training), this.proj(l, 'up_proj', n, training));
-      x = op.add(x, this.proj(l, 'down_proj', f, training));
+      const gate = this.proj(l, 'gate_proj', n, training), up = this.proj(l, 'up_proj', n, training);
+      let f: Tensor;
+      if (inPlace) {
+        // silu(gate) * up written over gate (elementwise, so aliasing is safe): one activation less
+        op.getKernels().swiglu(gate.data, up.data, gate.data, gate.size);
+        f = gate;
+      } else f = op.swiglu(gate, up);
+      x = residual(x, this.proj(l, 'down_proj', f, training));
       hidden?.push(toPadded(x));
     }
     if (cache) {
