@@ -48,21 +48,9 @@ export class Rng {
    * per element would (same values), in one tight loop over local state.
    */
   fillKeepMask(mask: Float32Array, p: number, keep: number): Float32Array {
-    let s0 = this.s0 | 0, s1 = this.s1 | 0, s2 = this.s2 | 0, s3 = this.s3 | 0;
-    const thr = p * 4294967296; // u / 2^32 >= p  <=>  u >= p * 2^32 (both exact in double)
-    for (let i = 0; i < mask.length; i++) {
-      const m = Math.imul(s1, 5);
-      const result = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
-      const t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      mask[i] = result >= thr ? keep : 0;
-    }
-    this.s0 = s0 >>> 0; this.s1 = s1 >>> 0; this.s2 = s2 >>> 0; this.s3 = s3 >>> 0;
+    const state = Int32Array.of(this.s0, this.s1, this.s2, this.s3);
+    keepMaskFromState(state, mask, mask.length, p, keep);
+    this.s0 = state[0] >>> 0; this.s1 = state[1] >>> 0; this.s2 = state[2] >>> 0; this.s3 = state[3] >>> 0;
     return mask;
   }
 
@@ -135,4 +123,27 @@ export function manualSeed(seed: number): void {
 
 export function getDefaultRng(): Rng {
   return defaultRng;
+}
+
+/**
+ * The xoshiro128** stream as a dropout mask: mask[i] = (next u32 / 2^32 >= p) ? keep : 0 for n elements,
+ * advancing `state` (4 words) in place. One uniform() per element, so it continues `Rng` exactly; the
+ * TypeScript dropout kernel and `Rng.fillKeepMask` both use it (the native kernel mirrors it in C).
+ */
+export function keepMaskFromState(state: Int32Array | Uint32Array, mask: Float32Array, n: number, p: number, keep: number): void {
+  let s0 = state[0] | 0, s1 = state[1] | 0, s2 = state[2] | 0, s3 = state[3] | 0;
+  const thr = p * 4294967296; // u / 2^32 >= p  <=>  u >= p * 2^32 (both exact in double)
+  for (let i = 0; i < n; i++) {
+    const m = Math.imul(s1, 5);
+    const result = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    mask[i] = result >= thr ? keep : 0;
+  }
+  state[0] = s0; state[1] = s1; state[2] = s2; state[3] = s3;
 }

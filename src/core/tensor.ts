@@ -146,3 +146,27 @@ export function parameter(data: Float32Array | Tensor, shape?: readonly number[]
   if (name) t.name = name;
   return t;
 }
+
+/**
+ * For each element of a row-major tensor of shape `outShape` (in order), the flat index it reads from a
+ * source whose stride along output dim d is `strides[d]` (0 for a broadcast dim). Serves broadcasting
+ * and permutation alike.
+ */
+export function stridedIndexMap(outShape: readonly number[], strides: readonly number[]): Int32Array {
+  const n = outShape.length;
+  const size = shapeSize(outShape);
+  const map = new Int32Array(size);
+  const idx = new Array(n).fill(0);
+  let off = 0;
+  for (let i = 0; i < size; i++) {
+    map[i] = off;
+    for (let d = n - 1; d >= 0; d--) {
+      idx[d]++;
+      off += strides[d];
+      if (idx[d] < outShape[d]) break;
+      off -= strides[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+  return map;
+}

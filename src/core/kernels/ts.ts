@@ -3,6 +3,7 @@
  * Same contracts as the native ones; reductions accumulate in double precision (JS numbers).
  */
 import type { Kernels } from './interface.js';
+import { keepMaskFromState } from '../random.js';
 
 
 const KC = 256; // k-block
@@ -413,23 +414,8 @@ export const tsKernels: Kernels = {
   },
 
   dropoutMask(state, x, xa, mask, n, p, keep) {
-    let s0 = state[0] | 0, s1 = state[1] | 0, s2 = state[2] | 0, s3 = state[3] | 0;
-    const thr = p * 4294967296;
-    for (let i = 0; i < n; i++) {
-      const m5 = Math.imul(s1, 5);
-      const result = Math.imul((m5 << 7) | (m5 >>> 25), 9) >>> 0;
-      const t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      const m = result >= thr ? keep : 0;
-      mask[i] = m;
-      if (xa) xa[i] = x![i] * mask[i];
-    }
-    state[0] = s0; state[1] = s1; state[2] = s2; state[3] = s3;
+    keepMaskFromState(state, mask, n, p, keep);
+    if (xa) for (let i = 0; i < n; i++) xa[i] = x![i] * mask[i];
   },
 
   swiglu(gate, up, out, n) {

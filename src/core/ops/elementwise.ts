@@ -1,5 +1,5 @@
 /** Elementwise ops: broadcasting binary arithmetic and unary activations. */
-import { Tensor, sameShape, shapeSize } from '../tensor.js';
+import { Tensor, sameShape, shapeSize, stridedIndexMap } from '../tensor.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 
@@ -42,19 +42,7 @@ function broadcastMap(outShape: readonly number[], inShape: readonly number[]): 
     strides[oi] = inShape[i] === 1 ? 0 : s;
     s *= inShape[i];
   }
-  const idx = new Array(n).fill(0);
-  let off = 0;
-  for (let i = 0; i < size; i++) {
-    map[i] = off;
-    for (let d = n - 1; d >= 0; d--) {
-      idx[d]++;
-      off += strides[d];
-      if (idx[d] < outShape[d]) break;
-      off -= strides[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
-  return map;
+  return stridedIndexMap(outShape, strides);
 }
 
 /** Add `g` (over outShape) into the gradient of `t`, summing over broadcast dims. */

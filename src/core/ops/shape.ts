@@ -1,5 +1,5 @@
 /** Shape ops: reshape (shares storage), transpose/permute, slice, concat (copy). */
-import { Tensor, shapeSize } from '../tensor.js';
+import { Tensor, shapeSize, stridedIndexMap } from '../tensor.js';
 import { record, gradBuffer, accumulate } from '../autograd.js';
 
 function normAxis(axis: number, ndim: number): number {
@@ -37,19 +37,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const srcStride = perm.map((p) => inStrides[p]);
   const size = x.size;
   // map[i] = flat input index of output element i
-  const map = new Int32Array(size);
-  const idx = new Array(n).fill(0);
-  let off = 0;
-  for (let i = 0; i < size; i++) {
-    map[i] = off;
-    for (let d = n - 1; d >= 0; d--) {
-      idx[d]++;
-      off += srcStride[d];
-      if (idx[d] < outShape[d]) break;
-      off -= srcStride[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
+  const map = stridedIndexMap(outShape, srcStride);
   const out = new Float32Array(size);
   const src = x.data;
   for (let i = 0; i < size; i++) out[i] = src[map[i]];
