@@ -58,15 +58,7 @@ export function bpeModelToTokenizerJson(model: BpeModel): TokenizerJson {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: model.specialTokens.map((s) => ({
-      id: s.id,
-      content: s.content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
+    added_tokens: model.specialTokens.map((s) => ({ id: s.id, ...specialTokenFields(s.content) })),
     normalizer: null,
     pre_tokenizer: {
       type: "Sequence",
@@ -96,14 +88,7 @@ export function bpeModelToTokenizerJson(model: BpeModel): TokenizerJson {
 export function bpeModelToTokenizerConfig(model: BpeModel, modelMaxLength = 1024): TokenizerConfigJson {
   const decoder: Record<string, Omit<AddedTokenJson, "id">> = {};
   for (const s of model.specialTokens) {
-    decoder[String(s.id)] = {
-      content: s.content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    };
+    decoder[String(s.id)] = specialTokenFields(s.content);
   }
   return {
     tokenizer_class: "PreTrainedTokenizerFast",
@@ -117,4 +102,9 @@ export function bpeModelToTokenizerConfig(model: BpeModel, modelMaxLength = 1024
     clean_up_tokenization_spaces: false,
     added_tokens_decoder: decoder,
   };
+}
+
+/** How a special token is written in tokenizer.json's added_tokens and tokenizer_config.json. */
+function specialTokenFields(content: string) {
+  return { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
 }
