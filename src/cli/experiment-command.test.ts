@@ -15,7 +15,7 @@ const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
 
 describe('evorec experiment', () => {
-  it('runs the strategies end to end, writes results.json, results.md and report.html, and resumes', async () => {
+  it('runs the strategies once per training seed, writes results.json, results.md and report.html with mean ± SE, and resumes', async () => {
     const dir = tempDir();
     const rows = ['user_id,item_id,timestamp'];
     let ts = 0;
@@ -33,17 +33,27 @@ describe('evorec experiment', () => {
     const out = join(dir, 'exp');
     const args = [
       'experiment', '--data', dir, '--periods', '2', '--base', '0.5', '--history', '3', '--candidates', '5', '--backbone', backbone,
-      '--strategies', 'static,finetune,evorec', '--lora-rank', '4', '--sasrec-epochs', '2', '--eval-users', '0', '--valid-users', '10', '--out', out, '--quiet',
+      '--strategies', 'static,finetune,evorec', '--lora-rank', '4', '--sasrec-epochs', '2', '--eval-users', '0', '--valid-users', '10', '--train-seeds', '2', '--out', out, '--quiet',
     ];
     const first = await run('node', [...cli, ...args]);
     assert.match(first.stdout, /## Averaged over periods/);
     assert.match(first.stdout, /\| evorec \| /);
-    for (const f of ['results.json', 'results.md', 'report.html', 'base/llmrec.json', 'sasrec/p1/config.json', 'adapters/evorec/p2/adapter_config.json']) assert.ok(existsSync(join(out, f)), f);
+    assert.match(first.stdout, /mean over 2 training seeds/);
+    assert.match(first.stdout, /\| finetune \| [-+]\d\.\d{4} ± \d\.\d{4}/);
+    const files = ['results.json', 'results.md', 'report.html', 'sasrec/p1/config.json'];
+    for (const seed of [1, 2]) files.push(`seed-${seed}/results.json`, `seed-${seed}/base/llmrec.json`, `seed-${seed}/adapters/evorec/p2/adapter_config.json`);
+    for (const f of files) assert.ok(existsSync(join(out, f)), f);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg/);
     assert.match(html, /NDCG@3 of inactive users, by period/);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    assert.equal(results.updates.length, 6);
+    assert.equal(results.format, 'evorec-experiment-seeds/1');
+    assert.deepEqual(results.seeds, [1, 2]);
+    assert.deepEqual(results.runs.map((r: { updates: unknown[] }) => r.updates.length), [6, 6]);
+    // The seeds differ in training, not in what they are evaluated on.
+    const weights = (seed: number) => readFileSync(join(out, `seed-${seed}`, 'adapters', 'finetune', 'p1', 'adapter_model.safetensors'));
+    assert.notDeepEqual(weights(1), weights(2));
+    assert.deepEqual(results.runs[0].baselines.p1, results.runs[1].baselines.p1);
     const again = await run('node', [...cli, ...args]);
     assert.equal(again.stdout.replace(/in \S+\.\n$/, ''), first.stdout.replace(/in \S+\.\n$/, ''));
   });

@@ -8,11 +8,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
-import { CandidateSampler } from '../data/candidates.js';
+import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { sampleFilter } from '../eval/evaluate.js';
-import { runExperiment } from '../evolve/runner.js';
+import { runExperiment, type ExperimentResults } from '../evolve/runner.js';
 import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
 import { LLMRec, validationNdcg3 } from '../models/llmrec.js';
 import { isLLMRecFolder, loadLLMRec, saveLLMRec } from '../models/llmrec-io.js';
@@ -57,6 +57,9 @@ export function registerExperimentCommand(program: Command): void {
     .option('--update-lr <x>', 'learning rate of the updates (cosine)', parseFloatArg('--update-lr'), 4e-4)
     .option('--batch <n>', 'examples per step', parseIntArg('--batch'), 16)
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs'), 20)
+    .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), 3)
+    .option('--first-train-seed <n>', 'the first training seed (the others follow it)', parseIntArg('--first-train-seed'), 1)
+    .addOption(new Option('--samplers <list>', 'negative samplers to evaluate with (comma-separated: popularity, uniform); the first is the headline').default('popularity'))
     .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), 150)
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), 100)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
@@ -88,76 +91,118 @@ export function registerExperimentCommand(program: Command): void {
       const lora = { r: o.loraRank, alpha: o.loraAlpha, dropout: 0.05 };
       const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
       const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
-      const baseDir = join(o.out, 'base');
-      let model: LLMRec;
-      if (isLLMRecFolder(baseDir)) {
-        stage('load the base model');
-        model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
-      } else {
-        stage('train the base adapter on P0');
-        const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
-        if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
-        decoder.addAdapter('default', lora, { seed: o.seed, freezeBase: true });
-        model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
-        const bar = progressBar(o.quiet);
-        const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
-          ...baseTrain,
-          seed: o.seed,
-          checkpoint: join(o.out, 'base.ckpt'),
-          onStep: (s, n) => bar.update('base', s, n),
-          onEval: (e) => {
-            bar.stop();
-            log(`  step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`);
-          },
-        }, p0Validator(model, split, o.validUsers, o.candidates, o.seed));
-        bar.stop();
-        await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
-      }
-      // The runner expects the base adapter under the name "base".
-      const dec = model.decoder;
-      const base = dec.adapter('default').clone('base');
-      dec.deleteAdapter('default');
-      dec.attachAdapter(base, { freezeBase: true });
+      const samplers = String(o.samplers).split(',').map((x) => x.trim()).filter(Boolean) as NegativeSampler[];
+      for (const x of samplers) if (x !== 'popularity' && x !== 'uniform') throw new RangeError(`--samplers: unknown sampler "${x}" (popularity, uniform)`);
+      if (samplers.length === 0) throw new RangeError('--samplers: at least one sampler');
+      if (!(o.trainSeeds >= 1)) throw new RangeError('--train-seeds: at least 1');
 
-      const sasrecFor = async (t: number): Promise<SASRec> => {
-        const dir = join(o.out, 'sasrec', `p${t}`);
-        if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
-        const prev = t > 0 ? await sasrecFor(t - 1) : new SASRec({ numItems: split.dataset.numItems });
-        stage(`train SASRec up to P${t}`);
-        await trainSASRec(prev, split, t, { epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)), negatives: 'popularity' });
-        await saveSASRec(dir, prev, split.dataset.itemIds, { trained_up_to_period: t });
-        return prev;
+      /** The base LLMRec of one training seed: loaded from `dir/base` or trained there on P0. */
+      const baseModel = async (seed: number, dir: string): Promise<LLMRec> => {
+        const baseDir = join(dir, 'base');
+        let model: LLMRec;
+        if (isLLMRecFolder(baseDir)) {
+          stage(`seed ${seed}: load the base model`);
+          model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
+        } else {
+          stage(`seed ${seed}: train the base adapter on P0`);
+          const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
+          if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
+          decoder.addAdapter('default', lora, { seed, freezeBase: true });
+          model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
+          const bar = progressBar(o.quiet);
+          const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
+            ...baseTrain,
+            seed,
+            checkpoint: join(dir, 'base.ckpt'),
+            onStep: (s, n) => bar.update('base', s, n),
+            onEval: (e) => {
+              bar.stop();
+              log(`  step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`);
+            },
+          }, p0Validator(model, split, o.validUsers, o.candidates, o.seed));
+          bar.stop();
+          await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
+        }
+        // The runner expects the base adapter under the name "base".
+        const dec = model.decoder;
+        const base = dec.adapter('default').clone('base');
+        dec.deleteAdapter('default');
+        dec.attachAdapter(base, { freezeBase: true });
+        return model;
       };
 
-      stage(`run ${names.length} strategies over ${split.numPeriods - 1} periods`);
-      const bar = progressBar(o.quiet);
-      const results = await runExperiment({
-        split,
-        model,
-        baseAdapter: 'base',
-        lora,
-        strategies: names.map((n) => registry[n]),
-        sasrecFor,
-        update: updateTrain,
-        base: baseTrain,
-        history: o.history,
-        evalUsers: o.evalUsers,
-        validUsers: o.validUsers,
-        candidates: o.candidates,
-        samplers: ['popularity', 'uniform'],
-        seed: o.seed,
-        out: o.out,
-        log: (l) => {
-          bar.stop();
-          log(`  ${l}`);
-        },
-        onProgress: bar.update,
-      });
-      bar.stop();
-      const title = `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}`;
-      const md = experimentMarkdown(results, 'popularity', title) + '\n' + experimentMarkdown(results, 'uniform', `${title} (uniform negatives)`).split('\n').slice(1).join('\n');
-      writeFileAtomic(join(o.out, 'results.md'), md);
-      writeFileAtomic(join(o.out, 'report.html'), experimentHtml(results, 'popularity', title, `Command: evorec ${process.argv.slice(2).join(' ')}`));
+      // SASRec does not depend on the training seed of the LLMRec: one per period, shared by all seeds.
+      const sasrecs = new Map<number, Promise<SASRec>>();
+      const sasrecFor = (t: number): Promise<SASRec> => {
+        let p = sasrecs.get(t);
+        if (!p) {
+          p = (async () => {
+            const dir = join(o.out, 'sasrec', `p${t}`);
+            if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
+            const prev = t > 0 ? await loadSASRecCopy(t - 1) : new SASRec({ numItems: split.dataset.numItems });
+            stage(`train SASRec up to P${t}`);
+            await trainSASRec(prev, split, t, { epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)), negatives: 'popularity' });
+            await saveSASRec(dir, prev, split.dataset.itemIds, { trained_up_to_period: t });
+            return prev;
+          })();
+          sasrecs.set(t, p);
+        }
+        return p;
+      };
+      // Continuing period t-1's SASRec must not change the cached t-1 model: continue a fresh copy from its folder.
+      const loadSASRecCopy = async (t: number): Promise<SASRec> => {
+        await sasrecFor(t);
+        return (await loadSASRec(join(o.out, 'sasrec', `p${t}`))).model;
+      };
+
+      const seeds = Array.from({ length: o.trainSeeds }, (_, i) => o.firstTrainSeed + i);
+      const title = `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}, ${seeds.length} training seed${seeds.length > 1 ? 's' : ''}`;
+      const command = `evorec ${process.argv.slice(2).join(' ')}`;
+      const runs: ExperimentResults[] = [];
+      const writeReports = () => {
+        const md = samplers.map((x, i) => {
+          const m = experimentMarkdown(runs, x, i === 0 ? title : `${title} (${x} negatives)`);
+          return i === 0 ? m : m.split('\n').slice(1).join('\n');
+        }).join('\n');
+        writeFileAtomic(join(o.out, 'results.md'), md);
+        writeFileAtomic(join(o.out, 'report.html'), experimentHtml(runs, samplers[0], title, `Command: ${command}`));
+        writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ format: 'evorec-experiment-seeds/1', command, seeds: seeds.slice(0, runs.length), runs }, null, 2) + '\n');
+        return md;
+      };
+      let md = '';
+      for (const seed of seeds) {
+        const dir = join(o.out, `seed-${seed}`);
+        mkdirSync(dir, { recursive: true });
+        const model = await baseModel(seed, dir);
+        stage(`seed ${seed}: run ${names.length} strategies over ${split.numPeriods - 1} periods`);
+        const bar = progressBar(o.quiet);
+        const results = await runExperiment({
+          split,
+          model,
+          baseAdapter: 'base',
+          lora,
+          strategies: names.map((n) => registry[n]),
+          sasrecFor,
+          update: updateTrain,
+          base: baseTrain,
+          history: o.history,
+          evalUsers: o.evalUsers,
+          validUsers: o.validUsers,
+          candidates: o.candidates,
+          samplers,
+          seed: o.seed,
+          trainSeed: seed,
+          out: dir,
+          log: (l) => {
+            bar.stop();
+            log(`  ${l}`);
+          },
+          onProgress: bar.update,
+        });
+        bar.stop();
+        runs.push(results);
+        md = writeReports();
+      }
       process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
     });
 }

@@ -39,7 +39,10 @@ export interface ExperimentOptions {
   validUsers: number;
   candidates: number;
   samplers: NegativeSampler[];
+  /** Seed of the data side: candidate sets, evaluation and validation samples (the same for every run). */
   seed: number;
+  /** Seed of the training side: fresh adapters, shuffling, dropout, replay and random-layer draws. Default `seed`. */
+  trainSeed?: number;
   out: string;
   log?: (line: string) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -142,6 +145,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     }
     return v;
   };
+  const trainSeed = o.trainSeed ?? o.seed;
   const total = (split.numPeriods - 1) * o.strategies.length;
   let step = results.updates.length;
   for (let t = 1; t < split.numPeriods; t++) {
@@ -168,14 +172,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         update: o.update,
         base: o.base,
         history: o.history,
-        seed: o.seed,
+        seed: trainSeed,
         validate: (historyOf) => validationNdcg3(model, validation(t).samples, validation(t).cands, historyOf),
         replaceAdapter: (next) => {
           if (next.name !== adapter.name) dec.deleteAdapter(adapter.name);
           adapter = next;
           dec.setActiveAdapters(next.name);
         },
-        freshAdapter: (name) => dec.addAdapter(name, o.lora, { seed: o.seed + t + 1000 * ++fresh, freezeBase: true }),
+        freshAdapter: (name) => dec.addAdapter(name, o.lora, { seed: trainSeed + t + 1000 * ++fresh, freezeBase: true }),
         log,
       });
       const seconds = (performance.now() - t0) / 1000;

@@ -29,6 +29,7 @@ export interface PeriodContext {
   base: Partial<LLMRecTrainOptions>;
   /** History window H. */
   history: number;
+  /** Training seed (initialisation, shuffling, dropout, sampled data); candidates never depend on it. */
   seed: number;
   /** Validation score (NDCG@3 on a fixed sample of period t's validation targets) under the active adapters. */
   validate: (historyOf: (s: Sample) => number[]) => number;

@@ -4,61 +4,120 @@
  * with inline SVG charts (no scripts, no external files): per-period NDCG@3 of active and inactive users
  * by strategy, quality against trainable share, and update time by strategy.
  */
-import type { ExperimentResults, UpdateRecord } from '../evolve/runner.js';
+import type { ExperimentResults } from '../evolve/runner.js';
+import { metricOf, pairedDifference, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
 
 const GROUPS = ['active', 'inactive', 'all'] as const;
 const METRICS = ['HR@1', 'HR@3', 'NDCG@3'] as const;
 
-type Row = { strategy: string; values: Record<string, number>; seconds: number; trainable: number; share: number; samples: number };
+type Row = { strategy: string; values: Record<string, Stat>; seconds: Stat; trainable: Stat; share: Stat; samples: Stat };
 
-const metric = (u: UpdateRecord, sampler: string, g: string, m: string) => u.eval[sampler]?.groups[g as 'all']?.metrics[m] ?? NaN;
+const seconds: Measure = (u) => u.seconds;
+const trainable: Measure = (u) => u.report.trainableParameters;
+const share: Measure = (u) => (u.report.loraParameters > 0 ? u.report.trainableParameters / u.report.loraParameters : 0);
+const samplesSeen: Measure = (u) => u.report.samplesSeen;
 
-function rowsFor(results: ExperimentResults, sampler: string, period: number | 'mean'): Row[] {
-  return results.strategies.map((strategy) => {
-    const ups = results.updates.filter((u) => u.strategy === strategy && (period === 'mean' || u.period === period));
-    const values: Record<string, number> = {};
-    for (const g of GROUPS) for (const m of METRICS) values[`${g} ${m}`] = mean(ups.map((u) => metric(u, sampler, g, m)));
+/** The strategies of the runs, in the order of the first run. */
+const strategiesOf = (runs: ExperimentResults[]) => [...new Set(runs.flatMap((r) => r.strategies))];
+
+function rowsFor(runs: ExperimentResults[], sampler: string, period: number | 'mean'): Row[] {
+  return strategiesOf(runs).map((strategy) => {
+    const values: Record<string, Stat> = {};
+    for (const g of GROUPS) for (const m of METRICS) values[`${g} ${m}`] = seedStat(runs, strategy, period, metricOf(sampler, g, m));
     return {
       strategy,
       values,
-      seconds: mean(ups.map((u) => u.seconds)),
-      trainable: mean(ups.map((u) => u.report.trainableParameters)),
-      share: mean(ups.map((u) => (u.report.loraParameters > 0 ? u.report.trainableParameters / u.report.loraParameters : 0))),
-      samples: mean(ups.map((u) => u.report.samplesSeen)),
+      seconds: seedStat(runs, strategy, period, seconds),
+      trainable: seedStat(runs, strategy, period, trainable),
+      share: seedStat(runs, strategy, period, share),
+      samples: seedStat(runs, strategy, period, samplesSeen),
     };
   });
 }
 
-function mean(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x));
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
-}
-
 const f4 = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '–');
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+/** "mean ± se" (the ± part only when there are several seeds). */
+const pm = (s: Stat, digits = 4) => (Number.isFinite(s.mean) ? s.mean.toFixed(digits) + (Number.isFinite(s.se) ? ` ± ${s.se.toFixed(digits)}` : '') : '–');
+const signed = (s: Stat) => {
+  if (!Number.isFinite(s.mean)) return '–';
+  const v = verdict(s);
+  const mark = v > 0 ? ' ▲' : v < 0 ? ' ▼' : '';
+  return `${s.mean >= 0 ? '+' : ''}${s.mean.toFixed(4)}${Number.isFinite(s.se) ? ` ± ${s.se.toFixed(4)}` : ''}${mark}`;
+};
 
-function table(rows: Row[], baselines?: Record<string, { groups: Record<string, { metrics: Record<string, number> } | undefined> }>): string {
+type Baselines = Record<string, { groups: Record<string, { metrics: Record<string, number> } | undefined> }>;
+
+function table(rows: Row[], baselines?: Baselines): string {
   const head = ['strategy', ...GROUPS.flatMap((g) => METRICS.map((m) => `${g} ${m}`)), 'update s', 'trainable', 'share of LoRA', 'samples'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const [name, b] of Object.entries(baselines ?? {})) {
     lines.push(`| *${name}* | ${GROUPS.flatMap((g) => METRICS.map((m) => f4(b.groups[g]?.metrics[m] ?? NaN))).join(' | ')} | | | | |`);
   }
   for (const r of rows) {
-    lines.push(`| ${r.strategy} | ${GROUPS.flatMap((g) => METRICS.map((m) => f4(r.values[`${g} ${m}`]))).join(' | ')} | ${r.seconds.toFixed(1)} | ${int(r.trainable)} | ${(r.share * 100).toFixed(0)}% | ${int(r.samples)} |`);
+    lines.push(
+      `| ${r.strategy} | ${GROUPS.flatMap((g) => METRICS.map((m) => pm(r.values[`${g} ${m}`]))).join(' | ')} | ${pm(r.seconds, 1)} | ${int(r.trainable.mean)} | ${Number.isFinite(r.share.mean) ? (r.share.mean * 100).toFixed(0) : '–'}% | ${int(r.samples.mean)} |`,
+    );
   }
   return lines.join('\n');
 }
 
-export function experimentMarkdown(results: ExperimentResults, sampler = 'popularity', title = 'Evolution experiment'): string {
-  const out = [`# ${title}`, '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters.`, ''];
-  for (let t = 1; t <= results.periods; t++) {
-    const b = results.baselines[`p${t}`] ?? {};
-    const base = { random: b[`random/${sampler}`], popularity: b[`popularity/${sampler}`] };
-    out.push(`## Period ${t}`, '', table(rowsFor(results, sampler, t), base.random && base.popularity ? base : undefined), '');
+/**
+ * Paired differences between a focus strategy (EvoRec by default) and every other strategy, averaged
+ * over periods: NDCG@3 and HR@1 for active, inactive and all users, and the ratio of update times.
+ */
+function comparisons(runs: ExperimentResults[], sampler: string, focus: string): string {
+  const others = strategiesOf(runs).filter((s) => s !== focus);
+  const cols = [...GROUPS.map((g) => `${g} NDCG@3`), ...GROUPS.map((g) => `${g} HR@1`)];
+  const lines = [
+    `| ${focus} minus | ${cols.join(' | ')} | update time ratio |`,
+    `|---|${cols.map(() => '---:').join('|')}|---:|`,
+  ];
+  for (const o of others) {
+    const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'HR@1'))))];
+    const ratio = stat(runs.map((r) => {
+      const a = seedStat([r], focus, 'mean', seconds).mean, b = seedStat([r], o, 'mean', seconds).mean;
+      return b > 0 ? a / b : NaN;
+    }));
+    lines.push(`| ${o} | ${cells.join(' | ')} | ${Number.isFinite(ratio.mean) ? `${ratio.mean.toFixed(2)}x` : '–'} |`);
   }
-  out.push('## Averaged over periods', '', table(rowsFor(results, sampler, 'mean')), '');
-  const base = results.baselines.base?.[sampler]?.groups.all?.metrics;
-  if (base) out.push(`Base model at P0 (all users): HR@1 ${f4(base['HR@1'])}, HR@3 ${f4(base['HR@3'])}, NDCG@3 ${f4(base['NDCG@3'])}.`, '');
+  return lines.join('\n');
+}
+
+/**
+ * The Markdown report of one or several runs (one per training seed) of the same experiment: a table per
+ * period, the table averaged over periods, and the paired differences of the focus strategy.
+ */
+export function experimentMarkdown(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment'): string {
+  const runs = Array.isArray(input) ? input : [input];
+  const first = runs[0];
+  const n = runs.length;
+  const seedsNote =
+    n > 1
+      ? `Each figure is the mean over ${n} training seeds ± its standard error (same users and candidates in every seed).`
+      : 'One training seed: no standard errors, and no difference below can be called (run with --train-seeds 3 or more).';
+  const out = [`# ${title}`, '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}`, ''];
+  for (let t = 1; t <= first.periods; t++) {
+    const b = first.baselines[`p${t}`] ?? {};
+    const base = { random: b[`random/${sampler}`], popularity: b[`popularity/${sampler}`] };
+    out.push(`## Period ${t}`, '', table(rowsFor(runs, sampler, t), base.random && base.popularity ? (base as Baselines) : undefined), '');
+  }
+  out.push('## Averaged over periods', '', table(rowsFor(runs, sampler, 'mean')), '');
+  const strategies = strategiesOf(runs);
+  const focus = strategies.includes('evorec') ? 'evorec' : strategies[strategies.length - 1];
+  if (strategies.length > 1) {
+    out.push(
+      `## ${focus} against each strategy`,
+      '',
+      `Paired differences averaged over periods (${focus} minus the other${n > 1 ? `, mean ± standard error over ${n} seeds` : ''}). ▲/▼: the difference exceeds twice its standard error; unmarked: not distinguishable from zero at this number of seeds.`,
+      '',
+      comparisons(runs, sampler, focus),
+      '',
+    );
+  }
+  const base = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['NDCG@3'] ?? NaN));
+  const baseHr = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['HR@1'] ?? NaN));
+  if (base.n) out.push(`Base model at P0 (all users): HR@1 ${pm(baseHr)}, NDCG@3 ${pm(base)}.`, '');
   return out.join('\n');
 }
 
@@ -92,20 +151,26 @@ function legend(names: string[], x: number): string {
   return names.map((n, i) => `<rect x="${x}" y="${14 + i * 16}" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${x + 14}" y="${23 + i * 16}" font-size="11">${esc(n)}</text>`).join('');
 }
 
-function lineChart(title: string, series: { name: string; points: [number, number][] }[], periods: number): string {
+function lineChart(title: string, series: { name: string; points: [number, Stat][] }[], periods: number): string {
   const w = 560, h = 300, pad = 56, plotW = w - pad - 150;
-  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
+  const ys = series.flatMap((s) => s.points.flatMap(([, v]) => (Number.isFinite(v.se) ? [v.mean - v.se, v.mean + v.se] : [v.mean]))).filter(Number.isFinite);
   if (ys.length === 0) return '';
   const [lo, hi] = yRange(ys);
-  const X = (t: number) => pad + (periods <= 1 ? plotW / 2 : ((t - 1) / (periods - 1)) * (plotW - 20) + 10);
+  // Strategies share x positions; a small offset per series keeps overlapping error bars apart.
+  const X = (t: number, i = -1) => pad + (periods <= 1 ? plotW / 2 : ((t - 1) / (periods - 1)) * (plotW - 40) + 20) + (i < 0 ? 0 : (i - (series.length - 1) / 2) * 3);
   const Y = (v: number) => h - pad - ((v - lo) / (hi - lo)) * (h - pad - 10);
   let s = axes(w, h, pad, lo, hi, 'NDCG@3');
   for (let t = 1; t <= periods; t++) s += `<text x="${X(t)}" y="${h - pad + 16}" text-anchor="middle" font-size="11">P${t}</text>`;
+  s += `<text x="${pad + plotW / 2}" y="${h - 12}" text-anchor="middle" font-size="12">period</text>`;
   series.forEach((se, i) => {
-    const pts = se.points.filter((p) => Number.isFinite(p[1]));
+    const pts = se.points.filter((p) => Number.isFinite(p[1].mean));
     const c = COLORS[i % COLORS.length];
-    s += `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([t, v]) => `${X(t)},${Y(v)}`).join(' ')}"/>`;
-    s += pts.map(([t, v]) => `<circle cx="${X(t)}" cy="${Y(v)}" r="3" fill="${c}"><title>${esc(se.name)} P${t}: ${v.toFixed(4)}</title></circle>`).join('');
+    s += `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([t, v]) => `${X(t, i)},${Y(v.mean)}`).join(' ')}"/>`;
+    for (const [t, v] of pts) {
+      if (Number.isFinite(v.se)) s += `<line x1="${X(t, i)}" y1="${Y(v.mean - v.se)}" x2="${X(t, i)}" y2="${Y(v.mean + v.se)}" stroke="${c}" stroke-width="1.5"/>`;
+      const label = `${se.name} P${t}: ${v.mean.toFixed(4)}${Number.isFinite(v.se) ? ` ± ${v.se.toFixed(4)}` : ''}`;
+      s += `<circle cx="${X(t, i)}" cy="${Y(v.mean)}" r="3" fill="${c}"><title>${esc(label)}</title></circle>`;
+    }
   });
   s += legend(series.map((x) => x.name), pad + plotW + 10);
   return `<figure><figcaption>${esc(title)}</figcaption><svg width="${w}" height="${h}" role="img" aria-label="${esc(title)}">${s}</svg></figure>`;
@@ -165,16 +230,19 @@ function mdToHtml(md: string): string {
   return out.join('\n');
 }
 
-export function experimentHtml(results: ExperimentResults, sampler = 'popularity', title = 'Evolution experiment', notes = ''): string {
-  const names = results.strategies;
+export function experimentHtml(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment', notes = ''): string {
+  const runs = Array.isArray(input) ? input : [input];
+  const names = strategiesOf(runs);
+  const periods = runs[0].periods;
   const series = (g: string) =>
-    names.map((n) => ({ name: n, points: results.updates.filter((u) => u.strategy === n).sort((a, b) => a.period - b.period).map((u) => [u.period, metric(u, sampler, g, 'NDCG@3')] as [number, number]) }));
-  const avg = rowsFor(results, sampler, 'mean');
+    names.map((n) => ({ name: n, points: Array.from({ length: periods }, (_, i) => [i + 1, seedStat(runs, n, i + 1, metricOf(sampler, g, 'NDCG@3'))] as [number, Stat]) }));
+  const avg = rowsFor(runs, sampler, 'mean');
+  const errorBars = runs.length > 1 ? ` (mean ± standard error over ${runs.length} seeds)` : '';
   const charts = [
-    lineChart('NDCG@3 of active users, by period', series('active'), results.periods),
-    lineChart('NDCG@3 of inactive users, by period', series('inactive'), results.periods),
-    scatter('Quality against trainable share (averaged over periods)', avg.map((r) => ({ name: r.strategy, x: r.share, y: r.values['all NDCG@3'] })), 'trainable share of LoRA parameters'),
-    bars('Update time by strategy (mean per period)', avg.map((r) => ({ name: r.strategy, value: r.seconds })), 's'),
+    lineChart(`NDCG@3 of active users, by period${errorBars}`, series('active'), periods),
+    lineChart(`NDCG@3 of inactive users, by period${errorBars}`, series('inactive'), periods),
+    scatter('Quality against trainable share (averaged over periods)', avg.map((r) => ({ name: r.strategy, x: r.share.mean, y: r.values['all NDCG@3'].mean })), 'trainable share of LoRA parameters'),
+    bars('Update time by strategy (mean per period)', avg.map((r) => ({ name: r.strategy, value: r.seconds.mean })), 's'),
   ].join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
@@ -186,7 +254,7 @@ th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}
 </style></head><body>
 ${notes ? `<p>${esc(notes)}</p>` : ''}
 <div class="charts">${charts}</div>
-${mdToHtml(experimentMarkdown(results, sampler, title))}
+${mdToHtml(experimentMarkdown(runs, sampler, title))}
 </body></html>
 `;
 }

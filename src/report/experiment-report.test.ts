@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { experimentHtml, experimentMarkdown } from './experiment-report.js';
+import { record, run } from './test-fixtures.js';
+
+const runs = [
+  run([record('static', 1, 0.2, 0.5, 0), record('static', 2, 0.2, 0.5, 0), record('finetune', 1, 0.4, 0.2, 10), record('finetune', 2, 0.4, 0.2, 10), record('evorec', 1, 0.4, 0.4, 4), record('evorec', 2, 0.4, 0.4, 6)]),
+  run([record('static', 1, 0.2, 0.5, 0), record('static', 2, 0.2, 0.5, 0), record('finetune', 1, 0.6, 0.3, 10), record('finetune', 2, 0.6, 0.3, 10), record('evorec', 1, 0.5, 0.5, 5), record('evorec', 2, 0.5, 0.5, 5)]),
+];
+
+describe('experiment report', () => {
+  it('prints mean ± standard error over seeds and the paired differences with their verdicts', () => {
+    const md = experimentMarkdown(runs, 'popularity', 'T');
+    assert.match(md, /mean over 2 training seeds/);
+    // finetune active NDCG@3: 0.4 and 0.6 -> 0.5000 ± 0.1000; static has no spread.
+    assert.match(md, /\| finetune \| [^\n]*0\.5000 ± 0\.1000/);
+    assert.match(md, /\| static \| 0\.1000 ± 0\.0000 \| 0\.2000 ± 0\.0000 \| 0\.2000 ± 0\.0000 \|/);
+    // evorec - finetune: active -0.0 and -0.1 -> -0.0500 ± 0.0500 (not called); inactive +0.2 both seeds -> called.
+    const row = md.split('\n').find((l) => l.startsWith('| finetune | ') && l.includes('x |'))!;
+    assert.ok(row, md);
+    const cells = row.split('|').map((c) => c.trim());
+    assert.equal(cells[2], '-0.0500 ± 0.0500');
+    assert.equal(cells[3], '+0.2000 ± 0.0000 ▲');
+    assert.equal(cells[8], '0.50x');
+    const vsStatic = md.split('\n').find((l) => l.startsWith('| static | ') && l.endsWith('– |'))!;
+    assert.equal(vsStatic.split('|').map((c) => c.trim())[3], '-0.0500 ± 0.0500');
+  });
+
+  it('says that one seed allows no call', () => {
+    const md = experimentMarkdown(runs[0], 'popularity', 'T');
+    assert.match(md, /One training seed: no standard errors/);
+    assert.doesNotMatch(md, /±/);
+  });
+
+  it('draws error bars in the HTML charts', () => {
+    const html = experimentHtml(runs, 'popularity', 'T');
+    assert.match(html, /mean ± standard error over 2 seeds/);
+    assert.match(html, /<title>finetune P1: 0\.5000 ± 0\.1000<\/title>/);
+    assert.ok((html.match(/<line x1="[\d.]+" y1="[\d.]+" x2="[\d.]+" y2="[\d.]+" stroke="#/g) ?? []).length >= 6);
+  });
+});
