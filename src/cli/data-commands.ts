@@ -22,13 +22,13 @@ export function addDataOptions(cmd: Command): Command {
     .option('--delimiter <char>', 'CSV field separator (default: tab for .tsv, else comma)');
 }
 
-export function addCleanOptions(cmd: Command): Command {
+export function addCleanOptions(cmd: Command, defaults: { users?: number } = {}): Command {
   return cmd
     .option('--kcore <k>', 'k-core filter (0 = off)', parseIntArg('--kcore'), 0)
     .option('--min-rating <r>', 'drop interactions rated below r', parseFloatArg('--min-rating'))
     .option('--no-dedupe', 'keep repeated (user, item) pairs (default: keep only the first)')
     .addOption(new Option('--untitled <mode>', 'items without a title').choices(['placeholder', 'drop']).default('placeholder'))
-    .option('--users <n>', 'keep a fixed random sample of n users (0 = all)', parseIntArg('--users'), 0);
+    .option('--users <n>', 'keep a fixed random sample of n users (0 = all)', parseIntArg('--users'), defaults.users ?? 0);
 }
 
 interface DataOpts {

@@ -4,6 +4,7 @@
  * candidate sets and writes results.json, results.md and report.html. Every stage saves its output in
  * `--out`; running the same command again resumes where it stopped.
  */
+import { DEFAULT_BACKBONE } from '../data/source.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -38,14 +39,22 @@ export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: 
   return () => validationNdcg3(model, valid, cands, (s) => split.history(s, H));
 }
 
+/**
+ * Defaults of `evorec experiment`, sized so that the whole comparison (six strategies, three periods)
+ * finishes within 15 minutes on a 2-core machine (measured in docs/evolution.md). One training seed is a
+ * demonstration: claims need `--train-seeds 3` or more (docs/results/).
+ */
+export const DEFAULTS = { users: 250, trainSeeds: 1, evalUsers: 40, validUsers: 30 };
+
 export function registerExperimentCommand(program: Command): void {
   const cmd = program.command('experiment').description('compare evolution strategies period by period (the main job)');
   addDataOptions(cmd);
-  addCleanOptions(cmd);
+  // The defaults fit 15 minutes on two cores (docs/evolution.md); --users 0 --train-seeds 3 is the full comparison.
+  addCleanOptions(cmd, { users: DEFAULTS.users });
   addPeriodOptions(cmd);
   cmd
     .option('--strategies <list>', `comma-separated strategies (${Object.keys(strategyRegistry()).join(', ')})`, DEFAULT_STRATEGIES.join(','))
-    .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist', 'runs/backbone-small')
+    .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist (default: the one shipped in data/)', DEFAULT_BACKBONE)
     .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(['tiny', 'small', 'base']).default('small'))
     .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
@@ -57,11 +66,11 @@ export function registerExperimentCommand(program: Command): void {
     .option('--update-lr <x>', 'learning rate of the updates (cosine)', parseFloatArg('--update-lr'), 4e-4)
     .option('--batch <n>', 'examples per step', parseIntArg('--batch'), 16)
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs'), 20)
-    .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), 3)
+    .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), DEFAULTS.trainSeeds)
     .option('--first-train-seed <n>', 'the first training seed (the others follow it)', parseIntArg('--first-train-seed'), 1)
     .addOption(new Option('--samplers <list>', 'negative samplers to evaluate with (comma-separated: popularity, uniform); the first is the headline').default('popularity'))
-    .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), 150)
-    .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), 100)
+    .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), DEFAULTS.evalUsers)
+    .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), DEFAULTS.validUsers)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
     .option('--out <dir>', 'output folder (resumes when it exists)', 'runs/experiment')
     .option('--quiet', 'no progress output')

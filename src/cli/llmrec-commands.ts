@@ -1,4 +1,5 @@
 /** `evorec train-base`: LLMRec on the base period P0, from a pretrained backbone. */
+import { DEFAULT_BACKBONE } from '../data/source.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -23,7 +24,7 @@ export function registerLLMRecCommands(program: Command): void {
   addCleanOptions(cmd);
   addPeriodOptions(cmd);
   cmd
-    .option('--backbone <dir>', 'pretrained backbone folder (config.json, model.safetensors, tokenizer.json)', 'runs/backbone-small')
+    .option('--backbone <dir>', 'pretrained backbone folder (config.json, model.safetensors, tokenizer.json)', DEFAULT_BACKBONE)
     .addOption(new Option('--tune <what>', 'train the whole backbone or LoRA adapters only').choices(['full', 'lora']).default('full'))
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
     .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)

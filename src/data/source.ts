@@ -38,6 +38,8 @@ export interface ResolvedSource {
 
 /** The repository (or installed package) root: src/data and dist/data are both two levels down. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The pretrained backbone shipped with the package (data/backbone-small, see data/NOTICE.md). */
+export const DEFAULT_BACKBONE = join(PACKAGE_ROOT, 'data', 'backbone-small');
 
 /** Embedded datasets, shipped in the package's data/ folder. */
 export const PRESETS: Record<string, { dir: string; description: string }> = {

@@ -77,7 +77,8 @@ function comparisons(runs: ExperimentResults[], sampler: string, focus: string):
     const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'HR@1'))))];
     const ratio = stat(runs.map((r) => {
       const a = seedStat([r], focus, 'mean', seconds).mean, b = seedStat([r], o, 'mean', seconds).mean;
-      return b > 0 ? a / b : NaN;
+      // A strategy that trains nothing (static) has no meaningful time to divide by.
+      return b >= 0.1 ? a / b : NaN;
     }));
     lines.push(`| ${o} | ${cells.join(' | ')} | ${Number.isFinite(ratio.mean) ? `${ratio.mean.toFixed(2)}x` : '–'} |`);
   }
