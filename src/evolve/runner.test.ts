@@ -80,6 +80,22 @@ describe('evolution experiment (tiny preset)', () => {
     assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));
   });
 
+  it('adds strategies to an existing run without redoing the finished ones', async () => {
+    const { split, model, sasrecFor } = await world();
+    const out = tempDir();
+    const registry = strategyRegistry();
+    const common = {
+      split, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, sasrecFor,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['popularity' as const], seed: 1, out,
+    };
+    const first = await runExperiment({ ...common, model, strategies: [registry.static, registry.finetune] });
+    const more = await runExperiment({ ...common, model: (await world()).model, strategies: [registry.static, registry.finetune, registry.evorec] });
+    assert.deepEqual(more.strategies, ['static', 'finetune', 'evorec']);
+    assert.equal(more.updates.length, 6);
+    const finetune = (r: typeof first) => r.updates.filter((u) => u.strategy === 'finetune');
+    assert.deepEqual(finetune(more), finetune(first));
+  });
+
   it('an EvoRec update changes only the located layers\' LoRA parameters, never the backbone', async () => {
     const { split, model, sasrecFor } = await world();
     const backbone = new Map(model.decoder.namedParameters().filter(([n]) => !n.includes('lora_')).map(([n, t]) => [n, t.data.slice()]));

@@ -89,6 +89,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const results: ExperimentResults = existsSync(resultsFile)
     ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as ExperimentResults)
     : { format: 'evorec-experiment/1', strategies: o.strategies.map((s) => s.name), periods: split.numPeriods - 1, baselines: {}, updates: [] };
+  // Strategies added to an existing run are run and reported after the ones already there.
+  for (const s of o.strategies) if (!results.strategies.includes(s.name)) results.strategies.push(s.name);
   const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
   const cs = new CandidateSampler(split);
   const candidatesOf = (t: number, sampler: NegativeSampler) => (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed });
