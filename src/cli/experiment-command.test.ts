@@ -54,8 +54,21 @@ describe('evorec experiment', () => {
     const weights = (seed: number) => readFileSync(join(out, `seed-${seed}`, 'adapters', 'finetune', 'p1', 'adapter_model.safetensors'));
     assert.notDeepEqual(weights(1), weights(2));
     assert.deepEqual(results.runs[0].baselines.p1, results.runs[1].baselines.p1);
+    assert.equal(results.title, readFileSync(join(out, 'results.md'), 'utf8').split('\n')[0].slice(2));
+    // `evorec report` rewrites the reports from results.json alone.
+    const rewritten = await run('node', [...cli, 'report', '--out', out, '--title', 'Another title']);
+    assert.match(rewritten.stdout, /^# Another title\n/);
+    assert.equal(readFileSync(join(out, 'results.md'), 'utf8').split('\n').slice(1).join('\n'), first.stdout.replace(/\nWrote [^\n]*\n$/, '').split('\n').slice(1).join('\n'));
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<title>Another title<\/title>/);
     const again = await run('node', [...cli, ...args]);
-    assert.equal(again.stdout.replace(/in \S+\.\n$/, ''), first.stdout.replace(/in \S+\.\n$/, ''));
+    assert.equal(again.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'), first.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'));
+  });
+
+  it('report names the folder without results.json', async () => {
+    await assert.rejects(run('node', [...cli, 'report', '--out', join(tempDir(), 'nothing')]), (e: { stderr: string }) => {
+      assert.match(e.stderr, /nothing\/results\.json: not found \(run evorec experiment first\)/);
+      return true;
+    });
   });
 
   it('rejects an unknown strategy by name', async () => {

@@ -5,7 +5,7 @@
  * `--out`; running the same command again resumes where it stopped.
  */
 import { DEFAULT_BACKBONE } from '../data/source.js';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
@@ -45,6 +45,42 @@ export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: 
  * demonstration: claims need `--train-seeds 3` or more (docs/results/).
  */
 export const DEFAULTS = { users: 250, trainSeeds: 1, evalUsers: 40, validUsers: 30 };
+
+/** What `evorec experiment` writes to `<out>/results.json`: every seed's results and how to report them. */
+export interface SeedsResults {
+  format: 'evorec-experiment-seeds/1';
+  title?: string;
+  command?: string;
+  samplers?: NegativeSampler[];
+  seeds: number[];
+  runs: ExperimentResults[];
+}
+
+/** Writes results.json, results.md (one section per sampler) and report.html; returns the Markdown. */
+export function writeExperimentReports(out: string, r: SeedsResults): string {
+  const title = r.title ?? `Evolution experiment, ${r.runs.length} training seed${r.runs.length > 1 ? 's' : ''}`;
+  const samplers = r.samplers ?? ['popularity'];
+  const md = samplers
+    .map((x, i) => {
+      const m = experimentMarkdown(r.runs, x, i === 0 ? title : `${title} (${x} negatives)`);
+      return i === 0 ? m : m.split('\n').slice(1).join('\n');
+    })
+    .join('\n');
+  writeFileAtomic(join(out, 'results.md'), md);
+  writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, r.command ? `Command: ${r.command}` : ''));
+  writeFileAtomic(join(out, 'results.json'), JSON.stringify(r, null, 2) + '\n');
+  return md;
+}
+
+/** Reads `<out>/results.json` of `evorec experiment` (several seeds) or of one runner (one seed). */
+export function readExperimentResults(out: string): SeedsResults {
+  const file = join(out, 'results.json');
+  if (!existsSync(file)) throw new RangeError(`${file}: not found (run evorec experiment first)`);
+  const j = JSON.parse(readFileSync(file, 'utf8')) as SeedsResults | ExperimentResults;
+  if (j.format === 'evorec-experiment-seeds/1') return j;
+  if (j.format === 'evorec-experiment/1') return { format: 'evorec-experiment-seeds/1', seeds: [0], runs: [j] };
+  throw new RangeError(`${file}: field "format": expected evorec-experiment-seeds/1 or evorec-experiment/1, got ${JSON.stringify((j as { format?: unknown }).format)}`);
+}
 
 export function registerExperimentCommand(program: Command): void {
   const cmd = program.command('experiment').description('compare evolution strategies period by period (the main job)');
@@ -168,16 +204,7 @@ export function registerExperimentCommand(program: Command): void {
       const title = `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}, ${seeds.length} training seed${seeds.length > 1 ? 's' : ''}`;
       const command = `evorec ${process.argv.slice(2).join(' ')}`;
       const runs: ExperimentResults[] = [];
-      const writeReports = () => {
-        const md = samplers.map((x, i) => {
-          const m = experimentMarkdown(runs, x, i === 0 ? title : `${title} (${x} negatives)`);
-          return i === 0 ? m : m.split('\n').slice(1).join('\n');
-        }).join('\n');
-        writeFileAtomic(join(o.out, 'results.md'), md);
-        writeFileAtomic(join(o.out, 'report.html'), experimentHtml(runs, samplers[0], title, `Command: ${command}`));
-        writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ format: 'evorec-experiment-seeds/1', command, seeds: seeds.slice(0, runs.length), runs }, null, 2) + '\n');
-        return md;
-      };
+      const writeReports = () => writeExperimentReports(o.out, { format: 'evorec-experiment-seeds/1', title, command, samplers, seeds: seeds.slice(0, runs.length), runs });
       let md = '';
       for (const seed of seeds) {
         const dir = join(o.out, `seed-${seed}`);
@@ -213,5 +240,16 @@ export function registerExperimentCommand(program: Command): void {
         md = writeReports();
       }
       process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
+    });
+
+  program
+    .command('report')
+    .description('rewrite results.md and report.html of an experiment folder from its results.json (no model needed)')
+    .option('--out <dir>', 'the experiment folder', 'runs/experiment')
+    .option('--title <text>', 'report title (default: the one stored in results.json)')
+    .action((o) => {
+      const r = readExperimentResults(o.out);
+      if (o.title) r.title = o.title;
+      process.stdout.write(writeExperimentReports(o.out, r) + `\nWrote ${join(o.out, 'results.md')} and report.html.\n`);
     });
 }

@@ -251,7 +251,7 @@ export function experimentHtml(input: ExperimentResults | ExperimentResults[], s
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 table{border-collapse:collapse;font-size:13px;margin:0.5rem 0 1.5rem}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}
-.charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #eee;padding:0.5rem}figcaption{font-weight:600;margin-bottom:0.3rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #eee;padding:0.5rem;width:560px}figcaption{font-weight:600;margin-bottom:0.3rem}
 </style></head><body>
 ${notes ? `<p>${esc(notes)}</p>` : ''}
 <div class="charts">${charts}</div>
