@@ -24,6 +24,11 @@ describe('experiment report', () => {
     assert.equal(cells[8], '0.50x');
     const vsStatic = md.split('\n').find((l) => l.startsWith('| static | ') && l.endsWith('– |'))!;
     assert.equal(vsStatic.split('|').map((c) => c.trim())[3], '-0.0500 ± 0.0500');
+    // Each strategy against static: finetune loses 0.3 and 0.2 on inactive users -> -0.2500 ± 0.0500, called.
+    const table = md.slice(md.indexOf('## Each strategy against static'));
+    const ft = table.split('\n').find((l) => l.startsWith('| finetune | '))!.split('|').map((c) => c.trim());
+    assert.equal(ft[3], '-0.2500 ± 0.0500 ▼');
+    assert.equal(ft[2], '+0.3000 ± 0.1000 ▲');
   });
 
   it('says that one seed allows no call', () => {

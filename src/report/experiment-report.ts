@@ -66,21 +66,21 @@ function table(rows: Row[], baselines?: Baselines): string {
  * Paired differences between a focus strategy (EvoRec by default) and every other strategy, averaged
  * over periods: NDCG@3 and HR@1 for active, inactive and all users, and the ratio of update times.
  */
-function comparisons(runs: ExperimentResults[], sampler: string, focus: string): string {
-  const others = strategiesOf(runs).filter((s) => s !== focus);
+/**
+ * Paired differences a − b averaged over periods, one row per pair: NDCG@3 and HR@1 for active, inactive
+ * and all users, and the ratio of update times. `label` names the row (the strategy that is not fixed).
+ */
+function differences(runs: ExperimentResults[], sampler: string, head: string, pairs: { a: string; b: string; label: string }[]): string {
   const cols = [...GROUPS.map((g) => `${g} NDCG@3`), ...GROUPS.map((g) => `${g} HR@1`)];
-  const lines = [
-    `| ${focus} minus | ${cols.join(' | ')} | update time ratio |`,
-    `|---|${cols.map(() => '---:').join('|')}|---:|`,
-  ];
-  for (const o of others) {
-    const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, focus, o, 'mean', metricOf(sampler, g, 'HR@1'))))];
+  const lines = [`| ${head} | ${cols.join(' | ')} | update time ratio |`, `|---|${cols.map(() => '---:').join('|')}|---:|`];
+  for (const { a, b, label } of pairs) {
+    const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'HR@1'))))];
     const ratio = stat(runs.map((r) => {
-      const a = seedStat([r], focus, 'mean', seconds).mean, b = seedStat([r], o, 'mean', seconds).mean;
+      const ta = seedStat([r], a, 'mean', seconds).mean, tb = seedStat([r], b, 'mean', seconds).mean;
       // A strategy that trains nothing (static) has no meaningful time to divide by.
-      return b >= 0.1 ? a / b : NaN;
+      return tb >= 0.1 ? ta / tb : NaN;
     }));
-    lines.push(`| ${o} | ${cells.join(' | ')} | ${Number.isFinite(ratio.mean) ? `${ratio.mean.toFixed(2)}x` : '–'} |`);
+    lines.push(`| ${label} | ${cells.join(' | ')} | ${Number.isFinite(ratio.mean) ? `${ratio.mean.toFixed(2)}x` : '–'} |`);
   }
   return lines.join('\n');
 }
@@ -107,14 +107,27 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   const strategies = strategiesOf(runs);
   const focus = strategies.includes('evorec') ? 'evorec' : strategies[strategies.length - 1];
   if (strategies.length > 1) {
+    const marks = `▲/▼: the difference exceeds twice its standard error; unmarked: not distinguishable from zero at this number of seeds.`;
+    const over = n > 1 ? `, mean ± standard error over ${n} seeds` : '';
     out.push(
       `## ${focus} against each strategy`,
       '',
-      `Paired differences averaged over periods (${focus} minus the other${n > 1 ? `, mean ± standard error over ${n} seeds` : ''}). ▲/▼: the difference exceeds twice its standard error; unmarked: not distinguishable from zero at this number of seeds.`,
+      `Paired differences averaged over periods (${focus} minus the other${over}). ${marks}`,
       '',
-      comparisons(runs, sampler, focus),
+      differences(runs, sampler, `${focus} minus`, strategies.filter((s) => s !== focus).map((o) => ({ a: focus, b: o, label: o }))),
       '',
     );
+    if (strategies.includes('static')) {
+      const others = strategies.filter((s) => s !== 'static');
+      out.push(
+        '## Each strategy against static',
+        '',
+        `Paired differences averaged over periods (the strategy minus static${over}): what an update gains for active users and costs inactive ones. ${marks}`,
+        '',
+        differences(runs, sampler, 'strategy minus static', others.map((o) => ({ a: o, b: 'static', label: o }))),
+        '',
+      );
+    }
   }
   const base = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['NDCG@3'] ?? NaN));
   const baseHr = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['HR@1'] ?? NaN));
