@@ -4,13 +4,13 @@
  * candidate sets and writes results.json, results.md and report.html. Every stage saves its output in
  * `--out`; running the same command again resumes where it stopped.
  */
-import { DEFAULT_BACKBONE } from '../data/source.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
+import { DEFAULT_BACKBONE } from '../data/source.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { sampleFilter } from '../eval/evaluate.js';
 import { runExperiment, type ExperimentResults } from '../evolve/runner.js';
@@ -176,28 +176,17 @@ export function registerExperimentCommand(program: Command): void {
         return model;
       };
 
-      // SASRec does not depend on the training seed of the LLMRec: one per period, shared by all seeds.
-      const sasrecs = new Map<number, Promise<SASRec>>();
-      const sasrecFor = (t: number): Promise<SASRec> => {
-        let p = sasrecs.get(t);
-        if (!p) {
-          p = (async () => {
-            const dir = join(o.out, 'sasrec', `p${t}`);
-            if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
-            const prev = t > 0 ? await loadSASRecCopy(t - 1) : new SASRec({ numItems: split.dataset.numItems });
-            stage(`train SASRec up to P${t}`);
-            await trainSASRec(prev, split, t, { epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)), negatives: 'popularity' });
-            await saveSASRec(dir, prev, split.dataset.itemIds, { trained_up_to_period: t });
-            return prev;
-          })();
-          sasrecs.set(t, p);
-        }
-        return p;
-      };
-      // Continuing period t-1's SASRec must not change the cached t-1 model: continue a fresh copy from its folder.
-      const loadSASRecCopy = async (t: number): Promise<SASRec> => {
-        await sasrecFor(t);
-        return (await loadSASRec(join(o.out, 'sasrec', `p${t}`))).model;
+      // SASRec does not depend on the LLMRec's training seed: one per period in `out/sasrec`, shared by the
+      // seeds. Each call returns an instance of its own (read back from the folder, or just trained), so
+      // continuing t-1's model into t never changes a model a run holds.
+      const sasrecFor = async (t: number): Promise<SASRec> => {
+        const dir = join(o.out, 'sasrec', `p${t}`);
+        if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
+        const prev = t > 0 ? await sasrecFor(t - 1) : new SASRec({ numItems: split.dataset.numItems });
+        stage(`train SASRec up to P${t}`);
+        await trainSASRec(prev, split, t, { epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)), negatives: 'popularity' });
+        await saveSASRec(dir, prev, split.dataset.itemIds, { trained_up_to_period: t });
+        return prev;
       };
 
       const seeds = Array.from({ length: o.trainSeeds }, (_, i) => o.firstTrainSeed + i);

@@ -1,10 +1,10 @@
 /** `evorec train-base`: LLMRec on the base period P0, from a pretrained backbone. */
-import { DEFAULT_BACKBONE } from '../data/source.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
+import { DEFAULT_BACKBONE } from '../data/source.js';
 import { sampleFilter } from '../eval/evaluate.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
 import { LLMRec, llmrecScorer } from '../models/llmrec.js';

@@ -5,7 +5,7 @@
  * by strategy, quality against trainable share, and update time by strategy.
  */
 import type { ExperimentResults } from '../evolve/runner.js';
-import { metricOf, pairedDifference, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
+import { metricOf, pairedDifference, runValue, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
 
 const GROUPS = ['active', 'inactive', 'all'] as const;
 const METRICS = ['HR@1', 'HR@3', 'NDCG@3'] as const;
@@ -39,11 +39,11 @@ const f4 = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '–');
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 /** "mean ± se" (the ± part only when there are several seeds). */
 const pm = (s: Stat, digits = 4) => (Number.isFinite(s.mean) ? s.mean.toFixed(digits) + (Number.isFinite(s.se) ? ` ± ${s.se.toFixed(digits)}` : '') : '–');
+/** A difference: signed "mean ± se", marked when called. */
 const signed = (s: Stat) => {
   if (!Number.isFinite(s.mean)) return '–';
   const v = verdict(s);
-  const mark = v > 0 ? ' ▲' : v < 0 ? ' ▼' : '';
-  return `${s.mean >= 0 ? '+' : ''}${s.mean.toFixed(4)}${Number.isFinite(s.se) ? ` ± ${s.se.toFixed(4)}` : ''}${mark}`;
+  return `${s.mean >= 0 ? '+' : ''}${pm(s)}${v > 0 ? ' ▲' : v < 0 ? ' ▼' : ''}`;
 };
 
 type Baselines = Record<string, { groups: Record<string, { metrics: Record<string, number> } | undefined> }>;
@@ -63,10 +63,6 @@ function table(rows: Row[], baselines?: Baselines): string {
 }
 
 /**
- * Paired differences between a focus strategy (EvoRec by default) and every other strategy, averaged
- * over periods: NDCG@3 and HR@1 for active, inactive and all users, and the ratio of update times.
- */
-/**
  * Paired differences a − b averaged over periods, one row per pair: NDCG@3 and HR@1 for active, inactive
  * and all users, and the ratio of update times. `label` names the row (the strategy that is not fixed).
  */
@@ -76,7 +72,7 @@ function differences(runs: ExperimentResults[], sampler: string, head: string, p
   for (const { a, b, label } of pairs) {
     const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'HR@1'))))];
     const ratio = stat(runs.map((r) => {
-      const ta = seedStat([r], a, 'mean', seconds).mean, tb = seedStat([r], b, 'mean', seconds).mean;
+      const ta = runValue(r, a, 'mean', seconds), tb = runValue(r, b, 'mean', seconds);
       // A strategy that trains nothing (static) has no meaningful time to divide by.
       return tb >= 0.1 ? ta / tb : NaN;
     }));
