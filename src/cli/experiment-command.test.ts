@@ -14,22 +14,28 @@ const run = promisify(execFile);
 const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
 
+/** A small dataset of 20 users over four rounds (some users skip a round) and a tiny untrained backbone. */
+async function tinySetup(): Promise<{ dir: string; backbone: string }> {
+  const dir = tempDir();
+  const rows = ['user_id,item_id,timestamp'];
+  let ts = 0;
+  for (let round = 0; round < 4; round++) {
+    for (let u = 0; u < 20; u++) {
+      if (round > 0 && (u + round) % 4 === 0) continue;
+      for (let j = 0; j < 3; j++) rows.push(`u${u},i${(u + round * 3 + j) % NAMES.length},${ts++}`);
+    }
+  }
+  fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
+  fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
+  const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+  const backbone = join(dir, 'backbone');
+  await saveModelFolder(backbone, new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 1 }), { tokenizer });
+  return { dir, backbone };
+}
+
 describe('evorec experiment', () => {
   it('runs the strategies once per training seed, writes results.json, results.md and report.html with mean ± SE, and resumes', async () => {
-    const dir = tempDir();
-    const rows = ['user_id,item_id,timestamp'];
-    let ts = 0;
-    for (let round = 0; round < 4; round++) {
-      for (let u = 0; u < 20; u++) {
-        if (round > 0 && (u + round) % 4 === 0) continue;
-        for (let j = 0; j < 3; j++) rows.push(`u${u},i${(u + round * 3 + j) % NAMES.length},${ts++}`);
-      }
-    }
-    fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
-    fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
-    const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
-    const backbone = join(dir, 'backbone');
-    await saveModelFolder(backbone, new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 1 }), { tokenizer });
+    const { dir, backbone } = await tinySetup();
     const out = join(dir, 'exp');
     const args = [
       'experiment', '--data', dir, '--periods', '2', '--base', '0.5', '--history', '3', '--candidates', '5', '--backbone', backbone,
@@ -62,6 +68,39 @@ describe('evorec experiment', () => {
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<title>Another title<\/title>/);
     const again = await run('node', [...cli, ...args]);
     assert.equal(again.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'), first.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'));
+  });
+
+  it('starts every seed from one --base-model: a fully tuned one gets a zero LoRA adapter, so P0 scores are the folder\'s own', async () => {
+    const { dir, backbone } = await tinySetup();
+    const data = ['--data', dir, '--periods', '2', '--base', '0.5', '--history', '3', '--candidates', '5', '--quiet'];
+    const baseDir = join(dir, 'full-base');
+    await run('node', [...cli, 'train-base', ...data, '--backbone', backbone, '--tune', 'full', '--valid-users', '10', '--eval-users', '0', '--out', baseDir]);
+    const trained = JSON.parse(readFileSync(join(baseDir, 'results.json'), 'utf8'));
+    const out = join(dir, 'exp');
+    const args = ['experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--samplers', 'popularity,uniform', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--train-seeds', '2', '--out', out];
+    const first = await run('node', [...cli, ...args]);
+    assert.match(first.stdout, new RegExp(`Base model: ${baseDir}, shared by every seed`));
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    assert.equal(results.baseModel, baseDir);
+    for (const seed of [1, 2]) {
+      assert.ok(!existsSync(join(out, `seed-${seed}`, 'base')), 'no base adapter trained');
+      assert.deepEqual(JSON.parse(readFileSync(join(out, `seed-${seed}`, 'base-model.json'), 'utf8')), { path: baseDir });
+    }
+    // The zero-initialised adapter changes nothing: the experiment's P0 figures are train-base's own (all test users, same candidates).
+    for (const sampler of ['popularity', 'uniform']) {
+      for (const r of results.runs) assert.deepEqual(r.baselines.base[sampler].groups.all.metrics, trained.results[sampler].llmrec.groups.all.metrics);
+    }
+    // The seeds share the base, so static is the same in both; finetune's updates differ.
+    const staticOf = (r: { updates: { strategy: string; eval: unknown }[] }) => r.updates.filter((u) => u.strategy === 'static').map((u) => u.eval);
+    assert.deepEqual(staticOf(results.runs[0]), staticOf(results.runs[1]));
+    const weights = (seed: number) => readFileSync(join(out, `seed-${seed}`, 'adapters', 'finetune', 'p1', 'adapter_model.safetensors'));
+    assert.notDeepEqual(weights(1), weights(2));
+    // A resumed run cannot switch bases.
+    const switched = args.filter((a, i) => a !== '--base-model' && args[i - 1] !== '--base-model');
+    await assert.rejects(run('node', [...cli, ...switched, '--backbone', backbone]), (e: { stderr: string }) => {
+      assert.match(e.stderr, new RegExp(`seed-1: this run started from ${baseDir}, not a base adapter of its own; resume with the same --base-model or use a new --out`));
+      return true;
+    });
   });
 
   it('report names the folder without results.json', async () => {

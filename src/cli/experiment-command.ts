@@ -5,7 +5,7 @@
  * `--out`; running the same command again resumes where it stopped.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
@@ -52,6 +52,8 @@ export interface SeedsResults {
   title?: string;
   command?: string;
   samplers?: NegativeSampler[];
+  /** The LLMRec folder every seed started from (`--base-model`); absent when each seed trained its own base adapter. */
+  baseModel?: string;
   seeds: number[];
   runs: ExperimentResults[];
 }
@@ -60,14 +62,20 @@ export interface SeedsResults {
 export function writeExperimentReports(out: string, r: SeedsResults): string {
   const title = r.title ?? `Evolution experiment, ${r.runs.length} training seed${r.runs.length > 1 ? 's' : ''}`;
   const samplers = r.samplers ?? ['popularity'];
+  // Only `evorec experiment` (which records a command) knows how its base model was made.
+  const baseNote = !r.command
+    ? ''
+    : r.baseModel
+    ? `Base model: ${r.baseModel}, shared by every seed (the seeds vary the updates only, so static has no spread).`
+    : 'Base model: a LoRA adapter trained on P0 in each seed.';
   const md = samplers
     .map((x, i) => {
-      const m = experimentMarkdown(r.runs, x, i === 0 ? title : `${title} (${x} negatives)`);
+      const m = experimentMarkdown(r.runs, x, i === 0 ? title : `${title} (${x} negatives)`, baseNote);
       return i === 0 ? m : m.split('\n').slice(1).join('\n');
     })
     .join('\n');
   writeFileAtomic(join(out, 'results.md'), md);
-  writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, r.command ? `Command: ${r.command}` : ''));
+  writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, [r.command ? `Command: ${r.command}` : '', baseNote].filter(Boolean).join(' ')));
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(r, null, 2) + '\n');
   return md;
 }
@@ -90,6 +98,7 @@ export function registerExperimentCommand(program: Command): void {
   addPeriodOptions(cmd);
   cmd
     .option('--strategies <list>', `comma-separated strategies (${Object.keys(strategyRegistry()).join(', ')})`, DEFAULT_STRATEGIES.join(','))
+    .option('--base-model <dir>', 'start every seed from this LLMRec folder (evorec train-base, --tune lora or full) instead of training a base adapter per seed; a fully tuned one gets a zero-initialised LoRA adapter, so updates train LoRA only')
     .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist (default: the one shipped in data/)', DEFAULT_BACKBONE)
     .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(['tiny', 'small', 'base']).default('small'))
     .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
@@ -141,11 +150,34 @@ export function registerExperimentCommand(program: Command): void {
       if (samplers.length === 0) throw new RangeError('--samplers: at least one sampler');
       if (!(o.trainSeeds >= 1)) throw new RangeError('--train-seeds: at least 1');
 
-      /** The base LLMRec of one training seed: loaded from `dir/base` or trained there on P0. */
+      const baseModelDir: string | undefined = o.baseModel ? resolve(o.baseModel) : undefined;
+      if (baseModelDir && !isLLMRecFolder(baseModelDir)) throw new RangeError(`--base-model: ${baseModelDir} is not an LLMRec folder (no llmrec.json; make one with evorec train-base)`);
+
+      /**
+       * The base LLMRec of one training seed: `--base-model` when given (the same for every seed), else
+       * loaded from `dir/base` or trained there on P0. A seed folder remembers which, so a resumed run
+       * cannot mix two bases.
+       */
       const baseModel = async (seed: number, dir: string): Promise<LLMRec> => {
         const baseDir = join(dir, 'base');
+        const marker = join(dir, 'base-model.json');
+        const recorded = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { path: string | null }).path : isLLMRecFolder(baseDir) ? null : undefined;
+        if (recorded !== undefined && recorded !== (baseModelDir ?? null)) {
+          throw new RangeError(`${dir}: this run started from ${recorded ?? 'its own base adapter'}, not ${baseModelDir ?? 'a base adapter of its own'}; resume with the same --base-model or use a new --out`);
+        }
+        writeFileAtomic(marker, JSON.stringify({ path: baseModelDir ?? null }) + '\n');
         let model: LLMRec;
-        if (isLLMRecFolder(baseDir)) {
+        if (baseModelDir) {
+          stage(`seed ${seed}: load the base model ${baseModelDir}`);
+          const loaded = await loadLLMRec(baseModelDir, split.dataset.titles);
+          model = loaded.model;
+          if (model.prompts.options.history !== o.history) {
+            throw new RangeError(`--base-model: ${baseModelDir} was trained with a history of ${model.prompts.options.history} items, not --history ${o.history}`);
+          }
+          model.scoring.calibration = o.calibration;
+          // A fully tuned backbone: the updates train LoRA on top of it, starting from B = 0 (the same outputs).
+          if (!loaded.manifest.adapter) model.decoder.addAdapter('default', lora, { seed, freezeBase: true });
+        } else if (isLLMRecFolder(baseDir)) {
           stage(`seed ${seed}: load the base model`);
           model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
         } else {
@@ -193,7 +225,8 @@ export function registerExperimentCommand(program: Command): void {
       const title = `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}, ${seeds.length} training seed${seeds.length > 1 ? 's' : ''}`;
       const command = `evorec ${process.argv.slice(2).join(' ')}`;
       const runs: ExperimentResults[] = [];
-      const writeReports = () => writeExperimentReports(o.out, { format: 'evorec-experiment-seeds/1', title, command, samplers, seeds: seeds.slice(0, runs.length), runs });
+      const writeReports = () =>
+        writeExperimentReports(o.out, { format: 'evorec-experiment-seeds/1', title, command, samplers, baseModel: o.baseModel, seeds: seeds.slice(0, runs.length), runs });
       let md = '';
       for (const seed of seeds) {
         const dir = join(o.out, `seed-${seed}`);

@@ -85,7 +85,7 @@ function differences(runs: ExperimentResults[], sampler: string, head: string, p
  * The Markdown report of one or several runs (one per training seed) of the same experiment: a table per
  * period, the table averaged over periods, and the paired differences of the focus strategy.
  */
-export function experimentMarkdown(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment'): string {
+export function experimentMarkdown(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment', notes = ''): string {
   const runs = Array.isArray(input) ? input : [input];
   const first = runs[0];
   const n = runs.length;
@@ -93,7 +93,7 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
     n > 1
       ? `Each figure is the mean over ${n} training seeds ± its standard error (same users and candidates in every seed).`
       : 'One training seed: no standard errors, and no difference below can be called (run with --train-seeds 3 or more).';
-  const out = [`# ${title}`, '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}`, ''];
+  const out = [`# ${title}`, '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}${notes ? ` ${notes}` : ''}`, ''];
   for (let t = 1; t <= first.periods; t++) {
     const b = first.baselines[`p${t}`] ?? {};
     const base = { random: b[`random/${sampler}`], popularity: b[`popularity/${sampler}`] };
