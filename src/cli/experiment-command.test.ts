@@ -65,7 +65,11 @@ describe('evorec experiment', () => {
     const rewritten = await run('node', [...cli, 'report', '--out', out, '--title', 'Another title']);
     assert.match(rewritten.stdout, /^# Another title\n/);
     assert.equal(readFileSync(join(out, 'results.md'), 'utf8').split('\n').slice(1).join('\n'), first.stdout.replace(/\nWrote [^\n]*\n$/, '').split('\n').slice(1).join('\n'));
-    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<title>Another title<\/title>/);
+    const rewrittenHtml = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(rewrittenHtml, /<title>Another title<\/title>/);
+    // The title heads the page once, above the command and the charts.
+    assert.match(rewrittenHtml, /<body>\n<h1>Another title<\/h1>\n<p>Command: evorec experiment [^<]*<\/p>\n<p>Base model: a LoRA adapter trained on P0 in each seed\.<\/p>\n<div class="charts">/);
+    assert.equal(rewrittenHtml.split('<h1>').length, 2);
     const again = await run('node', [...cli, ...args]);
     assert.equal(again.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'), first.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'));
   });
@@ -80,6 +84,7 @@ describe('evorec experiment', () => {
     const args = ['experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--samplers', 'popularity,uniform', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--train-seeds', '2', '--out', out];
     const first = await run('node', [...cli, ...args]);
     assert.match(first.stdout, new RegExp(`Base model: ${baseDir}, shared by every seed`));
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), new RegExp(`<p>Base model: ${baseDir}, shared by every seed`));
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     assert.equal(results.baseModel, baseDir);
     for (const seed of [1, 2]) {

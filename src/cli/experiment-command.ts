@@ -75,7 +75,7 @@ export function writeExperimentReports(out: string, r: SeedsResults): string {
     })
     .join('\n');
   writeFileAtomic(join(out, 'results.md'), md);
-  writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, [r.command ? `Command: ${r.command}` : '', baseNote].filter(Boolean).join(' ')));
+  writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, [r.command ? `Command: ${r.command}` : '', baseNote]));
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(r, null, 2) + '\n');
   return md;
 }

@@ -70,8 +70,15 @@ describe('evolution experiment (tiny preset)', () => {
       if (u.strategy === 'static') assert.equal(u.report.trainableParameters, 0);
       if (u.strategy === 'evorec') {
         assert.equal(u.report.located!.layers.length, 1); // round(0.3 * 3) = 1
+        assert.deepEqual(u.report.layers, u.report.located!.layers);
         assert.ok(u.report.trainableParameters < u.report.loraParameters);
       }
+      // The random-layer ablation records its draw: one layer of three, a third of the LoRA values trainable.
+      if (u.strategy === 'evorec-random') {
+        assert.equal(u.report.layers!.length, 1);
+        assert.equal(u.report.trainableParameters * 3, u.report.loraParameters);
+      }
+      if (u.strategy === 'finetune') assert.equal(u.report.layers, undefined);
     }
     const lsat = r.updates.filter((u) => u.strategy === 'lsat');
     assert.ok(lsat[1].report.loraParameters > lsat[0].report.loraParameters, 'LSAT ranks add up over periods');

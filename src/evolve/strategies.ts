@@ -171,6 +171,7 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
       return {
         ...report,
         located,
+        layers: layers ?? undefined,
         forgotten: f ? { users: f.usersFiltered, items: f.itemsRemoved, considered: f.itemsConsidered } : undefined,
       };
     },

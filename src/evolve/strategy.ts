@@ -50,6 +50,8 @@ export interface UpdateReport {
   loraParameters: number;
   steps: number;
   located?: LocateResult;
+  /** Layers whose LoRA the update trained, when not all (located, drawn at random, or by gradient). */
+  layers?: number[];
   forgotten?: { users: number; items: number; considered: number };
   /** For LSAT: the chosen weight of the short-term adapter. */
   weight?: number;

@@ -240,7 +240,7 @@ function mdToHtml(md: string): string {
   return out.join('\n');
 }
 
-export function experimentHtml(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment', notes = ''): string {
+export function experimentHtml(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment', notes: string | string[] = ''): string {
   const runs = Array.isArray(input) ? input : [input];
   const names = strategiesOf(runs);
   const periods = runs[0].periods;
@@ -262,9 +262,10 @@ table{border-collapse:collapse;font-size:13px;margin:0.5rem 0 1.5rem}th,td{borde
 th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #eee;padding:0.5rem;width:560px}figcaption{font-weight:600;margin-bottom:0.3rem}
 </style></head><body>
-${notes ? `<p>${esc(notes)}</p>` : ''}
+<h1>${esc(title)}</h1>
+${(Array.isArray(notes) ? notes : [notes]).filter(Boolean).map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <div class="charts">${charts}</div>
-${mdToHtml(experimentMarkdown(runs, sampler, title))}
+${mdToHtml(experimentMarkdown(runs, sampler, title).split('\n').slice(1).join('\n'))}
 </body></html>
 `;
 }
