@@ -108,6 +108,21 @@ describe('evorec experiment', () => {
     });
   });
 
+  it('starts from a LoRA --base-model with its adapter as the base: P0 scores are the folder\'s own', async () => {
+    const { dir, backbone } = await tinySetup();
+    const data = ['--data', dir, '--periods', '2', '--base', '0.5', '--history', '3', '--candidates', '5', '--quiet'];
+    const baseDir = join(dir, 'lora-base');
+    await run('node', [...cli, 'train-base', ...data, '--backbone', backbone, '--tune', 'lora', '--lora-rank', '4', '--valid-users', '10', '--eval-users', '0', '--out', baseDir]);
+    const trained = JSON.parse(readFileSync(join(baseDir, 'results.json'), 'utf8'));
+    const out = join(dir, 'exp');
+    await run('node', [...cli, 'experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--out', out]);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    assert.deepEqual(results.runs[0].baselines.base.popularity.groups.all.metrics, trained.results.popularity.llmrec.groups.all.metrics);
+    assert.ok(!existsSync(join(out, 'seed-1', 'base')));
+    const finetune = results.runs[0].updates.find((u: { strategy: string }) => u.strategy === 'finetune');
+    assert.equal(finetune.report.loraParameters, JSON.parse(readFileSync(join(baseDir, 'llmrec.json'), 'utf8')).train.training.trainableParameters);
+  });
+
   it('report names the folder without results.json', async () => {
     await assert.rejects(run('node', [...cli, 'report', '--out', join(tempDir(), 'nothing')]), (e: { stderr: string }) => {
       assert.match(e.stderr, /nothing\/results\.json: not found \(run evorec experiment first\)/);
