@@ -68,12 +68,7 @@ export function writeExperimentReports(out: string, r: SeedsResults): string {
     : r.baseModel
     ? `Base model: ${r.baseModel}, shared by every seed (the seeds vary the updates only, so static has no spread).`
     : 'Base model: a LoRA adapter trained on P0 in each seed.';
-  const md = samplers
-    .map((x, i) => {
-      const m = experimentMarkdown(r.runs, x, i === 0 ? title : `${title} (${x} negatives)`, baseNote);
-      return i === 0 ? m : m.split('\n').slice(1).join('\n');
-    })
-    .join('\n');
+  const md = samplers.map((x, i) => experimentMarkdown(r.runs, x, i === 0 ? title : null, baseNote)).join('\n');
   writeFileAtomic(join(out, 'results.md'), md);
   writeFileAtomic(join(out, 'report.html'), experimentHtml(r.runs, samplers[0], title, [r.command ? `Command: ${r.command}` : '', baseNote]));
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(r, null, 2) + '\n');

@@ -85,7 +85,7 @@ function differences(runs: ExperimentResults[], sampler: string, head: string, p
  * The Markdown report of one or several runs (one per training seed) of the same experiment: a table per
  * period, the table averaged over periods, and the paired differences of the focus strategy.
  */
-export function experimentMarkdown(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title = 'Evolution experiment', notes = ''): string {
+export function experimentMarkdown(input: ExperimentResults | ExperimentResults[], sampler = 'popularity', title: string | null = 'Evolution experiment', notes = ''): string {
   const runs = Array.isArray(input) ? input : [input];
   const first = runs[0];
   const n = runs.length;
@@ -93,7 +93,8 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
     n > 1
       ? `Each figure is the mean over ${n} training seeds ± its standard error (same users and candidates in every seed).`
       : 'One training seed: no standard errors, and no difference below can be called (run with --train-seeds 3 or more).';
-  const out = [`# ${title}`, '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}${notes ? ` ${notes}` : ''}`, ''];
+  // title null: no heading line, for a section under another heading (a second sampler, the HTML page).
+  const out = [...(title === null ? [] : [`# ${title}`]), '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}${notes ? ` ${notes}` : ''}`, ''];
   for (let t = 1; t <= first.periods; t++) {
     const b = first.baselines[`p${t}`] ?? {};
     const base = { random: b[`random/${sampler}`], popularity: b[`popularity/${sampler}`] };
@@ -265,7 +266,7 @@ th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}
 <h1>${esc(title)}</h1>
 ${(Array.isArray(notes) ? notes : [notes]).filter(Boolean).map((n) => `<p>${esc(n)}</p>`).join('\n')}
 <div class="charts">${charts}</div>
-${mdToHtml(experimentMarkdown(runs, sampler, title).split('\n').slice(1).join('\n'))}
+${mdToHtml(experimentMarkdown(runs, sampler, null))}
 </body></html>
 `;
 }
