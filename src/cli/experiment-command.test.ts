@@ -81,7 +81,7 @@ describe('evorec experiment', () => {
     await run('node', [...cli, 'train-base', ...data, '--backbone', backbone, '--tune', 'full', '--valid-users', '10', '--eval-users', '0', '--out', baseDir]);
     const trained = JSON.parse(readFileSync(join(baseDir, 'results.json'), 'utf8'));
     const out = join(dir, 'exp');
-    const args = ['experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--samplers', 'popularity,uniform', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--train-seeds', '2', '--out', out];
+    const args = ['experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--samplers', 'matched,uniform', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--train-seeds', '2', '--out', out];
     const first = await run('node', [...cli, ...args]);
     assert.match(first.stdout, new RegExp(`Base model: ${baseDir}, shared by every seed`));
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), new RegExp(`<p>Base model: ${baseDir}, shared by every seed`));
@@ -92,7 +92,7 @@ describe('evorec experiment', () => {
       assert.deepEqual(JSON.parse(readFileSync(join(out, `seed-${seed}`, 'base-model.json'), 'utf8')), { path: baseDir });
     }
     // The zero-initialised adapter changes nothing: the experiment's P0 figures are train-base's own (all test users, same candidates).
-    for (const sampler of ['popularity', 'uniform']) {
+    for (const sampler of ['matched', 'uniform']) {
       for (const r of results.runs) assert.deepEqual(r.baselines.base[sampler].groups.all.metrics, trained.results[sampler].llmrec.groups.all.metrics);
     }
     // The seeds share the base, so static is the same in both; finetune's updates differ.
@@ -117,7 +117,7 @@ describe('evorec experiment', () => {
     const out = join(dir, 'exp');
     await run('node', [...cli, 'experiment', ...data, '--base-model', baseDir, '--strategies', 'static,finetune', '--lora-rank', '4', '--eval-users', '0', '--valid-users', '10', '--out', out]);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    assert.deepEqual(results.runs[0].baselines.base.popularity.groups.all.metrics, trained.results.popularity.llmrec.groups.all.metrics);
+    assert.deepEqual(results.runs[0].baselines.base.matched.groups.all.metrics, trained.results.matched.llmrec.groups.all.metrics);
     assert.ok(!existsSync(join(out, 'seed-1', 'base')));
     const finetune = results.runs[0].updates.find((u: { strategy: string }) => u.strategy === 'finetune');
     assert.equal(finetune.report.loraParameters, JSON.parse(readFileSync(join(baseDir, 'llmrec.json'), 'utf8')).train.training.trainableParameters);

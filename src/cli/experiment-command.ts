@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
-import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
+import { CandidateSampler, NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import type { PeriodSplit } from '../data/periods.js';
@@ -31,10 +31,10 @@ import { parseFloatArg, parseIntArg } from './main.js';
 import { formatSeconds, progressBar } from './progress.js';
 
 /** NDCG@3 on a fixed sample of P0 validation targets: the base model's early-stopping signal. */
-export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number): () => number {
+export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number, sampler: NegativeSampler = 'matched'): () => number {
   const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, n, seed, 'base-valid'));
   const cs = new CandidateSampler(split);
-  const cands = valid.map((s) => cs.candidates(s, 0, 'valid', { size, seed }));
+  const cands = valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size, seed }));
   const H = model.prompts.options.history;
   return () => validationNdcg3(model, valid, cands, (s) => split.history(s, H));
 }
@@ -61,6 +61,7 @@ export interface SeedsResults {
 /** Writes results.json, results.md (one section per sampler) and report.html; returns the Markdown. */
 export function writeExperimentReports(out: string, r: SeedsResults): string {
   const title = r.title ?? `Evolution experiment, ${r.runs.length} training seed${r.runs.length > 1 ? 's' : ''}`;
+  // Results written before the samplers were recorded used the first protocol.
   const samplers = r.samplers ?? ['popularity'];
   // Only `evorec experiment` (which records a command) knows how its base model was made.
   const baseNote = !r.command
@@ -108,7 +109,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs'), 20)
     .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), DEFAULTS.trainSeeds)
     .option('--first-train-seed <n>', 'the first training seed (the others follow it)', parseIntArg('--first-train-seed'), 1)
-    .addOption(new Option('--samplers <list>', 'negative samplers to evaluate with (comma-separated: popularity, uniform); the first is the headline').default('popularity'))
+    .addOption(new Option('--samplers <list>', 'candidate views to evaluate with (comma-separated: matched, uniform, popularity); the first is the headline and the validation view; popularity is the old, leaking protocol (docs/evaluation.md)').default('matched,uniform'))
     .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), DEFAULTS.evalUsers)
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), DEFAULTS.validUsers)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
@@ -141,7 +142,7 @@ export function registerExperimentCommand(program: Command): void {
       const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
       const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
       const samplers = String(o.samplers).split(',').map((x) => x.trim()).filter(Boolean) as NegativeSampler[];
-      for (const x of samplers) if (x !== 'popularity' && x !== 'uniform') throw new RangeError(`--samplers: unknown sampler "${x}" (popularity, uniform)`);
+      for (const x of samplers) if (!NEGATIVE_SAMPLERS.includes(x)) throw new RangeError(`--samplers: unknown sampler "${x}" (${NEGATIVE_SAMPLERS.join(', ')})`);
       if (samplers.length === 0) throw new RangeError('--samplers: at least one sampler');
       if (!(o.trainSeeds >= 1)) throw new RangeError('--train-seeds: at least 1');
 
@@ -191,7 +192,7 @@ export function registerExperimentCommand(program: Command): void {
               bar.stop();
               log(`  step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`);
             },
-          }, p0Validator(model, split, o.validUsers, o.candidates, o.seed));
+          }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, samplers[0]));
           bar.stop();
           await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
         }

@@ -37,7 +37,7 @@ describe('evorec train-base and evaluate (LLMRec)', () => {
     const again = await run('node', [...cli, 'evaluate', ...common, '--model', out, '--out', join(dir, 'again.json')]);
     assert.match(again.stdout, /\| llmrec \| all \|/);
     const reloaded = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8'));
-    for (const sampler of ['popularity', 'uniform']) {
+    for (const sampler of ['matched', 'uniform']) {
       const a = saved[sampler].llmrec.groups.all.metrics;
       const b = reloaded[sampler].llmrec.groups.all.metrics;
       for (const k of Object.keys(a)) assert.ok(Math.abs(a[k] - b[k]) < 1e-9, `${sampler} ${k}: ${a[k]} vs ${b[k]}`);

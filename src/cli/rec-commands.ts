@@ -5,7 +5,9 @@ import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { evaluate, popularityScorer, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { evaluate, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { probeResults } from '../eval/probes.js';
+import { CandidateSampler } from '../data/candidates.js';
 import { isLLMRecFolder, loadLLMRec } from '../models/llmrec-io.js';
 import { llmrecScorer } from '../models/llmrec.js';
 import { SASRec } from '../models/sasrec.js';
@@ -16,7 +18,7 @@ import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFr
 import { parseFloatArg, parseIntArg } from './main.js';
 import { progressBar } from './progress.js';
 
-/** Evaluates a scorer on period t's test sets (both samplers) beside random and popularity. */
+/** Evaluates a scorer on period t's test sets (the matched and uniform views) beside random, popularity and the probes. */
 export async function evaluateWithBaselines(
   split: PeriodSplit,
   t: number,
@@ -26,12 +28,14 @@ export async function evaluateWithBaselines(
 ): Promise<{ results: Record<string, Record<string, EvalResult>>; markdown: string }> {
   const results: Record<string, Record<string, EvalResult>> = {};
   const sections: string[] = [];
-  for (const sampler of ['popularity', 'uniform'] as const) {
+  const cs = new CandidateSampler(split);
+  for (const sampler of ['matched', 'uniform'] as const) {
     const bar = progressBar(o.quiet);
-    const opts = { sampler, size: o.candidates, seed: o.seed, filter: o.filter };
+    const opts = { sampler, size: o.candidates, seed: o.seed, filter: o.filter, candidates: (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed }) };
+    const probes = await probeResults(split, t, opts);
     const r: Record<string, EvalResult> = {
       random: randomResult(split, t, opts),
-      popularity: await evaluate(split, t, popularityScorer(split, t), opts),
+      ...probes,
       [name]: await evaluate(split, t, scorer, { ...opts, onProgress: (d, n) => bar.update(`eval ${sampler}`, d, n) }),
     };
     bar.stop();

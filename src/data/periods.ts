@@ -123,6 +123,23 @@ export class PeriodSplit {
     return counts;
   }
 
+  private firstRows?: Int32Array;
+
+  /**
+   * Each item's first row in the sorted dataset (its first interaction by anyone, in any role): when the
+   * item came into existence as far as the data can tell. An item "exists by the end of period t" when its
+   * first row is below boundaries[t + 1].
+   */
+  firstSeen(): Int32Array {
+    if (!this.firstRows) {
+      const f = new Int32Array(this.dataset.numItems).fill(-1);
+      const items = this.dataset.items;
+      for (let r = 0; r < items.length; r++) if (f[items[r]] < 0) f[items[r]] = r;
+      this.firstRows = f;
+    }
+    return this.firstRows;
+  }
+
   /** Rows of user u up to the end of period t (a prefix of userRows[u]). */
   rowsUpTo(u: number, t: number): number {
     const rows = this.userRows[u];

@@ -109,7 +109,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
           if (held) row.group = s.group;
           row.history = split.history(s).map((i) => ids[i]);
           if (held) {
-            row.candidates = sampler.candidates(s, p.index, role, { ...cand, sampler: 'popularity' }).map((i) => ids[i]);
+            row.candidates = sampler.candidates(s, p.index, role, { ...cand, sampler: 'matched' }).map((i) => ids[i]);
             row.candidates_uniform = sampler.candidates(s, p.index, role, { ...cand, sampler: 'uniform' }).map((i) => ids[i]);
           }
           w.write(JSON.stringify(row));

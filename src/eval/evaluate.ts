@@ -47,7 +47,7 @@ export interface EvalOptions {
 
 export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | BatchScorer, opts: EvalOptions = {}): Promise<EvalResult> {
   const role = opts.role ?? 'test';
-  const sampler = opts.sampler ?? 'popularity';
+  const sampler = opts.sampler ?? 'matched';
   const size = opts.size ?? 20;
   const ks = opts.ks ?? DEFAULT_KS;
   const cs = new CandidateSampler(split);
@@ -95,7 +95,7 @@ export function randomResult(split: PeriodSplit, t: number, opts: EvalOptions = 
   }
   const groups: Partial<Record<GroupName, GroupResult>> = {};
   for (const [g, n] of counts) groups[g] = { users: n, metrics: { ...m } };
-  return { period: t, role, sampler: opts.sampler ?? 'popularity', candidates: size, groups };
+  return { period: t, role, sampler: opts.sampler ?? 'matched', candidates: size, groups };
 }
 
 const GROUP_ORDER: GroupName[] = ['all', 'base', 'active', 'inactive', 'new', 'short'];
@@ -107,13 +107,21 @@ const GROUP_ORDER: GroupName[] = ['all', 'base', 'active', 'inactive', 'new', 's
 export function resultsMarkdown(results: Record<string, EvalResult>, metrics: string[] = ['HR@1', 'HR@3', 'NDCG@3', 'HR@10', 'NDCG@10']): string {
   const head = ['model', 'group', 'users', ...metrics];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
+  const notes: string[] = [];
   for (const [name, r] of Object.entries(results)) {
+    // A share probe has no ranking metrics: it goes under the table.
+    const share = r.groups.all?.metrics.share;
+    if (share !== undefined) {
+      notes.push(`${name}: ${(share * 100).toFixed(1)}% of ${r.groups.all!.users.toLocaleString('en-US')} sets`);
+      continue;
+    }
     for (const g of GROUP_ORDER) {
       const gr = r.groups[g];
       if (!gr) continue;
       lines.push(`| ${name} | ${g} | ${gr.users.toLocaleString('en-US')} | ${metrics.map((m) => (gr.metrics[m] ?? NaN).toFixed(4)).join(' | ')} |`);
     }
   }
+  if (notes.length) lines.push('', `Sets whose positive is the only never-trained item (${notes.join('; ')}).`);
   return lines.join('\n');
 }
 

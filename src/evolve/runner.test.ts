@@ -14,7 +14,7 @@ import { Decoder } from '../nn/decoder.js';
 import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
 import { runExperiment } from './runner.js';
-import { evorecStrategy, strategyRegistry } from './strategies.js';
+import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
 
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date', 'sour cherry', 'ripe mango'];
 
@@ -58,13 +58,13 @@ describe('evolution experiment (tiny preset)', () => {
     const common = {
       split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor,
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
-      samplers: ['popularity' as const], seed: 1, out,
+      samplers: ['matched' as const], seed: 1, out,
     };
     const r = await runExperiment(common);
     assert.equal(r.updates.length, strategies.length * 2);
     for (const u of r.updates) {
       assert.ok(existsSync(join(out, 'adapters', u.strategy, `p${u.period}`, 'adapter_model.safetensors')), `${u.strategy} p${u.period}`);
-      const g = u.eval.popularity.groups;
+      const g = u.eval.matched.groups;
       assert.ok(g.all && g.all.users > 0);
       assert.ok(u.seconds >= 0 && u.peakRssMb > 0);
       if (u.strategy === 'static') assert.equal(u.report.trainableParameters, 0);
@@ -93,7 +93,7 @@ describe('evolution experiment (tiny preset)', () => {
     const registry = strategyRegistry();
     const common = {
       split, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, sasrecFor,
-      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['popularity' as const], seed: 1, out,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched' as const], seed: 1, out,
     };
     const first = await runExperiment({ ...common, model, strategies: [registry.static, registry.finetune] });
     const more = await runExperiment({ ...common, model: (await world()).model, strategies: [registry.static, registry.finetune, registry.evorec] });
@@ -110,7 +110,7 @@ describe('evolution experiment (tiny preset)', () => {
     const out = tempDir();
     const r = await runExperiment({
       split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [evorecStrategy()], sasrecFor,
-      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['popularity'], seed: 1, out,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched'], seed: 1, out,
     });
     const p1 = r.updates.find((u) => u.period === 1)!;
     assert.ok(p1.report.trainSamples > 0 && p1.report.forgotten!.items > 0);
@@ -127,5 +127,31 @@ describe('evolution experiment (tiny preset)', () => {
     for (const [name, data] of backbone) {
       assert.ok(model.decoder.namedParameters().find(([n]) => n === name)![1].data.every((v, i) => v === data[i]), `backbone ${name} changed`);
     }
+  });
+
+  it('validates on the headline sampler\'s candidate sets (the first of `samplers`)', async () => {
+    // A strategy that trains nothing and reads the validation score: with the same model and users, the
+    // score can only differ between two runs if their validation candidate sets differ.
+    const scoreWith = async (samplers: ('matched' | 'uniform' | 'popularity')[]) => {
+      const { split, model, sasrecFor } = await world();
+      const seen: number[] = [];
+      const probe = {
+        name: 'probe',
+        description: 'reads the validation score',
+        update: async (ctx: Parameters<typeof staticStrategy.update>[0]) => {
+          seen.push(ctx.validate((s) => ctx.split.history(s, 4)));
+          return staticStrategy.update(ctx);
+        },
+      };
+      await runExperiment({
+        split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [probe], sasrecFor,
+        update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers, seed: 1, out: tempDir(),
+      });
+      return seen;
+    };
+    const matched = await scoreWith(['matched']);
+    const uniform = await scoreWith(['uniform', 'matched']);
+    assert.deepEqual(await scoreWith(['matched', 'uniform']), matched, 'only the first sampler counts');
+    assert.notDeepEqual(uniform, matched);
   });
 });

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
-import { evaluate, popularityScorer, randomResult, type EvalResult } from '../eval/evaluate.js';
+import { evaluate, randomResult, type EvalResult } from '../eval/evaluate.js';
+import { probeResults } from '../eval/probes.js';
 import { llmrecScorer, validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
 import type { SASRec } from '../models/sasrec.js';
@@ -62,7 +63,7 @@ export interface ExperimentResults {
   format: 'evorec-experiment/1';
   strategies: string[];
   periods: number;
-  /** Random and popularity per period and sampler, and the base model at P0. */
+  /** Random, popularity and the probes per period and sampler (keys `<name>/<sampler>`), and the base model at P0. */
   baselines: Record<string, Record<string, EvalResult>>;
   updates: UpdateRecord[];
 }
@@ -112,7 +113,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     for (const sampler of o.samplers) {
       const opts = { sampler, size: o.candidates, seed: o.seed, filter: (s: Sample) => chosen.has(s.row), candidates: candidatesOf(t, sampler) };
       b[`random/${sampler}`] = randomResult(split, t, opts);
-      b[`popularity/${sampler}`] = await evaluate(split, t, popularityScorer(split, t), opts);
+      // Popularity and the model-free probes, on the very sets the models rank (docs/evaluation.md).
+      for (const [name, r] of Object.entries(await probeResults(split, t, opts))) b[`${name}/${sampler}`] = r;
     }
     results.baselines[key] = b;
   }
@@ -142,7 +144,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     if (!v) {
       const rand = keyedRandom(o.seed, 'experiment-valid', t);
       const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
-      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { size: o.candidates, seed: o.seed })) };
+      // Validation ranks the headline view's sets, so early stopping optimises what is reported.
+      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: o.samplers[0], size: o.candidates, seed: o.seed })) };
       validCache.set(t, v);
     }
     return v;

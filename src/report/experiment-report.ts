@@ -46,7 +46,20 @@ const signed = (s: Stat) => {
   return `${s.mean >= 0 ? '+' : ''}${pm(s)}${v > 0 ? ' ▲' : v < 0 ? ' ▼' : ''}`;
 };
 
-type Baselines = Record<string, { groups: Record<string, { metrics: Record<string, number> } | undefined> }>;
+type Baselines = Record<string, { groups: Partial<Record<string, { users: number; metrics: Record<string, number> }>> }>;
+
+/** Model-free rows printed above the strategies (italic), in this order, when results.json has them. */
+const BASELINE_ROWS = ['random', 'popularity', 'least popular first', 'most recently first seen'];
+
+/** The line under a period's table: what the model-free rows mean, and the never-trained share. */
+function probeNote(only: Baselines[string]['groups']): string {
+  const share = (g: string) => (only[g] ? `${(only[g]!.metrics.share * 100).toFixed(1)}% of ${only[g]!.users.toLocaleString('en-US')} ${g}` : '');
+  return (
+    'Italic rows rank without a model, on the same sets: random\'s expectation, popularity (most trained first), ' +
+    'least popular first and most recently first seen first (probes). A probe far from random means the candidate ' +
+    `sets give the answer away (docs/evaluation.md). Sets whose positive is the only never-trained item: ${GROUPS.map(share).filter(Boolean).join(', ')}.`
+  );
+}
 
 function table(rows: Row[], baselines?: Baselines): string {
   const head = ['strategy', ...GROUPS.flatMap((g) => METRICS.map((m) => `${g} ${m}`)), 'update s', 'trainable', 'share of LoRA', 'samples'];
@@ -97,8 +110,13 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   const out = [...(title === null ? [] : [`# ${title}`]), '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}${notes ? ` ${notes}` : ''}`, ''];
   for (let t = 1; t <= first.periods; t++) {
     const b = first.baselines[`p${t}`] ?? {};
-    const base = { random: b[`random/${sampler}`], popularity: b[`popularity/${sampler}`] };
-    out.push(`## Period ${t}`, '', table(rowsFor(runs, sampler, t), base.random && base.popularity ? (base as Baselines) : undefined), '');
+    const base: Baselines = {};
+    for (const name of BASELINE_ROWS) if (b[`${name}/${sampler}`]) base[name] = b[`${name}/${sampler}`];
+    out.push(`## Period ${t}`, '', table(rowsFor(runs, sampler, t), Object.keys(base).length ? base : undefined), '');
+    const users = b[`random/${sampler}`]?.groups;
+    if (users) out.push(`Users behind each cell: ${[...GROUPS].map((g) => `${g} ${(users[g]?.users ?? 0).toLocaleString('en-US')}`).join(', ')}.`, '');
+    const only = b[`never-trained only/${sampler}`]?.groups;
+    if (only) out.push(probeNote(only), '');
   }
   out.push('## Averaged over periods', '', table(rowsFor(runs, sampler, 'mean')), '');
   const strategies = strategiesOf(runs);
