@@ -15,7 +15,13 @@ const plain = (ctx: PeriodContext) => (s: Sample) => ctx.split.history(s, ctx.hi
 /** Trains the context's adapter (within its current trainable mask) on samples; returns the report. */
 async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sample) => number[], extra?: ConsistencyTerm, settings = ctx.update): Promise<UpdateReport> {
   const a = ctx.adapter;
-  const training = await trainLLMRec(ctx.model, samples, historyOf, { ...settings, seed: ctx.seed + ctx.t, extraLoss: extra ? (s) => extra.loss(s) : undefined }, () => ctx.validate(historyOf));
+  // The context's validation is NaN exactly when it has no samples (the mean of no metrics; a NaN score
+  // throws in the metrics): the trainer is told there is nothing to validate on, and keeps its final state.
+  const validate = () => {
+    const score = ctx.validate(historyOf);
+    return Number.isNaN(score) ? null : score;
+  };
+  const training = await trainLLMRec(ctx.model, samples, historyOf, { ...settings, seed: ctx.seed + ctx.t, extraLoss: extra ? (s) => extra.loss(s) : undefined }, validate);
   return {
     samplesSeen: training.samplesSeen,
     trainSamples: samples.length,
