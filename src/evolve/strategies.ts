@@ -5,7 +5,7 @@
 import type { Sample } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
-import { ConsistencyTerm } from './consistency.js';
+import { ConsistencyTerm, consistencySamples } from './consistency.js';
 import { filteredHistory, forget, type ForgetOptions } from './forget.js';
 import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult } from './locate.js';
 import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
@@ -167,8 +167,7 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
       let term: ConsistencyTerm | undefined;
       if (o.lambda > 0) {
         const rand = keyedRandom(ctx.seed, 'consistency', t);
-        const inactive = split.periods[t].test.filter((s) => s.group === 'inactive').map((s) => ({ s, k: rand() }));
-        const prompts = inactive.sort((a, b) => a.k - b.k).slice(0, o.consistencyPrompts).map((x) => ctx.model.prompts.prompt(historyOf(x.s)));
+        const prompts = consistencySamples(split, t, o.consistencyPrompts, rand).map((s) => ctx.model.prompts.prompt(historyOf(s)));
         term = new ConsistencyTerm(ctx.model, prompts, { lambda: o.lambda, batch: 8 });
       }
       const report = await train(ctx, split.periods[t].train, historyOf, term);
