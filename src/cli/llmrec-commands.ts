@@ -83,7 +83,7 @@ export function registerLLMRecCommands(program: Command): void {
       writeFileAtomic(join(o.out, 'results.md'), markdown);
       process.stdout.write(
         `${markdown}\nLLMRec (${o.tune}) trained ${result.steps} steps on ${train.length} samples in ${result.seconds.toFixed(0)} s ` +
-          `(best validation NDCG@3 ${result.bestScore.toFixed(4)} at step ${result.bestStep}); saved to ${o.out}\n`,
+          `(${result.bestScore === undefined ? 'no validation samples: the final state is kept' : `best validation NDCG@3 ${result.bestScore.toFixed(4)} at step ${result.bestStep}`}); saved to ${o.out}\n`,
       );
     });
 }

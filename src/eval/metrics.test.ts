@@ -53,6 +53,13 @@ describe('ranking metrics', () => {
   });
 
   it('rejects a NaN positive score', () => {
-    assert.throws(() => setMetrics([NaN, 1], 0), { message: 'the positive candidate has a NaN score' });
+    assert.throws(() => setMetrics([NaN, 1], 0), { name: 'RangeError', message: 'candidate 0 has a NaN score (the positive)' });
+  });
+
+  it('rejects a NaN score of a negative candidate, naming it, instead of ranking it below the positive', () => {
+    assert.throws(() => setMetrics([1, 0.5, 2, NaN], 0), { name: 'RangeError', message: 'candidate 3 has a NaN score' });
+    const acc = new MetricAccumulator([3]);
+    assert.throws(() => acc.add([NaN, 0.1, 0.9], 2), { name: 'RangeError', message: 'candidate 0 has a NaN score' });
+    assert.equal(acc.count, 0);
   });
 });

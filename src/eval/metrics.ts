@@ -15,14 +15,19 @@ export type Metrics = Record<string, number>;
 /** The gain of a hit at 0-based rank r under NDCG with one relevant item (IDCG = 1). */
 export const ndcgGain = (rank: number): number => 1 / Math.log2(rank + 2);
 
-/** The positive's 0-based rank interval among `scores`: [greater, greater + equal]. */
+/**
+ * The positive's 0-based rank interval among `scores`: [greater, greater + equal]. A NaN score anywhere
+ * (positive or not) means the scorer is broken, and would otherwise rank a negative below the positive:
+ * it throws a RangeError naming the candidate.
+ */
 export function rankInterval(scores: ArrayLike<number>, positive: number): { greater: number; equal: number } {
   const s = scores[positive];
-  if (Number.isNaN(s)) throw new RangeError('the positive candidate has a NaN score');
+  if (Number.isNaN(s)) throw new RangeError(`candidate ${positive} has a NaN score (the positive)`);
   let greater = 0;
   let equal = 0;
   for (let i = 0; i < scores.length; i++) {
     if (i === positive) continue;
+    if (Number.isNaN(scores[i])) throw new RangeError(`candidate ${i} has a NaN score`);
     if (scores[i] > s) greater++;
     else if (scores[i] === s) equal++;
   }

@@ -62,6 +62,53 @@ describe('Locate', () => {
     assert.deepEqual(two.layers, [2, 3], 'ties in votes go to the lower mean similarity');
   });
 
+  it('has no cosine for a zero vector, and a degenerate layer neither wins nor loses a vote', () => {
+    assert.ok(Number.isNaN(cosine(Float32Array.of(0, 0), Float32Array.of(1, 1))), 'zero vector first');
+    assert.ok(Number.isNaN(cosine(Float32Array.of(1, 1), Float32Array.of(0, 0))), 'zero vector second');
+    assert.ok(Number.isNaN(cosine(Float32Array.of(0, 0), Float32Array.of(0, 0))), 'two zero vectors');
+    assert.equal(cosine(Float32Array.of(9, 0, 0, 2), Float32Array.of(9, 0, 0, 1), 2, 0, 2), 0, 'offsets: (0, 2) vs (9, 0)');
+    const model = realModel(3);
+    const D = model.decoder.config.hiddenSize;
+    // Stand-in forward. User 0 (batch rows 0 and n) pools to the zero vector in every layer; user 1's old
+    // prompt pools to zero in layer 0 only, its other layers keep their direction but layer 2 moves a
+    // little; user 2 moves most in layer 1.
+    model.decoder.forward = ((ids: Int32Array, o: { batch: number }) => {
+      const B = o.batch;
+      const T = ids.length / B;
+      const n = B / 2;
+      const layer = (l: number) => {
+        const h = new Float32Array(B * T * D);
+        for (let b = 0; b < B; b++) {
+          const user = b % n;
+          if (user === 0) continue;
+          if (user === 1 && b < n && l === 0) continue;
+          for (let t = 0; t < T; t++) {
+            const off = (b * T + t) * D;
+            h[off] = 1;
+            if (b < n && ((user === 1 && l === 2) || (user === 2 && l === 1))) h[off + 1] = user === 1 ? 0.5 : 2;
+          }
+        }
+        return new Tensor(h, [B, T, D]);
+      };
+      return { hiddenStates: [0, 1, 2, 3].map((l) => layer(l - 1)), logits: null, loss: null, lossTokens: 0, lastHiddenState: layer(2) } as unknown as DecoderOutput;
+    }) as unknown as Decoder['forward'];
+    const pairs = [{ old: [0], updated: [1] }, { old: [2], updated: [3] }, { old: [4], updated: [5] }];
+    const r = locateByVotes(model, pairs, { k: 1 });
+    // User 0 casts no vote (before: layer 0 won it with a "similarity" of 1); user 1 votes among layers 1
+    // and 2 only.
+    assert.deepEqual(r.votes, [0, 1, 1]);
+    // Mean similarity over the users for whom the layer has one: layer 0 only user 2's (1).
+    assert.equal(r.meanSimilarity[0], 1);
+    assert.ok(Math.abs(r.meanSimilarity[1] - (1 + 1 / Math.sqrt(5)) / 2) < 1e-6, `layer 1 ${r.meanSimilarity[1]}`);
+    assert.ok(Math.abs(r.meanSimilarity[2] - (1 / Math.sqrt(1.25) + 1) / 2) < 1e-6, `layer 2 ${r.meanSimilarity[2]}`);
+    assert.deepEqual(r.layers, [1], 'tied votes: the lower mean similarity');
+    // Only degenerate users: no votes, no mean similarity, and the located layers fall to index order.
+    const none = locateByVotes(model, [pairs[0]], { k: 1 });
+    assert.deepEqual(none.votes, [0, 0, 0]);
+    assert.ok(none.meanSimilarity.every(Number.isNaN), `${none.meanSimilarity}`);
+    assert.deepEqual(none.layers, [0]);
+  });
+
   it('runs on a real decoder: one vote per user, k layers located', () => {
     const model = realModel(4);
     const r = locateByVotes(model, [{ old: [0, 1], updated: [2, 3] }, { old: [4], updated: [5, 0, 1] }], { share: 0.5 });

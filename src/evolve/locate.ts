@@ -7,6 +7,10 @@
  * excluded) and the cosine similarity of the two pooled vectors is taken; the layer of lowest similarity
  * gets the user's vote. The k layers with most votes are located (ties: lower mean similarity first).
  *
+ * A layer whose pooled vector is zero for either prompt has no direction, so no similarity (cosine is
+ * NaN): it takes no part in that user's vote, neither winning it nor counting as unmoved, and stays out of
+ * its mean similarity. A user with no such similarity in any layer casts no vote.
+ *
  * The gradient-magnitude locator (for the ablation) ranks layers by the norm of the LoRA gradient of the
  * next-item loss on a sample of the new data instead.
  */
@@ -24,7 +28,10 @@ export interface LocateResult {
   layers: number[];
   /** Votes per layer. */
   votes: number[];
-  /** Mean cosine similarity per layer over the voting users (NaN for the gradient locator). */
+  /**
+   * Mean cosine similarity per layer over the users for whom the layer has one (NaN when none, and for
+   * the gradient locator).
+   */
   meanSimilarity: number[];
   /** Per-layer score used by the gradient locator (gradient norm); empty for the vote locator. */
   gradientNorm: number[];
@@ -38,10 +45,13 @@ export function locateK(numLayers: number, opts: { k?: number; share?: number })
 }
 
 function topK(scores: number[], k: number, tiebreak: number[]): number[] {
-  const order = scores.map((_, l) => l).sort((a, b) => scores[b] - scores[a] || tiebreak[a] - tiebreak[b] || a - b);
+  // A NaN tie-break (a layer without a mean similarity) orders after every number.
+  const tb = (a: number, b: number) => (Number.isNaN(tiebreak[a]) ? (Number.isNaN(tiebreak[b]) ? 0 : 1) : Number.isNaN(tiebreak[b]) ? -1 : tiebreak[a] - tiebreak[b]);
+  const order = scores.map((_, l) => l).sort((a, b) => scores[b] - scores[a] || tb(a, b) || a - b);
   return order.slice(0, k).sort((a, b) => a - b);
 }
 
+/** Cosine similarity of a[offA..offA+n) and b[offB..offB+n); NaN when either is the zero vector (no direction). */
 export function cosine(a: Float32Array, b: Float32Array, offA = 0, offB = 0, n = a.length): number {
   let dot = 0;
   let na = 0;
@@ -53,7 +63,7 @@ export function cosine(a: Float32Array, b: Float32Array, offA = 0, offB = 0, n =
     na += x * x;
     nb += y * y;
   }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 1;
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : NaN;
 }
 
 /**
@@ -76,6 +86,7 @@ export function locateByVotes(
   const L = model.decoder.config.numHiddenLayers;
   const votes = new Array<number>(L).fill(0);
   const simSum = new Array<number>(L).fill(0);
+  const simCount = new Array<number>(L).fill(0);
   const bs = opts.batchSize ?? 16;
   const pad = model.padId;
   noGrad(() => {
@@ -88,21 +99,23 @@ export function locateByVotes(
       const D = model.decoder.config.hiddenSize;
       const pooled = out.hiddenStates!.slice(1).map((h) => meanPool(h, b.attentionMask)); // layer outputs
       for (let i = 0; i < n; i++) {
-        let worst = 0;
+        let worst = -1;
         let worstSim = Infinity;
         for (let l = 0; l < L; l++) {
           const sim = cosine(pooled[l], pooled[l], i * D, (n + i) * D, D);
+          if (Number.isNaN(sim)) continue; // a zero pooled vector: no similarity, no part in the vote
           simSum[l] += sim;
+          simCount[l]++;
           if (sim < worstSim) {
             worstSim = sim;
             worst = l;
           }
         }
-        votes[worst]++;
+        if (worst >= 0) votes[worst]++;
       }
     }
   });
-  const meanSimilarity = simSum.map((x) => x / Math.max(1, pairs.length));
+  const meanSimilarity = simSum.map((x, l) => (simCount[l] > 0 ? x / simCount[l] : NaN));
   const k = locateK(L, opts);
   return { layers: topK(votes, k, meanSimilarity), votes, meanSimilarity, gradientNorm: [], users: pairs.length };
 }

@@ -5,7 +5,7 @@
 import type { Sample } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
-import { ConsistencyTerm } from './consistency.js';
+import { ConsistencyTerm, consistencySamples } from './consistency.js';
 import { filteredHistory, forget, type ForgetOptions } from './forget.js';
 import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult } from './locate.js';
 import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
@@ -15,7 +15,13 @@ const plain = (ctx: PeriodContext) => (s: Sample) => ctx.split.history(s, ctx.hi
 /** Trains the context's adapter (within its current trainable mask) on samples; returns the report. */
 async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sample) => number[], extra?: ConsistencyTerm, settings = ctx.update): Promise<UpdateReport> {
   const a = ctx.adapter;
-  const training = await trainLLMRec(ctx.model, samples, historyOf, { ...settings, seed: ctx.seed + ctx.t, extraLoss: extra ? (s) => extra.loss(s) : undefined }, () => ctx.validate(historyOf));
+  // The context's validation is NaN exactly when it has no samples (the mean of no metrics; a NaN score
+  // throws in the metrics): the trainer is told there is nothing to validate on, and keeps its final state.
+  const validate = () => {
+    const score = ctx.validate(historyOf);
+    return Number.isNaN(score) ? null : score;
+  };
+  const training = await trainLLMRec(ctx.model, samples, historyOf, { ...settings, seed: ctx.seed + ctx.t, extraLoss: extra ? (s) => extra.loss(s) : undefined }, validate);
   return {
     samplesSeen: training.samplesSeen,
     trainSamples: samples.length,
@@ -161,8 +167,7 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
       let term: ConsistencyTerm | undefined;
       if (o.lambda > 0) {
         const rand = keyedRandom(ctx.seed, 'consistency', t);
-        const inactive = split.periods[t].test.filter((s) => s.group === 'inactive').map((s) => ({ s, k: rand() }));
-        const prompts = inactive.sort((a, b) => a.k - b.k).slice(0, o.consistencyPrompts).map((x) => ctx.model.prompts.prompt(historyOf(x.s)));
+        const prompts = consistencySamples(split, t, o.consistencyPrompts, rand).map((s) => ctx.model.prompts.prompt(historyOf(s)));
         term = new ConsistencyTerm(ctx.model, prompts, { lambda: o.lambda, batch: 8 });
       }
       const report = await train(ctx, split.periods[t].train, historyOf, term);

@@ -31,7 +31,10 @@ export interface PeriodContext {
   history: number;
   /** Training seed (initialisation, shuffling, dropout, sampled data); candidates never depend on it. */
   seed: number;
-  /** Validation score (NDCG@3 on a fixed sample of period t's validation targets) under the active adapters. */
+  /**
+   * Validation score (NDCG@3 on a fixed sample of period t's validation targets) under the active adapters;
+   * NaN when the sample is empty (validUsers 0).
+   */
   validate: (historyOf: (s: Sample) => number[]) => number;
   /** Swaps in a new adapter for this strategy (e.g. a fresh or combined one); it becomes active. */
   replaceAdapter: (next: LoraAdapter) => void;

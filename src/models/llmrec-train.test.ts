@@ -46,4 +46,40 @@ describe('LLMRec training', () => {
     assert.ok(after.groups.all!.metrics['HR@1'] > 0.9, `HR@1 ${before.groups.all!.metrics['HR@1']} -> ${after.groups.all!.metrics['HR@1']}`);
     assert.equal(r.trainableParameters, decoder.numParameters());
   });
+
+  async function small() {
+    const split = await cycleSplit();
+    const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+    const decoder = new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 3 });
+    decoder.addAdapter('default', { r: 4, dropout: 0 }, { seed: 3, freezeBase: true });
+    const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: 3 }), { calibration: 'none' });
+    const samples = split.trainingUpTo(0).slice(0, 16);
+    return { split, model, samples, params: () => decoder.adapter('default').parameters(true) };
+  }
+
+  it('without validation samples (validator null): no early stopping, the final state is kept, no best score', async () => {
+    const { split, model, samples, params } = await small();
+    let last: Float32Array[] = [];
+    const evals: number[] = [];
+    let calls = 0;
+    const r = await trainLLMRec(model, samples, (s) => split.history(s, 3), {
+      epochs: 4, lr: 3e-3, batchSize: 8, patience: 1,
+      onStep: () => { last = params().map((p) => p.data.slice()); },
+      onEval: (e) => evals.push(e.score),
+    }, () => { calls++; return null; });
+    assert.equal(calls, 4, 'validated at every epoch end');
+    assert.equal(r.steps, 8, 'all 4 epochs of 2 steps: patience never runs out');
+    assert.equal(r.bestScore, undefined);
+    assert.equal(r.bestStep, 8, 'the kept state is the final one');
+    assert.deepEqual(evals, [], 'no score to report');
+    params().forEach((p, i) => assert.deepEqual(p.data, last[i], 'parameters of the last step'));
+  });
+
+  it('a validator that returns NaN (with samples to score) is an error, not "no better"', async () => {
+    const { split, model, samples } = await small();
+    await assert.rejects(
+      trainLLMRec(model, samples, (s) => split.history(s, 3), { epochs: 2, batchSize: 8 }, () => NaN),
+      { name: 'RangeError', message: 'the validation score at step 2 is NaN: the validator is broken (it returns null when it has no samples)' },
+    );
+  });
 });

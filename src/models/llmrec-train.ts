@@ -3,6 +3,9 @@
  * Examples are batched by length (little padding), batches are shuffled per epoch with a seed, and an
  * optional validation function (higher is better, e.g. NDCG@3 on a fixed validation sample) drives early
  * stopping and best-checkpoint selection: the best trainable parameters are restored at the end.
+ * A validator returns null when it has no samples (e.g. `--valid-users 0`): that validation compares
+ * nothing, so without any score there is no early stopping and the final parameters are kept. A NaN
+ * score is a broken validator and throws.
  *
  * Which parameters train is the model's business (frozen base, LoRA masks); this loop trains whatever
  * requires gradients, so full fine-tuning, all-LoRA and located-layer updates share it.
@@ -58,7 +61,9 @@ export const DEFAULT_LLMREC_TRAIN: LLMRecTrainOptions = {
 export interface LLMRecTrainResult {
   steps: number;
   samplesSeen: number;
-  bestScore: number;
+  /** Best validation score; undefined when no validation returned one (the validator had no samples). */
+  bestScore?: number;
+  /** Step of the parameters kept: the best validation's, or the last step's when there was no score. */
   bestStep: number;
   seconds: number;
   trainableParameters: number;
@@ -85,7 +90,7 @@ export async function trainLLMRec(
   samples: readonly Sample[],
   historyOf: (s: Sample) => number[],
   options: Partial<LLMRecTrainOptions> = {},
-  validate?: () => Promise<number> | number,
+  validate?: () => Promise<number | null> | number | null,
 ): Promise<LLMRecTrainResult> {
   const o = withDefaults(DEFAULT_LLMREC_TRAIN, options);
   const batches = llmrecBatches(model, samples, historyOf, o.batchSize);
@@ -114,16 +119,20 @@ export async function trainLLMRec(
   if (o.checkpoint && existsSync(o.checkpoint)) {
     const meta = trainer.load(o.checkpoint) as { best: number; bestStep: number; bad: number; samplesSeen: number; stopped: boolean };
     ({ best, bestStep, bad, samplesSeen, stopped } = meta);
+    best ??= -Infinity; // a checkpoint written before any score holds -Infinity, which JSON keeps as null
     // The best parameters are re-derived below only if a later validation beats `best`; otherwise the
     // saved (current) parameters stand, as they were the best when the checkpoint was written.
   }
 
   const doEval = async (epoch: number): Promise<boolean> => {
     const score = validate ? await validate() : -lossSum / Math.max(1, lossN);
-    o.onEval?.({ step: trainer.step, epoch, score, loss: lossSum / Math.max(1, lossN), seconds: (performance.now() - t0) / 1000 });
+    if (Number.isNaN(score)) throw new RangeError(`the validation score at step ${trainer.step} is NaN: the validator is broken (it returns null when it has no samples)`);
+    if (score !== null) o.onEval?.({ step: trainer.step, epoch, score, loss: lossSum / Math.max(1, lossN), seconds: (performance.now() - t0) / 1000 });
     lossSum = 0;
     lossN = 0;
-    if (score >= best) {
+    if (score === null) {
+      // No validation samples: nothing to compare, so neither a best state nor a step without improvement.
+    } else if (score >= best) {
       best = score;
       bestStep = trainer.step;
       bestParams = params.map((p) => p.data.slice());
@@ -161,7 +170,8 @@ export async function trainLLMRec(
     }
   }
   if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
-  return { steps: trainer.step, samplesSeen, bestScore: best, bestStep, seconds: (performance.now() - t0) / 1000, trainableParameters };
+  const scored = best !== -Infinity;
+  return { steps: trainer.step, samplesSeen, bestScore: scored ? best : undefined, bestStep: scored ? bestStep : trainer.step, seconds: (performance.now() - t0) / 1000, trainableParameters };
 }
 
 /** One optimiser step of next-item loss plus an extra loss (same clipping and schedule as LmTrainer). */
