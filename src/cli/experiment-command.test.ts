@@ -72,6 +72,15 @@ describe('evorec experiment', () => {
     assert.equal(rewrittenHtml.split('<h1>').length, 2);
     const again = await run('node', [...cli, ...args]);
     assert.equal(again.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'), first.stdout.replace(/in \S+\.\n$/, '').split('\n').slice(1).join('\n'));
+    // A resume with options that change what is trained is refused, naming the option; nothing is touched.
+    const before = readFileSync(join(out, 'results.json'), 'utf8');
+    await assert.rejects(run('node', [...cli, ...args, '--update-lr', '0.01']), (e: { stderr: string; code: number }) => {
+      assert.equal(e.code, 1);
+      assert.equal(e.stderr, `evorec: ${join(out, 'options.json')}: this run was made with --update-lr 0.0004, not 0.01; resume with the same options or use a new --out\n`);
+      return true;
+    });
+    await assert.rejects(run('node', [...cli, ...args, '--samplers', 'uniform']), /this run was made with --samplers "matched,uniform", not "uniform"/);
+    assert.equal(readFileSync(join(out, 'results.json'), 'utf8'), before);
   });
 
   it('starts every seed from one --base-model: a fully tuned one gets a zero LoRA adapter, so P0 scores are the folder\'s own', async () => {
@@ -103,7 +112,8 @@ describe('evorec experiment', () => {
     // A resumed run cannot switch bases.
     const switched = args.filter((a, i) => a !== '--base-model' && args[i - 1] !== '--base-model');
     await assert.rejects(run('node', [...cli, ...switched, '--backbone', backbone]), (e: { stderr: string }) => {
-      assert.match(e.stderr, new RegExp(`seed-1: this run started from ${baseDir}, not a base adapter of its own; resume with the same --base-model or use a new --out`));
+      // The run's options.json catches it first (the seed folders' base-model.json is a second guard).
+      assert.equal(e.stderr, `evorec: ${join(out, 'options.json')}: this run was made with --base-model ${JSON.stringify(baseDir)}, not null; resume with the same options or use a new --out\n`);
       return true;
     });
   });

@@ -86,6 +86,40 @@ export function readExperimentResults(out: string): SeedsResults {
   throw new RangeError(`${file}: field "format": expected evorec-experiment-seeds/1 or evorec-experiment/1, got ${JSON.stringify((j as { format?: unknown }).format)}`);
 }
 
+/**
+ * Options that a resumed run must share with the run it continues: everything that changes what is
+ * trained or measured. Strategies and the number of seeds may grow (they add work, they change none);
+ * threads, progress and the output folder change nothing.
+ */
+const FREE_OPTIONS = new Set(['strategies', 'trainSeeds', 'threads', 'quiet', 'out']);
+
+/**
+ * Records the run's options in `<out>/options.json` on the first run, and refuses a resume whose options
+ * differ, naming the option (a resumed run would otherwise reuse old state under new options' names).
+ */
+export function checkRunOptions(out: string, cmd: Command, o: Record<string, unknown>): void {
+  const file = join(out, 'options.json');
+  const mine: Record<string, unknown> = {};
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (!FREE_OPTIONS.has(key)) mine[key] = o[key] ?? null;
+  }
+  if (!existsSync(file)) {
+    // A folder with results but no options.json predates this check: its options are unknown.
+    if (existsSync(join(out, 'results.json'))) throw new RangeError(`${out}: results.json without options.json (made by an older evorec); use a new --out`);
+    writeFileAtomic(file, JSON.stringify(mine, null, 2) + '\n');
+    return;
+  }
+  const theirs = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (FREE_OPTIONS.has(key)) continue;
+    const a = JSON.stringify(theirs[key] ?? null);
+    const b = JSON.stringify(mine[key]);
+    if (a !== b) throw new RangeError(`${file}: this run was made with ${opt.long} ${a}, not ${b}; resume with the same options or use a new --out`);
+  }
+}
+
 export function registerExperimentCommand(program: Command): void {
   const cmd = program.command('experiment').description('compare evolution strategies period by period (the main job)');
   addDataOptions(cmd);
@@ -126,6 +160,7 @@ export function registerExperimentCommand(program: Command): void {
       const t0 = performance.now();
       const stage = (name: string) => log(`[${formatSeconds((performance.now() - t0) / 1000)}] ${name}`);
       mkdirSync(o.out, { recursive: true });
+      checkRunOptions(o.out, cmd, o);
 
       stage('prepare the split');
       const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));

@@ -11,6 +11,7 @@ import { registerRecCommands } from './rec-commands.js';
 import { registerDoctor } from './doctor.js';
 import { registerLLMRecCommands } from './llmrec-commands.js';
 import { registerExperimentCommand } from './experiment-command.js';
+import { registerProbeCommand } from './probe-command.js';
 import { registerServeCommand } from './serve-command.js';
 
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerRecCommands(program);
   registerLLMRecCommands(program);
   registerExperimentCommand(program);
+  registerProbeCommand(program);
   registerServeCommand(program);
   registerDoctor(program);
   return program;
