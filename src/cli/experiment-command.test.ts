@@ -45,7 +45,7 @@ describe('evorec experiment', () => {
     assert.match(first.stdout, /## Averaged over periods/);
     assert.match(first.stdout, /\| evorec \| /);
     assert.match(first.stdout, /mean over 2 training seeds/);
-    assert.match(first.stdout, /\| finetune \| [-+]\d\.\d{4} ± \d\.\d{4}/);
+    assert.match(first.stdout, /\| finetune \| [-+]\d\.\d{4} \[[-+]\d\.\d{4}, [-+]\d\.\d{4}\]/);
     const files = ['results.json', 'results.md', 'report.html', 'sasrec/p1/config.json'];
     for (const seed of [1, 2]) files.push(`seed-${seed}/results.json`, `seed-${seed}/base/llmrec.json`, `seed-${seed}/adapters/evorec/p2/adapter_config.json`);
     for (const f of files) assert.ok(existsSync(join(out, f)), f);

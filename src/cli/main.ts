@@ -12,6 +12,7 @@ import { registerDoctor } from './doctor.js';
 import { registerLLMRecCommands } from './llmrec-commands.js';
 import { registerExperimentCommand } from './experiment-command.js';
 import { registerProbeCommand } from './probe-command.js';
+import { registerBenchmarkCommand } from './benchmark-command.js';
 import { registerServeCommand } from './serve-command.js';
 
 export function buildProgram(): Command {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerLLMRecCommands(program);
   registerExperimentCommand(program);
   registerProbeCommand(program);
+  registerBenchmarkCommand(program);
   registerServeCommand(program);
   registerDoctor(program);
   return program;

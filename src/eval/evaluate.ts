@@ -27,9 +27,21 @@ export interface GroupResult {
 export interface EvalResult {
   period: number;
   role: 'test' | 'valid';
-  sampler: NegativeSampler;
+  /** The candidate view: a sampler, 'full' (the whole catalogue) or 'two-stage' (retrieve, then re-rank). */
+  sampler: NegativeSampler | 'full' | 'two-stage';
   candidates: number;
   groups: Partial<Record<GroupName, GroupResult>>;
+  /**
+   * Per-set metrics (with `keepSets`), for intervals that resample users: the sample's row (the pairing
+   * key, the same for every strategy), its group, and each metric's value per set, in one order.
+   */
+  sets?: PerSet;
+}
+
+export interface PerSet {
+  rows: number[];
+  groups: string[];
+  metrics: Record<string, number[]>;
 }
 
 export interface EvalOptions {
@@ -41,6 +53,8 @@ export interface EvalOptions {
   /** Evaluate only these samples (for example a fixed user sample); default all of the role. */
   filter?: (s: Sample) => boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Keep every set's metrics in `sets` (for bootstrap intervals over users). */
+  keepSets?: boolean;
   /** Replaces a sample's candidates (for example a shared cache); default draws them from the split. */
   candidates?: (s: Sample) => number[];
 }
@@ -59,6 +73,7 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
     if (!a) acc.set(g, (a = new MetricAccumulator(ks)));
     return a;
   };
+  const sets: PerSet | undefined = opts.keepSets ? { rows: [], groups: [], metrics: {} } : undefined;
   const bs = typeof scorer === 'function' ? 1 : Math.max(1, scorer.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
@@ -67,14 +82,19 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
     chunk.forEach((s, j) => {
       if (scores[j].length !== cands[j].length) throw new RangeError(`scorer returned ${scores[j].length} scores for ${cands[j].length} candidates`);
       const pos = cands[j].indexOf(s.item);
-      get(s.group ?? 'base').add(scores[j], pos);
+      const m = get(s.group ?? 'base').add(scores[j], pos);
       get('all').add(scores[j], pos);
+      if (sets) {
+        sets.rows.push(s.row);
+        sets.groups.push(s.group ?? 'base');
+        for (const k in m) (sets.metrics[k] ??= []).push(m[k]);
+      }
     });
     opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
   }
   const groups: Partial<Record<GroupName, GroupResult>> = {};
   for (const [g, a] of acc) groups[g] = { users: a.count, metrics: a.mean() };
-  return { period: t, role, sampler, candidates: size, groups };
+  return { period: t, role, sampler, candidates: size, groups, ...(sets ? { sets } : {}) };
 }
 
 /** Ranks by item popularity among the training targets up to period t. */

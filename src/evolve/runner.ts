@@ -99,7 +99,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
     const out: Record<string, EvalResult> = {};
     for (const sampler of o.samplers) {
-      out[sampler] = await evaluate(split, t, scorer, { sampler, size: o.candidates, seed: o.seed, filter: (s) => chosen.has(s.row), candidates: candidatesOf(t, sampler) });
+      out[sampler] = await evaluate(split, t, scorer, { sampler, size: o.candidates, seed: o.seed, filter: (s) => chosen.has(s.row), candidates: candidatesOf(t, sampler), keepSets: true });
     }
     return out;
   };

@@ -23,6 +23,18 @@ async function cycleSplit(users = 120, len = 8) {
 }
 
 describe('SASRec', () => {
+  it('scores the whole catalogue exactly as it scores candidate sets (one matrix product)', () => {
+    const m = new SASRec({ numItems: 37, hidden: 16, maxLen: 6, dropout: 0 });
+    const histories = [[1, 2, 3], [5], [7, 8, 9, 10, 11, 12, 13, 14]];
+    const all = m.scoreAll(histories);
+    const items = Array.from({ length: 37 }, (_, i) => i);
+    const each = m.score(histories, histories.map(() => items));
+    for (let b = 0; b < histories.length; b++) {
+      assert.equal(all[b].length, 37);
+      for (let i = 0; i < 37; i++) assert.ok(Math.abs(all[b][i] - each[b][i]) < 1e-4, `history ${b} item ${i}: ${all[b][i]} vs ${each[b][i]}`);
+    }
+  });
+
   it('never labels a held-out target', async () => {
     const split = await cycleSplit();
     for (const t of [0, 1]) {

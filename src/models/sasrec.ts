@@ -11,6 +11,7 @@ import {
   attention,
   dropout,
   embedding,
+  getKernels,
   layerNorm,
   linear,
   mul,
@@ -169,6 +170,22 @@ export class SASRec {
       out[j] = s;
     }
     return out;
+  }
+
+  /**
+   * Scores of every item (index i at position i) for each history: one matrix product of the
+   * representations with the item embeddings (the full-catalogue view).
+   */
+  scoreAll(histories: ReadonlyArray<ArrayLike<number>>): Float32Array[] {
+    const reps = this.representations(histories);
+    const d = this.config.hidden;
+    const n = this.config.numItems;
+    const R = new Float32Array(reps.length * d);
+    reps.forEach((r, b) => R.set(r, b * d));
+    const out = new Float32Array(reps.length * n);
+    // Row 0 of item_emb is padding: items start at row 1.
+    getKernels().gemm(false, true, reps.length, n, d, 1, R, 0, d, 0, this.params.item_emb.data, d, d, 0, 0, out, 0, n, 0, 1);
+    return reps.map((_, b) => out.subarray(b * n, (b + 1) * n));
   }
 
   /** Scores candidate sets for a batch of histories. */

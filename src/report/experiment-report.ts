@@ -5,10 +5,12 @@
  * by strategy, quality against trainable share, and update time by strategy.
  */
 import type { ExperimentResults } from '../evolve/runner.js';
-import { metricOf, pairedDifference, runValue, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
+import { bootstrap, metricOf, runValue, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
 
 const GROUPS = ['active', 'inactive', 'all'] as const;
 const METRICS = ['HR@1', 'HR@3', 'NDCG@3'] as const;
+
+const BOOTSTRAP_NOTE = 'users resampled per period and seeds resampled, paired between strategies, 1,000 replicates';
 
 type Row = { strategy: string; values: Record<string, Stat>; seconds: Stat; trainable: Stat; share: Stat; samples: Stat };
 
@@ -23,7 +25,7 @@ const strategiesOf = (runs: ExperimentResults[]) => [...new Set(runs.flatMap((r)
 function rowsFor(runs: ExperimentResults[], sampler: string, period: number | 'mean'): Row[] {
   return strategiesOf(runs).map((strategy) => {
     const values: Record<string, Stat> = {};
-    for (const g of GROUPS) for (const m of METRICS) values[`${g} ${m}`] = seedStat(runs, strategy, period, metricOf(sampler, g, m));
+    for (const g of GROUPS) for (const m of METRICS) values[`${g} ${m}`] = bootstrap(runs, sampler, g, m, period, strategy);
     return {
       strategy,
       values,
@@ -39,11 +41,13 @@ const f4 = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '–');
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
 /** "mean ± se" (the ± part only when there are several seeds). */
 const pm = (s: Stat, digits = 4) => (Number.isFinite(s.mean) ? s.mean.toFixed(digits) + (Number.isFinite(s.se) ? ` ± ${s.se.toFixed(digits)}` : '') : '–');
-/** A difference: signed "mean ± se", marked when called. */
+const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
+/** A difference: signed mean with its 95% bootstrap interval (or ± se over seeds), marked when called. */
 const signed = (s: Stat) => {
   if (!Number.isFinite(s.mean)) return '–';
   const v = verdict(s);
-  return `${s.mean >= 0 ? '+' : ''}${pm(s)}${v > 0 ? ' ▲' : v < 0 ? ' ▼' : ''}`;
+  const spread = s.lo !== undefined && s.hi !== undefined ? ` [${sign(s.lo)}, ${sign(s.hi)}]` : Number.isFinite(s.se) ? ` ± ${s.se.toFixed(4)}` : '';
+  return `${sign(s.mean)}${spread}${v > 0 ? ' ▲' : v < 0 ? ' ▼' : ''}`;
 };
 
 type Baselines = Record<string, { groups: Partial<Record<string, { users: number; metrics: Record<string, number> }>> }>;
@@ -83,7 +87,7 @@ function differences(runs: ExperimentResults[], sampler: string, head: string, p
   const cols = [...GROUPS.map((g) => `${g} NDCG@3`), ...GROUPS.map((g) => `${g} HR@1`)];
   const lines = [`| ${head} | ${cols.join(' | ')} | update time ratio |`, `|---|${cols.map(() => '---:').join('|')}|---:|`];
   for (const { a, b, label } of pairs) {
-    const cells = [...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'NDCG@3')))), ...GROUPS.map((g) => signed(pairedDifference(runs, a, b, 'mean', metricOf(sampler, g, 'HR@1'))))];
+    const cells = [...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, 'NDCG@3', 'mean', a, b))), ...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, 'HR@1', 'mean', a, b)))];
     const ratio = stat(runs.map((r) => {
       const ta = runValue(r, a, 'mean', seconds), tb = runValue(r, b, 'mean', seconds);
       // A strategy that trains nothing (static) has no meaningful time to divide by.
@@ -102,10 +106,12 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   const runs = Array.isArray(input) ? input : [input];
   const first = runs[0];
   const n = runs.length;
-  const seedsNote =
-    n > 1
-      ? `Each figure is the mean over ${n} training seeds ± its standard error (same users and candidates in every seed).`
-      : 'One training seed: no standard errors, and no difference below can be called (run with --train-seeds 3 or more).';
+  const kept = first.updates.some((u) => u.eval[sampler]?.sets);
+  const seedsNote = kept
+    ? `Each figure is the mean over ${n} training seed${n > 1 ? 's' : ''} ± its bootstrap standard error over users${n > 1 ? ' and seeds' : ''} (${BOOTSTRAP_NOTE}).`
+    : n > 1
+    ? `Each figure is the mean over ${n} training seeds ± its standard error (same users and candidates in every seed).`
+    : 'One training seed: no standard errors, and no difference below can be called (run with --train-seeds 3 or more).';
   // title null: no heading line, for a section under another heading (a second sampler, the HTML page).
   const out = [...(title === null ? [] : [`# ${title}`]), '', `Candidates: ${sampler} negatives. Metrics per period on a fixed user sample; "share" is the trainable share of the strategy's LoRA parameters. ${seedsNote}${notes ? ` ${notes}` : ''}`, ''];
   for (let t = 1; t <= first.periods; t++) {
@@ -122,8 +128,10 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   const strategies = strategiesOf(runs);
   const focus = strategies.includes('evorec') ? 'evorec' : strategies[strategies.length - 1];
   if (strategies.length > 1) {
-    const marks = `▲/▼: the difference exceeds twice its standard error; unmarked: not distinguishable from zero at this number of seeds.`;
-    const over = n > 1 ? `, mean ± standard error over ${n} seeds` : '';
+    const marks = kept
+      ? '[lo, hi]: 95% paired bootstrap interval over users and seeds; ▲/▼: the interval excludes zero (called); unmarked: not distinguishable from zero.'
+      : `▲/▼: the difference exceeds twice its standard error; unmarked: not distinguishable from zero at this number of seeds.`;
+    const over = kept ? '' : n > 1 ? `, mean ± standard error over ${n} seeds` : '';
     out.push(
       `## ${focus} against each strategy`,
       '',
@@ -264,7 +272,7 @@ export function experimentHtml(input: ExperimentResults | ExperimentResults[], s
   const names = strategiesOf(runs);
   const periods = runs[0].periods;
   const series = (g: string) =>
-    names.map((n) => ({ name: n, points: Array.from({ length: periods }, (_, i) => [i + 1, seedStat(runs, n, i + 1, metricOf(sampler, g, 'NDCG@3'))] as [number, Stat]) }));
+    names.map((n) => ({ name: n, points: Array.from({ length: periods }, (_, i) => [i + 1, bootstrap(runs, sampler, g, 'NDCG@3', i + 1, n)] as [number, Stat]) }));
   const avg = rowsFor(runs, sampler, 'mean');
   const errorBars = runs.length > 1 ? ` (mean ± standard error over ${runs.length} seeds)` : '';
   const charts = [

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { metricOf, pairedDifference, seedStat, stat, verdict } from './seeds.js';
+import type { UpdateRecord } from '../evolve/runner.js';
+import { bootstrap, metricOf, pairedDifference, seedStat, stat, verdict } from './seeds.js';
 import { record, run } from './test-fixtures.js';
 
 describe('statistics over seeds', () => {
@@ -38,5 +39,71 @@ describe('statistics over seeds', () => {
     assert.equal(verdict({ ...d, se: d.se + 1e-9 }), 1);
     const inactive = pairedDifference(runs, 'a', 'b', 'mean', metricOf('popularity', 'inactive', 'NDCG@3'));
     assert.ok(Math.abs(inactive.mean - 0.15) < 1e-12 && Math.abs(inactive.se - 0.05) < 1e-12);
+  });
+
+  it('never calls a zero-spread difference', () => {
+    assert.equal(verdict({ mean: 0.2, se: 0, n: 3 }), 0);
+    assert.equal(verdict({ mean: 0.2, se: 0, n: 3, lo: 0.2, hi: 0.2 }), 0);
+    assert.equal(verdict({ mean: 0.2, se: 0.05, n: 1, lo: 0.1, hi: 0.3 }), 1);
+    assert.equal(verdict({ mean: -0.2, se: 0.05, n: 1, lo: -0.3, hi: -0.1 }), -1);
+    assert.equal(verdict({ mean: 0.1, se: 0.05, n: 1, lo: -0.01, hi: 0.2 }), 0);
+  });
+});
+
+/** An update whose per-user NDCG@3 values are given (users = rows 0..n-1, all active). */
+function withSets(strategy: string, period: number, values: number[], rows = values.map((_, i) => i)): UpdateRecord {
+  const u = record(strategy, period, 0, 0);
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  u.eval = {
+    matched: {
+      period, role: 'test', sampler: 'matched', candidates: 20,
+      groups: { active: { users: values.length, metrics: { 'NDCG@3': mean } }, all: { users: values.length, metrics: { 'NDCG@3': mean } } },
+      sets: { rows, groups: values.map(() => 'active'), metrics: { 'NDCG@3': values } },
+    },
+  };
+  return u;
+}
+
+describe('paired bootstrap over users and seeds', () => {
+  it('one seed already has an interval; a consistent gain is called, noise is not, zero spread never', () => {
+    const base = [0.1, 0.5, 0.3, 0.9, 0.0, 0.4, 0.2, 0.6];
+    const plus = (d: number[]) => base.map((x, i) => x + d[i]);
+    const r = (b: number[]) => [run([withSets('a', 1, b), withSets('b', 1, base)])];
+    // Gains of 0.05-0.15 on every user: the mean is 0.1 by hand, and every resample stays above zero.
+    const gain = bootstrap(r(plus([0.05, 0.15, 0.1, 0.1, 0.05, 0.15, 0.1, 0.1])), 'matched', 'active', 'NDCG@3', 1, 'a', 'b');
+    assert.ok(Math.abs(gain.mean - 0.1) < 1e-12);
+    assert.equal(gain.users, 8);
+    assert.ok(gain.lo! > 0.05 && gain.hi! < 0.15 && gain.lo! < gain.hi!, `[${gain.lo}, ${gain.hi}]`);
+    assert.equal(verdict(gain), 1);
+    // Differences of +-0.2 that cancel: mean 0, interval around zero, not called.
+    const noise = bootstrap(r(plus([0.2, -0.2, 0.2, -0.2, 0.2, -0.2, 0.2, -0.2])), 'matched', 'active', 'NDCG@3', 1, 'a', 'b');
+    assert.ok(Math.abs(noise.mean) < 1e-12 && noise.lo! < 0 && noise.hi! > 0);
+    assert.equal(verdict(noise), 0);
+    // The same +0.1 for every user: zero spread, no call.
+    const flat = bootstrap(r(plus(base.map(() => 0.1))), 'matched', 'active', 'NDCG@3', 1, 'a', 'b');
+    assert.ok(Math.abs(flat.lo! - flat.hi!) < 1e-12);
+    assert.equal(verdict(flat), 0);
+  });
+
+  it('pairs users by row, averages periods, and resamples seeds', () => {
+    // Period 1 gains 0.1 per user, period 2 gains 0.3: the mean over periods is 0.2. b lists its users in
+    // another order, so pairing must go by row.
+    const b1 = [0.1, 0.2, 0.3];
+    const runs = [0, 1].map((k) =>
+      run([
+        withSets('a', 1, b1.map((x) => x + 0.1 + 0.01 * k)), withSets('b', 1, [...b1].reverse(), [2, 1, 0]),
+        withSets('a', 2, b1.map((x) => x + 0.3 - 0.01 * k)), withSets('b', 2, b1),
+      ]),
+    );
+    const d = bootstrap(runs, 'matched', 'active', 'NDCG@3', 'mean', 'a', 'b');
+    assert.ok(Math.abs(d.mean - 0.2) < 1e-12, String(d.mean));
+    assert.equal(d.n, 2);
+    assert.equal(d.users, 6);
+    // A single strategy's value: the mean over users, periods and seeds.
+    const v = bootstrap(runs, 'matched', 'active', 'NDCG@3', 1, 'b');
+    assert.ok(Math.abs(v.mean - 0.2) < 1e-12);
+    // Results without per-user sets fall back to the seed statistics.
+    const old = [run([record('a', 1, 0.4, 0.2), record('b', 1, 0.3, 0.2)])];
+    assert.deepEqual(bootstrap(old, 'popularity', 'active', 'NDCG@3', 1, 'a', 'b'), pairedDifference(old, 'a', 'b', 1, metricOf('popularity', 'active', 'NDCG@3')));
   });
 });

@@ -1,19 +1,28 @@
 /**
- * Statistics over training seeds. An experiment is run once per training seed on the same split, user
- * samples and candidate sets; every figure is reported as the mean over seeds with its standard error, and
- * a difference between two strategies is called only when the paired per-seed difference exceeds twice
- * its standard error.
+ * Statistics of an experiment run once per training seed on the same split, user samples and candidate
+ * sets.
  *
- * The standard error describes training randomness only (initialisation, shuffling, dropout): the users
- * and candidates are the same in every run, which is what makes the per-seed differences paired.
+ * Intervals and calls come from a paired bootstrap over users and seeds (`bootstrap`): each replicate
+ * draws the seeds with replacement and, per period, the evaluated users with replacement (the same users
+ * for both strategies and every seed, which is what pairs them), so even one seed has an interval that
+ * says how much the figure depends on which users were sampled. A difference is called only when its 95%
+ * interval excludes zero, never on zero spread. Results without per-user sets (written before they were
+ * kept) fall back to the mean and standard error over seeds.
  */
+import { keyedRandom } from '../data/rng.js';
 import type { ExperimentResults, UpdateRecord } from '../evolve/runner.js';
 
 export interface Stat {
   mean: number;
   /** Standard error of the mean: sample standard deviation / sqrt(n); NaN for a single value. */
   se: number;
+  /** Seeds behind the figure. */
   n: number;
+  /** 95% bootstrap interval over users and seeds, when per-user sets were kept. */
+  lo?: number;
+  hi?: number;
+  /** Users behind the figure (per period, summed over the periods averaged). */
+  users?: number;
 }
 
 export function stat(values: number[]): Stat {
@@ -26,9 +35,20 @@ export function stat(values: number[]): Stat {
   return { mean, se: Math.sqrt(variance / n), n };
 }
 
-/** +1 when the mean is above zero by more than twice its standard error, -1 when below, 0 otherwise (or n < 2). */
+/**
+ * +1 when the difference is called above zero, -1 below, 0 otherwise. With a bootstrap interval: called
+ * when it excludes zero (and has spread). Without: more than twice the standard error over at least two
+ * seeds, never on a zero standard error.
+ */
 export function verdict(s: Stat): -1 | 0 | 1 {
-  if (!(s.n >= 2) || !Number.isFinite(s.se)) return 0;
+  if (s.lo !== undefined && s.hi !== undefined) {
+    // Spread below rounding (the same difference for every user and seed) is no spread.
+    if (!(s.hi - s.lo > 1e-9)) return 0;
+    if (s.lo > 0) return 1;
+    if (s.hi < 0) return -1;
+    return 0;
+  }
+  if (!(s.n >= 2) || !Number.isFinite(s.se) || s.se === 0) return 0;
   if (s.mean > 2 * s.se) return 1;
   if (s.mean < -2 * s.se) return -1;
   return 0;
@@ -60,4 +80,67 @@ export function seedStat(runs: ExperimentResults[], strategy: string, period: nu
 /** Paired difference a − b over runs (seeds): each run's difference, then mean and standard error. */
 export function pairedDifference(runs: ExperimentResults[], a: string, b: string, period: number | 'mean', measure: Measure): Stat {
   return stat(runs.map((r) => runValue(r, a, period, measure) - runValue(r, b, period, measure)));
+}
+
+/** Bootstrap replicates (fixed seed, so reports are reproducible byte for byte). */
+export const BOOTSTRAP = { replicates: 1000, seed: 7 };
+
+/**
+ * A strategy's metric (b omitted) or the paired difference a − b, for one period or averaged over the
+ * periods, with a paired bootstrap over users and seeds. Returns the seed-based Stat when per-user sets
+ * are missing.
+ */
+export function bootstrap(runs: ExperimentResults[], sampler: string, group: string, metric: string, period: number | 'mean', a: string, b?: string): Stat {
+  const measure = metricOf(sampler, group, metric);
+  const fallback = b === undefined ? seedStat(runs, a, period, measure) : pairedDifference(runs, a, b, period, measure);
+  const find = (r: ExperimentResults, s: string, p: number) => r.updates.find((u) => u.strategy === s && u.period === p)?.eval[sampler];
+  const periods = [...new Set(runs.flatMap((r) => r.updates.filter((u) => u.strategy === a && (period === 'mean' || u.period === period)).map((u) => u.period)))].sort((x, y) => x - y);
+  // d[p][r]: per-user values (or differences) of period p in run r, users in one order for all runs.
+  const d: number[][][] = [];
+  for (const p of periods) {
+    const perRun: number[][] = [];
+    for (const r of runs) {
+      const ea = find(r, a, p);
+      const eb = b === undefined ? undefined : find(r, b, p);
+      if (!ea?.sets || (b !== undefined && !eb?.sets)) return fallback;
+      const values = ea.sets.metrics[metric];
+      if (!values) return fallback;
+      const other = new Map<number, number>();
+      if (eb?.sets) eb.sets.rows.forEach((row, i) => other.set(row, eb.sets!.metrics[metric][i]));
+      const xs: number[] = [];
+      ea.sets.rows.forEach((row, i) => {
+        if (group !== 'all' && ea.sets!.groups[i] !== group) return;
+        if (b === undefined) xs.push(values[i]);
+        else if (other.has(row)) xs.push(values[i] - other.get(row)!);
+      });
+      perRun.push(xs);
+    }
+    if (perRun[0].length === 0 || perRun.some((xs) => xs.length !== perRun[0].length)) return fallback;
+    d.push(perRun);
+  }
+  if (d.length === 0) return fallback;
+  const mean = (xs: ArrayLike<number>) => {
+    let s = 0;
+    for (let i = 0; i < xs.length; i++) s += xs[i];
+    return s / xs.length;
+  };
+  const estimate = (seedIdx: number[], userIdx: (p: number) => number[] | null) =>
+    mean(seedIdx.map((r) => mean(d.map((perRun, p) => {
+      const xs = perRun[r];
+      const idx = userIdx(p);
+      return idx ? mean(idx.map((i) => xs[i])) : mean(xs);
+    }))));
+  const all = runs.map((_, r) => r);
+  const point = estimate(all, () => null);
+  const rand = keyedRandom(BOOTSTRAP.seed, 'bootstrap', sampler, group, metric, String(period), a, b ?? '');
+  const reps = new Float64Array(BOOTSTRAP.replicates);
+  for (let k = 0; k < reps.length; k++) {
+    const seedIdx = runs.length > 1 ? all.map(() => Math.floor(rand() * runs.length)) : all;
+    const users = d.map((perRun) => Array.from({ length: perRun[0].length }, () => Math.floor(rand() * perRun[0].length)));
+    reps[k] = estimate(seedIdx, (p) => users[p]);
+  }
+  reps.sort();
+  const q = (x: number) => reps[Math.min(reps.length - 1, Math.max(0, Math.round(x * (reps.length - 1))))];
+  const sd = Math.sqrt(reps.reduce((acc, x) => acc + (x - mean(reps)) ** 2, 0) / (reps.length - 1));
+  return { mean: point, se: sd, n: runs.length, lo: q(0.025), hi: q(0.975), users: d.reduce((acc, perRun) => acc + perRun[0].length, 0) };
 }

@@ -1,0 +1,210 @@
+/**
+ * The full-catalogue view (Krichene and Rendle, KDD 2020: sampled metrics can reverse orderings): the
+ * positive is ranked against every item that exists by the end of the evaluated period and that the user
+ * has not interacted with before the target. HR@K and NDCG@K (default K = 10, 20), ties in expectation as
+ * in metrics.ts. One code path for popularity, SASRec and the two-stage LLMRec, and for the service.
+ */
+import type { PeriodSplit, Sample } from '../data/periods.js';
+import { ndcgGain, type Metrics } from './metrics.js';
+import type { EvalResult, GroupName, GroupResult } from './evaluate.js';
+
+export const FULL_KS = [10, 20] as const;
+
+/** Scores of every item (index = item) for each sample; higher is better. */
+export type FullScorer = (samples: Sample[]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+
+/** Items a sample's ranking leaves out: everything the user touched before the target. */
+export function seenBefore(split: PeriodSplit, s: Sample): Set<number> {
+  const rows = split.userRows[s.user];
+  const out = new Set<number>();
+  for (let p = 0; p < s.pos; p++) out.add(split.dataset.items[rows[p]]);
+  return out;
+}
+
+/**
+ * The positive's metrics in a full ranking: `greater` and `equal` count the eligible items scoring above
+ * and equal to it. A positive that is not ranked at all (a retriever missed it) passes greater = Infinity.
+ */
+export function rankMetrics(greater: number, equal: number, ks: readonly number[] = FULL_KS): Metrics {
+  const out: Metrics = {};
+  for (const k of ks) {
+    let hr = 0;
+    let ndcg = 0;
+    // The positive's rank is uniform on greater..greater+equal; only ranks below k count.
+    for (let r = greater; r <= greater + equal && r < k; r++) {
+      hr += 1;
+      ndcg += ndcgGain(r);
+    }
+    out[`HR@${k}`] = hr / (equal + 1);
+    out[`NDCG@${k}`] = ndcg / (equal + 1);
+  }
+  return out;
+}
+
+/** Counts eligible items above and tied with the positive. */
+export function fullRank(scores: ArrayLike<number>, positive: number, eligible: (i: number) => boolean): { greater: number; equal: number } {
+  const p = scores[positive];
+  if (Number.isNaN(p)) throw new RangeError(`item ${positive} (the positive) has a NaN score`);
+  let greater = 0;
+  let equal = 0;
+  for (let i = 0; i < scores.length; i++) {
+    if (i === positive || !eligible(i)) continue;
+    const x = scores[i];
+    if (x > p) greater++;
+    else if (x === p) equal++;
+    else if (Number.isNaN(x)) throw new RangeError(`item ${i} has a NaN score`);
+  }
+  return { greater, equal };
+}
+
+export interface FullEvalOptions {
+  role?: 'test' | 'valid';
+  filter?: (s: Sample) => boolean;
+  ks?: readonly number[];
+  /** Samples per scorer call (default 256). */
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Per-group means in the EvalResult shape (sampler 'full', candidates = the catalogue size at t). */
+export class GroupMeans {
+  private readonly sums = new Map<GroupName, { n: number; m: Metrics }>();
+  add(g: GroupName, m: Metrics): void {
+    for (const key of [g, 'all'] as GroupName[]) {
+      const a = this.sums.get(key) ?? { n: 0, m: {} };
+      a.n++;
+      for (const k in m) a.m[k] = (a.m[k] ?? 0) + m[k];
+      this.sums.set(key, a);
+    }
+  }
+  groups(): Partial<Record<GroupName, GroupResult>> {
+    const out: Partial<Record<GroupName, GroupResult>> = {};
+    for (const [g, a] of this.sums) out[g] = { users: a.n, metrics: Object.fromEntries(Object.entries(a.m).map(([k, v]) => [k, v / a.n])) };
+    return out;
+  }
+}
+
+/** Items that exist by the end of period t. */
+export function existsBy(split: PeriodSplit, t: number): (i: number) => boolean {
+  const first = split.firstSeen();
+  const end = split.boundaries[t + 1];
+  return (i) => first[i] >= 0 && first[i] < end;
+}
+
+export async function evaluateFull(split: PeriodSplit, t: number, scorer: FullScorer, opts: FullEvalOptions = {}): Promise<EvalResult> {
+  const role = opts.role ?? 'test';
+  const ks = opts.ks ?? FULL_KS;
+  const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
+  const exists = existsBy(split, t);
+  let catalogue = 0;
+  for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
+  const acc = new GroupMeans();
+  const bs = Math.max(1, opts.batchSize ?? 256);
+  for (let start = 0; start < samples.length; start += bs) {
+    const chunk = samples.slice(start, start + bs);
+    const scores = await scorer(chunk);
+    chunk.forEach((s, j) => {
+      if (scores[j].length !== split.dataset.numItems) throw new RangeError(`full scorer returned ${scores[j].length} scores for ${split.dataset.numItems} items`);
+      const seen = seenBefore(split, s);
+      const { greater, equal } = fullRank(scores[j], s.item, (i) => exists(i) && !seen.has(i));
+      acc.add(s.group ?? 'base', rankMetrics(greater, equal, ks));
+    });
+    opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
+  }
+  return { period: t, role, sampler: 'full', candidates: catalogue, groups: acc.groups() };
+}
+
+/** Popularity over the whole catalogue: training counts up to t. */
+export function popularityFull(split: PeriodSplit, t: number): FullScorer {
+  const pop = split.popularity(t);
+  return (samples) => samples.map(() => pop);
+}
+
+/** The k highest-scoring items among the eligible ones, best first (ties: lower index first). */
+export function topK(scores: ArrayLike<number>, k: number, eligible: (i: number) => boolean): number[] {
+  // A min-heap of the best k so far: O(n log k).
+  const heap: number[] = [];
+  const worse = (a: number, b: number) => scores[a] < scores[b] || (scores[a] === scores[b] && a > b);
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l], heap[m])) m = l;
+      if (r < heap.length && worse(heap[r], heap[m])) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m], heap[i]];
+      i = m;
+    }
+  };
+  for (let i = 0; i < scores.length; i++) {
+    if (!eligible(i)) continue;
+    if (heap.length < k) {
+      heap.push(i);
+      for (let c = heap.length - 1; c > 0; ) {
+        const p = (c - 1) >> 1;
+        if (!worse(heap[c], heap[p])) break;
+        [heap[c], heap[p]] = [heap[p], heap[c]];
+        c = p;
+      }
+    } else if (worse(heap[0], i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
+}
+
+/** Re-ranks candidate lists (for example an LLMRec scorer); higher is better. */
+export type Reranker = (samples: Sample[], candidates: number[][]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+
+/**
+ * The two-stage production form: `retriever` scores the whole catalogue and its top `depth` eligible items
+ * are re-ranked by `reranker`. A positive the retriever misses counts as a miss. Metrics are HR@K and
+ * NDCG@K of the re-ranked list plus `recall@<depth>`, the retriever's share of positives retrieved.
+ */
+export async function evaluateTwoStage(
+  split: PeriodSplit,
+  t: number,
+  retriever: FullScorer,
+  reranker: Reranker,
+  opts: FullEvalOptions & { depth?: number } = {},
+): Promise<EvalResult> {
+  const role = opts.role ?? 'test';
+  const ks = opts.ks ?? FULL_KS;
+  const depth = opts.depth ?? 50;
+  const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
+  const exists = existsBy(split, t);
+  const acc = new GroupMeans();
+  const bs = Math.max(1, opts.batchSize ?? 64);
+  for (let start = 0; start < samples.length; start += bs) {
+    const chunk = samples.slice(start, start + bs);
+    const scores = await retriever(chunk);
+    const lists = chunk.map((s, j) => {
+      const seen = seenBefore(split, s);
+      return topK(scores[j], depth, (i) => exists(i) && !seen.has(i));
+    });
+    const reranked = await reranker(chunk, lists);
+    chunk.forEach((s, j) => {
+      const at = lists[j].indexOf(s.item);
+      let m: Metrics;
+      if (at < 0) m = rankMetrics(Infinity, 0, ks);
+      else {
+        const r = reranked[j];
+        let greater = 0;
+        let equal = 0;
+        for (let c = 0; c < r.length; c++) {
+          if (c === at) continue;
+          if (Number.isNaN(r[c])) throw new RangeError(`re-ranker gave candidate ${c} a NaN score`);
+          if (r[c] > r[at]) greater++;
+          else if (r[c] === r[at]) equal++;
+        }
+        m = rankMetrics(greater, equal, ks);
+      }
+      m[`recall@${depth}`] = at < 0 ? 0 : 1;
+      acc.add(s.group ?? 'base', m);
+    });
+    opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
+  }
+  return { period: t, role, sampler: 'two-stage', candidates: depth, groups: acc.groups() };
+}
