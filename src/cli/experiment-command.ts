@@ -44,7 +44,7 @@ export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: 
  * finishes within 15 minutes on a 2-core machine (measured in docs/evolution.md). One training seed is a
  * demonstration: claims need `--train-seeds 3` or more (docs/results/).
  */
-export const DEFAULTS = { users: 250, trainSeeds: 1, evalUsers: 40, validUsers: 30 };
+export const DEFAULTS = { users: 250, trainSeeds: 1, evalUsers: 500, validUsers: 30 };
 
 /** What `evorec experiment` writes to `<out>/results.json`: every seed's results and how to report them. */
 export interface SeedsResults {
@@ -144,7 +144,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), DEFAULTS.trainSeeds)
     .option('--first-train-seed <n>', 'the first training seed (the others follow it)', parseIntArg('--first-train-seed'), 1)
     .addOption(new Option('--samplers <list>', 'candidate views to evaluate with (comma-separated: matched, uniform, popularity); the first is the headline and the validation view; popularity is the old, leaking protocol (docs/evaluation.md)').default('matched,uniform'))
-    .option('--eval-users <n>', 'test users per group and period (fixed sample; 0 = all)', parseIntArg('--eval-users'), DEFAULTS.evalUsers)
+    .option('--eval-users <n>', 'cap on active test users per period (all up to the cap; as many inactive users; new and short users up to the cap; fixed sample; 0 = all)', parseIntArg('--eval-users'), DEFAULTS.evalUsers)
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), DEFAULTS.validUsers)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
     .option('--out <dir>', 'output folder (resumes when it exists)', 'runs/experiment')

@@ -13,7 +13,7 @@ import { trainSASRec } from '../models/sasrec-train.js';
 import { Decoder } from '../nn/decoder.js';
 import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
-import { runExperiment } from './runner.js';
+import { evalSample, runExperiment } from './runner.js';
 import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
 
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date', 'sour cherry', 'ripe mango'];
@@ -153,5 +153,22 @@ describe('evolution experiment (tiny preset)', () => {
     const uniform = await scoreWith(['uniform', 'matched']);
     assert.deepEqual(await scoreWith(['matched', 'uniform']), matched, 'only the first sampler counts');
     assert.notDeepEqual(uniform, matched);
+  });
+
+  it('evaluates active users up to the cap and as many inactive users', async () => {
+    const { split } = await world();
+    for (const t of [1, 2]) {
+      const count = (xs: { group?: string }[], g: string) => xs.filter((s) => s.group === g).length;
+      const all = split.periods[t].test;
+      assert.ok(count(all, 'active') > 3 && count(all, 'inactive') > 3, 'the tiny world has enough of both');
+      const capped = evalSample(split, t, 3, 1);
+      assert.equal(count(capped, 'active'), 3);
+      assert.equal(count(capped, 'inactive'), 3);
+      const wide = evalSample(split, t, 1000, 1);
+      assert.equal(count(wide, 'active'), count(all, 'active'), 'every active user under the cap');
+      assert.equal(count(wide, 'inactive'), Math.min(count(all, 'inactive'), count(all, 'active')));
+      assert.deepEqual(evalSample(split, t, 0, 1), all);
+      assert.deepEqual(evalSample(split, t, 3, 1), capped, 'fixed by the seed');
+    }
   });
 });

@@ -34,7 +34,7 @@ export interface ExperimentOptions {
   update: Partial<LLMRecTrainOptions>;
   base: Partial<LLMRecTrainOptions>;
   history: number;
-  /** Test users evaluated per group and period (fixed, seeded); 0 = all. */
+  /** Cap on the active (and new, short, base) test users evaluated per period; inactive as many as active (`evalSample`); 0 = all. */
   evalUsers: number;
   /** Validation targets used for early stopping in each update. */
   validUsers: number;
@@ -70,15 +70,21 @@ export interface ExperimentResults {
 
 const GROUPS: UserGroup[] = ['active', 'inactive', 'new', 'short', 'base'];
 
-/** A fixed sample of at most n test users per group at period t. */
-export function evalSample(split: PeriodSplit, t: number, n: number, seed: number): Sample[] {
+/**
+ * The test users evaluated at period t: a fixed, seeded sample. Active users up to `cap`, as many
+ * inactive users as active ones (all of them when there are fewer; `cap` when no one is active), and new,
+ * short and base users up to `cap` each. cap 0 = every test user. Forgetting is measured on the inactive users, so they never
+ * get fewer users than the adaptation they are compared with.
+ */
+export function evalSample(split: PeriodSplit, t: number, cap: number, seed: number): Sample[] {
   const test = split.periods[t].test;
-  if (n <= 0) return test;
-  const out: Sample[] = [];
-  for (const g of GROUPS) {
+  if (cap <= 0) return test;
+  const draw = (g: UserGroup, n: number) => {
     const rand = keyedRandom(seed, 'experiment-eval', t, g);
-    out.push(...test.filter((s) => s.group === g).map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, n).map((x) => x.s));
-  }
+    return test.filter((s) => s.group === g).map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, n).map((x) => x.s);
+  };
+  const active = draw('active', cap);
+  const out = [...active, ...draw('inactive', active.length > 0 ? active.length : cap), ...draw('new', cap), ...draw('short', cap), ...draw('base', cap)];
   return out.sort((a, b) => a.user - b.user);
 }
 
