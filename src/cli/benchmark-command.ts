@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
-import type { PeriodSplit, Sample } from '../data/periods.js';
 import { sampleFilter, type EvalResult } from '../eval/evaluate.js';
 import { evaluateFull, evaluateTwoStage, popularityFull } from '../eval/full-ranking.js';
 import { loadLLMRec } from '../models/llmrec-io.js';
 import { llmrecScorer } from '../models/llmrec.js';
 import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
-import { trainSASRec } from '../models/sasrec-train.js';
+import { sasrecFullScorer, trainSASRec } from '../models/sasrec-train.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addCleanOptions, addDataOptions, cleanFrom, sourceFrom } from './data-commands.js';
 import { parseFloatArg, parseIntArg } from './main.js';
@@ -30,7 +29,7 @@ import { formatSeconds, progressBar } from './progress.js';
  */
 export const PUBLISHED_BEAUTY = { 'HR@10': [0.06, 0.093], 'NDCG@10': [0.032, 0.053] } as const;
 
-const sasrecFull = (model: SASRec, split: PeriodSplit) => (samples: Sample[]) => model.scoreAll(samples.map((s) => split.history(s, model.config.maxLen)));
+const sasrecFull = sasrecFullScorer;
 
 export function registerBenchmarkCommand(program: Command): void {
   const cmd = program.command('benchmark').description('leave-one-out, full-catalogue benchmark of SASRec (and LLMRec two-stage) against published figures');

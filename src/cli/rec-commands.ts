@@ -7,12 +7,13 @@ import { loadSplit } from '../data/prepare.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { evaluate, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
 import { probeResults } from '../eval/probes.js';
+import { evaluateFull, evaluateTwoStage, popularityFull, type FullScorer, type Reranker } from '../eval/full-ranking.js';
 import { CandidateSampler } from '../data/candidates.js';
 import { isLLMRecFolder, loadLLMRec } from '../models/llmrec-io.js';
-import { llmrecScorer } from '../models/llmrec.js';
+import { llmrecFullScorer, llmrecScorer } from '../models/llmrec.js';
 import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
-import { sasrecScorer, trainSASRec } from '../models/sasrec-train.js';
+import { sasrecFullScorer, sasrecScorer, trainSASRec } from '../models/sasrec-train.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFrom, sourceFrom } from './data-commands.js';
 import { parseFloatArg, parseIntArg } from './main.js';
@@ -24,7 +25,7 @@ export async function evaluateWithBaselines(
   t: number,
   name: string,
   scorer: BatchScorer,
-  o: { candidates: number; seed: number; quiet?: boolean; filter?: (s: Sample) => boolean },
+  o: { candidates: number; seed: number; quiet?: boolean; filter?: (s: Sample) => boolean; full?: FullViews },
 ): Promise<{ results: Record<string, Record<string, EvalResult>>; markdown: string }> {
   const results: Record<string, Record<string, EvalResult>> = {};
   const sections: string[] = [];
@@ -42,7 +43,41 @@ export async function evaluateWithBaselines(
     results[sampler] = r;
     sections.push(`### P${t} test, ${o.candidates} candidates, ${sampler} negatives\n\n${resultsMarkdown(r)}\n`);
   }
+  if (o.full) {
+    const f = o.full;
+    const r: Record<string, EvalResult> = { popularity: await evaluateFull(split, t, popularityFull(split, t), { filter: o.filter }) };
+    if (f.exact) {
+      const bar = progressBar(o.quiet);
+      r[f.exactUsers ? `${name} (${f.exactUsers} users)` : name] = await evaluateFull(split, t, f.exact, {
+        filter: f.exactFilter ?? o.filter,
+        batchSize: f.exactUsers ? 1 : 256,
+        onProgress: (d, n) => bar.update('eval full catalogue', d, n),
+      });
+      bar.stop();
+    }
+    if (f.retriever) r[f.retrieverName ?? 'retriever'] = await evaluateFull(split, t, f.retriever, { filter: o.filter });
+    if (f.retriever && f.rerank) {
+      const bar = progressBar(o.quiet);
+      r[`${name} (two-stage)`] = await evaluateTwoStage(split, t, f.retriever, f.rerank, { filter: o.filter, depth: f.depth ?? 50, onProgress: (d, n) => bar.update('eval two-stage', d, n) });
+      bar.stop();
+    }
+    results.full = r;
+    sections.push(`### P${t} test, full catalogue (every item the user has not touched)\n\n${resultsMarkdown(r, ['HR@10', 'NDCG@10', 'HR@20', 'NDCG@20', `recall@${f.depth ?? 50}`])}\n`);
+  }
   return { results, markdown: sections.join('\n') };
+}
+
+/** The full-catalogue view of `evaluateWithBaselines`: exact scores of every item, and/or retrieve-then-rerank. */
+export interface FullViews {
+  /** The model's exact scores of every item (SASRec: all evaluated users; LLMRec: a fixed sample). */
+  exact?: FullScorer;
+  exactFilter?: (s: Sample) => boolean;
+  exactUsers?: number;
+  /** A retriever over the whole catalogue (SASRec) and the model as re-ranker of its top `depth`. */
+  retriever?: FullScorer;
+  retrieverName?: string;
+  rerank?: Reranker;
+  depth?: number;
 }
 
 export function registerRecCommands(program: Command): void {
@@ -94,7 +129,7 @@ export function registerRecCommands(program: Command): void {
       });
       bar.stop();
       await saveSASRec(o.out, model, split.dataset.itemIds, { trained_up_to_period: o.period, training: train });
-      const { results, markdown } = await evaluateWithBaselines(split, o.period, 'sasrec', sasrecScorer(model, split), o);
+      const { results, markdown } = await evaluateWithBaselines(split, o.period, 'sasrec', sasrecScorer(model, split), { ...o, full: { exact: sasrecFullScorer(model, split) } });
       writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ training: train, results }, null, 2) + '\n');
       writeFileAtomic(join(o.out, 'results.md'), markdown);
       process.stdout.write(`${markdown}\nSASRec trained ${train.epochs} epochs (best ${train.bestEpoch}) in ${train.seconds.toFixed(0)} s; saved to ${o.out}\n`);
@@ -108,6 +143,9 @@ export function registerRecCommands(program: Command): void {
     .option('--period <t>', 'period whose test sets to use', parseIntArg('--period'), 0)
     .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users'), 0)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
+    .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
+    .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth'), 50)
+    .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users'), 0)
     .option('--out <file>', 'also write the results as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
@@ -117,20 +155,40 @@ export function registerRecCommands(program: Command): void {
       const { split } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
       if (o.period < 0 || o.period >= split.numPeriods) throw new RangeError(`--period must be in [0, ${split.numPeriods - 1}], got ${o.period}`);
       let scorer: BatchScorer;
+      const full: FullViews = {};
+      if (o.retriever) {
+        const r = await loadSASRec(o.retriever);
+        checkItems(o.retriever, r.itemIds, split);
+        full.retriever = sasrecFullScorer(r.model, split);
+        full.retrieverName = 'sasrec (retriever)';
+        full.depth = o.depth;
+      }
       if (type === 'sasrec') {
         const { model, itemIds } = await loadSASRec(o.model);
-        if (itemIds.length !== split.dataset.numItems || itemIds.some((id, i) => id !== split.dataset.itemIds[i])) {
-          throw new RangeError(`${o.model}: the model's items do not match the data's (train and evaluate on the same --data and cleaning)`);
-        }
+        checkItems(o.model, itemIds, split);
         scorer = sasrecScorer(model, split);
+        full.exact = sasrecFullScorer(model, split);
       } else if (isLLMRecFolder(o.model)) {
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
         if (o.calibration) model.scoring.calibration = o.calibration;
         scorer = llmrecScorer(model, split);
+        const rerank = scorer;
+        full.rerank = (samples, lists) => rerank.batch(samples, lists);
+        if (o.fullUsers > 0) {
+          full.exact = llmrecFullScorer(model, split);
+          full.exactUsers = o.fullUsers;
+          full.exactFilter = sampleFilter(split.periods[o.period].test, o.fullUsers, o.seed, 'full-catalogue');
+        }
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
-      const { results, markdown } = await evaluateWithBaselines(split, o.period, type === 'sasrec' ? 'sasrec' : 'llmrec', scorer, { ...o, filter });
+      const { results, markdown } = await evaluateWithBaselines(split, o.period, type === 'sasrec' ? 'sasrec' : 'llmrec', scorer, { ...o, filter, full });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       process.stdout.write(markdown);
     });
+}
+
+function checkItems(dir: string, itemIds: readonly string[], split: PeriodSplit): void {
+  if (itemIds.length !== split.dataset.numItems || itemIds.some((id, i) => id !== split.dataset.itemIds[i])) {
+    throw new RangeError(`${dir}: the model's items do not match the data's (train and evaluate on the same --data and cleaning)`);
+  }
 }

@@ -138,7 +138,7 @@ export function resultsMarkdown(results: Record<string, EvalResult>, metrics: st
     for (const g of GROUP_ORDER) {
       const gr = r.groups[g];
       if (!gr) continue;
-      lines.push(`| ${name} | ${g} | ${gr.users.toLocaleString('en-US')} | ${metrics.map((m) => (gr.metrics[m] ?? NaN).toFixed(4)).join(' | ')} |`);
+      lines.push(`| ${name} | ${g} | ${gr.users.toLocaleString('en-US')} | ${metrics.map((m) => (m in gr.metrics ? gr.metrics[m].toFixed(4) : '–')).join(' | ')} |`);
     }
   }
   if (notes.length) lines.push('', `Sets whose positive is the only never-trained item (${notes.join('; ')}).`);

@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { decoderPreset } from '../io/hf-config.js';
 import { Decoder } from '../nn/decoder.js';
 import { trainTokenizer } from '../tokenizer/index.js';
-import { LLMRec } from './llmrec.js';
+import type { PeriodSplit, Sample } from '../data/periods.js';
+import { LLMRec, llmrecFullScorer } from './llmrec.js';
 import { PromptBuilder } from './prompt.js';
 
 const titles = ['Rose Water Toner', 'Matte Lipstick Red', 'Argan Oil Shampoo for Dry Hair', 'Nail Polish', 'Eye Cream with Vitamin C 1 oz', 'Soap'];
@@ -19,6 +20,20 @@ function model(seed = 1) {
 }
 
 describe('LLMRec ranking', () => {
+  it('full-catalogue scores equal the reference recomputation of every title, across chunk boundaries', () => {
+    const m = model();
+    // A stand-in split: six items, and a history read from the sample.
+    const split = { dataset: { numItems: titles.length } } as unknown as PeriodSplit;
+    const samples = [{ user: 0, pos: 0, row: 0, item: 1, timestamp: 0 }, { user: 1, pos: 0, row: 1, item: 2, timestamp: 0 }] as Sample[];
+    const histories = [[0, 3], [5]];
+    const full = llmrecFullScorer(m, split, (s) => histories[s.user], 4)(samples);
+    samples.forEach((s, u) => {
+      const ref = m.scoreReference(histories[u], titles.map((_, i) => i));
+      assert.equal(full[u].length, titles.length);
+      for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(full[u][i] - ref[i]) < 1e-4 * Math.max(1, Math.abs(ref[i])), `u${u} item ${i}: ${full[u][i]} vs ${ref[i]}`);
+    });
+  });
+
   it('KV-cached batched scores equal full recomputation (mean and sum)', () => {
     const m = model();
     const histories = [[0, 1], [2], [3, 4, 5, 0]];

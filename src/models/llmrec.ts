@@ -225,3 +225,25 @@ export function validationNdcg3(model: LLMRec, samples: readonly Sample[], candi
   samples.forEach((s, i) => acc.add(scores[i], candidates[i].indexOf(s.item)));
   return acc.mean()['NDCG@3'];
 }
+
+/**
+ * The full-catalogue view for LLMRec: every item's title scored after the user's prompt (the prompt's KV
+ * cache shared by all titles), in chunks of `chunk` titles. Exact, and costly: every title is a forward
+ * of its tokens, so it is used on a fixed user sample; the two-stage form (full-ranking.ts) is the one
+ * for all users.
+ */
+export function llmrecFullScorer(model: LLMRec, split: PeriodSplit, historyOf?: (s: Sample) => number[], chunk = 256): (samples: Sample[]) => Float32Array[] {
+  const H = model.prompts.options.history;
+  const hist = historyOf ?? ((s: Sample) => split.history(s, H));
+  const n = split.dataset.numItems;
+  return (samples) =>
+    samples.map((s) => {
+      const out = new Float32Array(n);
+      const h = hist(s);
+      for (let start = 0; start < n; start += chunk) {
+        const items = Array.from({ length: Math.min(chunk, n - start) }, (_, j) => start + j);
+        out.set(model.score([h], [items])[0], start);
+      }
+      return out;
+    });
+}

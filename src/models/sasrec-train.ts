@@ -110,6 +110,11 @@ export function sasrecScorer(model: SASRec, split: PeriodSplit, batchSize = 256)
   };
 }
 
+/** A full-catalogue scorer: every item's score for each sample's history window (one matrix product). */
+export function sasrecFullScorer(model: SASRec, split: PeriodSplit): (samples: Sample[]) => Float32Array[] {
+  return (samples) => model.scoreAll(samples.map((s) => split.history(s, model.config.maxLen)));
+}
+
 export interface SASRecTrainResult {
   epochs: number;
   bestEpoch: number;
