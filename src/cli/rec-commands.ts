@@ -146,9 +146,11 @@ export function registerRecCommands(program: Command): void {
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth'), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users'), 0)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
     .option('--out <file>', 'also write the results as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
+      if (o.threads) setThreads(o.threads);
       const cfgFile = join(o.model, 'config.json');
       if (!existsSync(cfgFile)) throw new RangeError(`${cfgFile}: not found`);
       const type = JSON.parse(readFileSync(cfgFile, 'utf8')).model_type;
