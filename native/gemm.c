@@ -1,7 +1,11 @@
-/* Matrix product: CBLAS sgemm when built with a BLAS (EVOREC_HAVE_CBLAS), else a blocked C loop. */
+/* Matrix product dispatch: the built-in GEMM (gemm-builtin.c: AVX2/FMA packed kernel, or the
+ * portable loop below), or CBLAS sgemm when the addon was built with a BLAS (EVOREC_HAVE_CBLAS).
+ * The choice is made at run time (ev_gemm_select; EVOREC_GEMM in the TypeScript loader); the default
+ * is measured in docs/engine.md. */
 #include "kernels.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef EVOREC_HAVE_CBLAS
 #include <cblas.h>
@@ -9,30 +13,112 @@
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
 #endif
-
-void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
-             const float* B, int ldb, float beta, float* C, int ldc) {
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
-}
-#ifdef EVOREC_OPENBLAS
-const char* ev_blas_name(void) { return "openblas"; }
-int ev_get_threads(void) { return openblas_get_num_threads(); }
-void ev_set_threads(int n) { openblas_set_num_threads(n); }
-#else
-const char* ev_blas_name(void) { return "cblas"; }
-int ev_get_threads(void) { return 1; }
-void ev_set_threads(int n) { (void)n; }
 #endif
 
-#else /* builtin blocked loop */
+enum { USE_BUILTIN, USE_PORTABLE, USE_BLAS };
+static int use = -1; /* decided on first use */
+static int threads = 0;  /* 0 = not yet decided: one per online CPU */
 
-const char* ev_blas_name(void) { return "builtin-c"; }
-int ev_get_threads(void) { return 1; }
-void ev_set_threads(int n) { (void)n; }
+static int default_backend(void) {
+  /* the built-in AVX2 GEMM was measured at or above OpenBLAS on the model's shapes (docs/engine.md) */
+  if (ev_gemm_builtin_has_avx2()) return USE_BUILTIN;
+#ifdef EVOREC_HAVE_CBLAS
+  return USE_BLAS;
+#else
+  return USE_PORTABLE;
+#endif
+}
+
+int ev_get_threads(void) {
+  if (threads == 0) {
+#ifdef EVOREC_OPENBLAS /* OpenBLAS's own default (OPENBLAS_NUM_THREADS, else the CPUs) */
+    long n = openblas_get_num_threads();
+#else
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    threads = n < 1 ? 1 : (n > 16 ? 16 : (int)n);
+  }
+  return threads;
+}
+
+void ev_set_threads(int n) {
+  threads = n < 1 ? 1 : (n > 16 ? 16 : n);
+#ifdef EVOREC_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+}
+
+int ev_gemm_select(const char* name) {
+  int want;
+  if (!strcmp(name, "builtin")) want = ev_gemm_builtin_has_avx2() ? USE_BUILTIN : USE_PORTABLE;
+  else if (!strcmp(name, "builtin-avx2")) want = USE_BUILTIN;
+  else if (!strcmp(name, "builtin-c") || !strcmp(name, "c")) want = USE_PORTABLE;
+  else if (!strcmp(name, "blas") || !strcmp(name, "openblas") || !strcmp(name, "cblas")) want = USE_BLAS;
+  else return 0;
+  if (want == USE_BUILTIN && !ev_gemm_builtin_has_avx2()) return 0;
+#ifndef EVOREC_HAVE_CBLAS
+  if (want == USE_BLAS) return 0;
+#endif
+  use = want;
+  return 1;
+}
+
+static int backend(void) {
+  if (use < 0) use = default_backend();
+  return use;
+}
+
+static const char* blas_name(void) {
+#ifdef EVOREC_OPENBLAS
+  return "openblas";
+#else
+  return "cblas";
+#endif
+}
+
+const char* ev_blas_name(void) {
+  switch (backend()) {
+    case USE_BUILTIN: return "builtin-avx2";
+    case USE_PORTABLE: return "builtin-c";
+    default: return blas_name();
+  }
+}
+
+const char* ev_gemm_available(void) {
+  static char list[64];
+  if (!list[0]) {
+    if (ev_gemm_builtin_has_avx2()) strcat(list, "builtin-avx2,");
+    strcat(list, "builtin-c");
+#ifdef EVOREC_HAVE_CBLAS
+    strcat(list, ",");
+    strcat(list, blas_name());
+#endif
+  }
+  return list;
+}
 
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc) {
+  switch (backend()) {
+    case USE_BUILTIN:
+      ev_gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ev_get_threads());
+      return;
+    case USE_PORTABLE:
+      ev_gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    default:
+#ifdef EVOREC_HAVE_CBLAS
+      cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+                  alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+      return;
+  }
+}
+
+/* The portable path (no AVX2, or not x86): the blocked loop the addon used before the built-in
+ * GEMM; row-broadcast FMAs over contiguous B rows that the compiler vectorises. */
+void ev_gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                      const float* B, int ldb, float beta, float* C, int ldc) {
   for (int i = 0; i < M; i++) {
     float* c = C + (int64_t)i * ldc;
     if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
@@ -94,4 +180,3 @@ void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
   }
   free(packed);
 }
-#endif

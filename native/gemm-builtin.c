@@ -1,0 +1,305 @@
+/* The built-in single-precision GEMM, GotoBLAS/BLIS style, so that OpenBLAS is optional.
+ *
+ *   for jc (NC columns of B/C)          B panel of KC x NC is packed once and shared by all threads
+ *     for pc (KC of the inner dimension)
+ *       pack B[pc:pc+kc, jc:jc+nc]      in NR-wide slivers, k-major: the micro-kernel streams it
+ *       for ic (mc rows of A/C)         split across threads; each packs its own A block
+ *         pack A[ic:ic+mc, pc:pc+kc]    in MR-tall slivers, k-major
+ *         for jr, ir: micro-kernel      MR x NR of C in registers over the whole kc
+ *
+ * Why these sizes (x86-64 with 48 KiB L1d, 2 MiB L2 per core, large shared L3):
+ *   MR x NR = 6 x 16: 12 ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of 16 ymm
+ *     registers; per k step 2 loads of B and 6 broadcasts feed 12 FMAs, so the two FMA ports, not the
+ *     loads, are the limit.
+ *   KC = 256: one B sliver (KC x NR floats = 16 KiB) plus one A sliver (6 KiB) stay in L1 while the
+ *     micro-kernel runs, and a C tile is loaded/stored once per 256 k steps.
+ *   MC = 144 (adjusted per call so the blocks divide evenly among threads): the A block, 144 x 256
+ *     floats = 144 KiB, stays in L2 while the B slivers stream past it.
+ *   NC = 4080: the B panel (256 x 4080 floats = 4 MiB) lives in L2/L3; it is shared by the threads.
+ * Edge tiles (M, N not multiples of MR, NR) are packed with zeros and the micro-kernel writes only
+ * the valid part, so any M, N, K, lda, ldb, ldc work. alpha/beta follow BLAS: C = alpha op(A) op(B)
+ * + beta C; beta == 0 writes C without reading it (NaN in C does not survive); K == 0 or alpha == 0
+ * only scales C by beta. */
+#include "kernels.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 144
+#define NC 4080
+/* below this many multiply-adds a product runs on one thread: a fork-join costs ~10-20 us */
+#define SERIAL_MACS (1 << 20)
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EV_X86 1
+#endif
+
+int ev_gemm_builtin_has_avx2(void) {
+#ifdef EV_X86
+  static int has = -1;
+  if (has < 0) {
+    __builtin_cpu_init();
+    has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return has;
+#else
+  return 0;
+#endif
+}
+
+#ifdef EV_X86
+
+/* Per-thread packing buffers, kept between calls: a fresh allocation per call costs page faults
+ * comparable to a small product. Thread-local rather than per part index, because a GEMM may run
+ * inside another parallel loop (attention), where the pool falls back to serial on each caller. */
+typedef struct {
+  float* a;
+  size_t a_n;
+  float* b;
+  size_t b_n;
+} Bufs;
+static pthread_key_t bufs_key;
+static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
+static void bufs_free(void* p) {
+  Bufs* s = (Bufs*)p;
+  free(s->a);
+  free(s->b);
+  free(s);
+}
+static void bufs_init(void) { pthread_key_create(&bufs_key, bufs_free); }
+
+static float* grow(float** p, size_t* have, size_t want) {
+  if (*have >= want) return *p;
+  free(*p);
+  void* q = NULL;
+  if (posix_memalign(&q, 64, want * sizeof(float)) != 0) q = NULL;
+  *p = (float*)q;
+  *have = q ? want : 0;
+  return *p;
+}
+static Bufs* my_bufs(void) {
+  pthread_once(&bufs_once, bufs_init);
+  Bufs* s = (Bufs*)pthread_getspecific(bufs_key);
+  if (!s) {
+    s = (Bufs*)calloc(1, sizeof(Bufs));
+    if (s) pthread_setspecific(bufs_key, s);
+  }
+  return s;
+}
+
+/* A (m x kc, m <= MR) into one sliver: ap[k * MR + i], zero rows past m. */
+static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float* ap) {
+  if (transA) { /* A is stored kc x m: each k is a contiguous run of m floats */
+    for (int k = 0; k < kc; k++, ap += MR) {
+      const float* s = A + (int64_t)k * lda;
+      int i = 0;
+      for (; i < m; i++) ap[i] = s[i];
+      for (; i < MR; i++) ap[i] = 0.0f;
+    }
+  } else {
+    for (int i = 0; i < MR; i++) {
+      const float* s = A + (int64_t)i * lda;
+      if (i < m)
+        for (int k = 0; k < kc; k++) ap[k * MR + i] = s[k];
+      else
+        for (int k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
+    }
+  }
+}
+
+/* B (kc x n, n <= NR) into one sliver: bp[k * NR + j], zero columns past n. */
+static void pack_b(int transB, const float* B, int64_t ldb, int n, int kc, float* bp) {
+  if (!transB) {
+    for (int k = 0; k < kc; k++, bp += NR) {
+      const float* s = B + (int64_t)k * ldb;
+      if (n == NR) memcpy(bp, s, NR * sizeof(float));
+      else {
+        int j = 0;
+        for (; j < n; j++) bp[j] = s[j];
+        for (; j < NR; j++) bp[j] = 0.0f;
+      }
+    }
+  } else { /* B is stored n x kc: read each column of op(B) contiguously */
+    for (int j = 0; j < NR; j++) {
+      const float* s = B + (int64_t)j * ldb;
+      if (j < n)
+        for (int k = 0; k < kc; k++) bp[k * NR + j] = s[k];
+      else
+        for (int k = 0; k < kc; k++) bp[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+/* C[0:m, 0:n] = alpha * acc + beta * C, from a full MR x NR tile in registers. */
+__attribute__((target("avx2,fma"))) static void kernel_6x16(int kc, const float* a, const float* b, float* c,
+                                                             int64_t ldc, float alpha, float beta, int m, int n) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int k = 0; k < kc; k++, a += MR, b += NR) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), x;
+    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+  }
+  __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (m == MR && n == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* ci = c + (int64_t)i * ldc;
+      for (int h = 0; h < 2; h++) {
+        __m256 r = _mm256_mul_ps(va, acc[i][h]);
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * h), r);
+        _mm256_storeu_ps(ci + 8 * h, r);
+      }
+    }
+    return;
+  }
+  float t[MR * NR] __attribute__((aligned(32)));
+  for (int i = 0; i < MR; i++) {
+    _mm256_store_ps(t + i * NR, acc[i][0]);
+    _mm256_store_ps(t + i * NR + 8, acc[i][1]);
+  }
+  for (int i = 0; i < m; i++) {
+    float* ci = c + (int64_t)i * ldc;
+    for (int j = 0; j < n; j++) ci[j] = beta == 0.0f ? alpha * t[i * NR + j] : alpha * t[i * NR + j] + beta * ci[j];
+  }
+}
+
+typedef struct {
+  int transA, transB, M, N, K;
+  float alpha, beta;
+  const float* A;
+  const float* B;
+  float* C;
+  int64_t lda, ldb, ldc;
+  /* current panel */
+  int jc, nc, pc, kc;
+  float beta_now; /* beta on the first k block, 1 after */
+  float* bp;
+  /* work split: tasks = n_ic row blocks (of mc rows) x n_jp column parts (of slivers) */
+  int mc, n_ic, n_jp;
+} Job;
+
+static void pack_b_range(void* ctx, int64_t s0, int64_t s1, int part) {
+  (void)part;
+  Job* g = (Job*)ctx;
+  for (int64_t s = s0; s < s1; s++) {
+    int j = (int)s * NR;
+    int n = g->nc - j < NR ? g->nc - j : NR;
+    const float* src = g->transB ? g->B + (int64_t)(g->jc + j) * g->ldb + g->pc : g->B + (int64_t)g->pc * g->ldb + g->jc + j;
+    pack_b(g->transB, src, g->ldb, n, g->kc, g->bp + (int64_t)s * NR * g->kc);
+  }
+}
+
+static void compute_range(void* ctx, int64_t t0, int64_t t1, int part) {
+  (void)part;
+  Job* g = (Job*)ctx;
+  Bufs* bufs = my_bufs();
+  int mc_pad = (g->mc + MR - 1) / MR * MR;
+  float* ap = bufs ? grow(&bufs->a, &bufs->a_n, (size_t)mc_pad * g->kc) : NULL;
+  int slivers = (g->nc + NR - 1) / NR;
+  int packed_ic = -1;
+  for (int64_t t = t0; t < t1; t++) {
+    int ic_idx = (int)(t / g->n_jp), jp = (int)(t % g->n_jp);
+    int ic = ic_idx * g->mc;
+    if (ic >= g->M) continue;
+    int mc = g->M - ic < g->mc ? g->M - ic : g->mc;
+    int s0 = (int)((int64_t)slivers * jp / g->n_jp), s1 = (int)((int64_t)slivers * (jp + 1) / g->n_jp);
+    if (!ap) { /* out of memory for the A block: the same sub-product with the unpacked loop */
+      int j0 = s0 * NR, j1 = s1 * NR < g->nc ? s1 * NR : g->nc;
+      if (j1 > j0)
+        ev_gemm_portable(g->transA, g->transB, mc, j1 - j0, g->kc, g->alpha,
+                         g->transA ? g->A + (int64_t)g->pc * g->lda + ic : g->A + (int64_t)ic * g->lda + g->pc, (int)g->lda,
+                         g->transB ? g->B + (int64_t)(g->jc + j0) * g->ldb + g->pc : g->B + (int64_t)g->pc * g->ldb + g->jc + j0,
+                         (int)g->ldb, g->beta_now, g->C + (int64_t)ic * g->ldc + g->jc + j0, (int)g->ldc);
+      continue;
+    }
+    if (ic_idx != packed_ic) { /* consecutive tasks of one row block share its packed A */
+      for (int ir = 0; ir < mc; ir += MR) {
+        int m = mc - ir < MR ? mc - ir : MR;
+        const float* src = g->transA ? g->A + (int64_t)g->pc * g->lda + ic + ir : g->A + (int64_t)(ic + ir) * g->lda + g->pc;
+        pack_a(g->transA, src, g->lda, m, g->kc, ap + (int64_t)ir * g->kc);
+      }
+      packed_ic = ic_idx;
+    }
+    for (int s = s0; s < s1; s++) {
+      int jr = s * NR;
+      int n = g->nc - jr < NR ? g->nc - jr : NR;
+      const float* bs = g->bp + (int64_t)s * NR * g->kc;
+      for (int ir = 0; ir < mc; ir += MR) {
+        int m = mc - ir < MR ? mc - ir : MR;
+        kernel_6x16(g->kc, ap + (int64_t)ir * g->kc, bs, g->C + (int64_t)(ic + ir) * g->ldc + g->jc + jr, g->ldc, g->alpha,
+                    g->beta_now, m, n);
+      }
+    }
+  }
+}
+
+/* 0 when a packing buffer could not be allocated (the caller then uses the portable loop) */
+static int gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                       const float* B, int ldb, float beta, float* C, int ldc, int threads) {
+  Job g = {.transA = transA, .transB = transB, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+           .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc};
+  if ((int64_t)M * N * K < SERIAL_MACS) threads = 1;
+  if (threads < 1) threads = 1;
+  /* Split rows when there are enough for every thread, else columns (e.g. a few rows times a
+   * vocabulary). Row blocks are evened out so each thread gets the same number of equal blocks. */
+  if (threads == 1 || M >= threads * 4 * MR) {
+    int n_ic = (M + MC - 1) / MC;
+    n_ic = (n_ic + threads - 1) / threads * threads;
+    g.mc = ((M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
+    g.n_ic = (M + g.mc - 1) / g.mc;
+    g.n_jp = 1;
+  } else {
+    g.mc = M;
+    g.n_ic = 1;
+    g.n_jp = threads;
+  }
+  Bufs* bufs = my_bufs();
+  int nc_max = N < NC ? N : NC, kc_max = K < KC ? K : KC;
+  size_t b_need = (size_t)((nc_max + NR - 1) / NR * NR) * kc_max;
+  g.bp = bufs ? grow(&bufs->b, &bufs->b_n, b_need) : NULL;
+  if (!g.bp) return 0;
+  for (g.jc = 0; g.jc < N; g.jc += NC) {
+    g.nc = N - g.jc < NC ? N - g.jc : NC;
+    int slivers = (g.nc + NR - 1) / NR;
+    for (g.pc = 0; g.pc < K; g.pc += KC) {
+      g.kc = K - g.pc < KC ? K - g.pc : KC;
+      g.beta_now = g.pc == 0 ? beta : 1.0f;
+      if (threads > 1) ev_parallel_parts(slivers, threads, pack_b_range, &g);
+      else pack_b_range(&g, 0, slivers, 0);
+      int64_t tasks = (int64_t)g.n_ic * g.n_jp;
+      if (threads > 1) ev_parallel_parts(tasks, threads, compute_range, &g);
+      else compute_range(&g, 0, tasks, 0);
+    }
+  }
+  return 1;
+}
+#endif /* EV_X86 */
+
+void ev_gemm_builtin(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                     const float* B, int ldb, float beta, float* C, int ldc, int threads) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    for (int i = 0; i < M; i++) {
+      float* c = C + (int64_t)i * ldc;
+      if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
+      else if (beta != 1.0f)
+        for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    return;
+  }
+#ifdef EV_X86
+  if (ev_gemm_builtin_has_avx2() && gemm_packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads))
+    return;
+#endif
+  (void)threads;
+  ev_gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
