@@ -2,21 +2,28 @@
  *
  *   for jc (NC columns of B/C)          B panel of KC x NC is packed once and shared by all threads
  *     for pc (KC of the inner dimension)
- *       pack B[pc:pc+kc, jc:jc+nc]      in NR-wide slivers, k-major: the micro-kernel streams it
+ *       pack B[pc:pc+kc, jc:jc+nc]      in nr-wide slivers, k-major: the micro-kernel streams it
  *       for ic (mc rows of A/C)         split across threads; each packs its own A block
- *         pack A[ic:ic+mc, pc:pc+kc]    in MR-tall slivers, k-major
- *         for jr, ir: micro-kernel      MR x NR of C in registers over the whole kc
+ *         pack A[ic:ic+mc, pc:pc+kc]    in mr-tall slivers, k-major
+ *         for jr, ir: micro-kernel      mr x nr of C in registers over the whole kc
  *
- * Why these sizes (x86-64 with 48 KiB L1d, 2 MiB L2 per core, large shared L3):
- *   MR x NR = 6 x 16: 12 ymm accumulators + 2 for the B row + 1 broadcast of A = 15 of 16 ymm
- *     registers; per k step 2 loads of B and 6 broadcasts feed 12 FMAs, so the two FMA ports, not the
- *     loads, are the limit.
- *   KC = 256: one B sliver (KC x NR floats = 16 KiB) plus one A sliver (6 KiB) stay in L1 while the
- *     micro-kernel runs, and a C tile is loaded/stored once per 256 k steps.
- *   MC = 144 (adjusted per call so the blocks divide evenly among threads): the A block, 144 x 256
- *     floats = 144 KiB, stays in L2 while the B slivers stream past it.
- *   NC = 4080: the B panel (256 x 4080 floats = 4 MiB) lives in L2/L3; it is shared by the threads.
- * Edge tiles (M, N not multiples of MR, NR) are packed with zeros and the micro-kernel writes only
+ * Two micro-kernels, chosen at run time by what the CPU has (compiled with target attributes, so no
+ * -march flag is needed for them):
+ *   AVX-512F, mr x nr = 12 x 32: 24 zmm accumulators + 2 for the B row + 1 broadcast = 27 of 32
+ *     registers; per k step 2 loads and 12 broadcasts feed 24 FMAs (FMA-bound, not load-bound).
+ *   AVX2+FMA, mr x nr = 6 x 16: the same shape of the argument for 16 ymm registers (12 + 2 + 1).
+ * Without either (or off x86) the portable loop in gemm.c runs.
+ * Why these block sizes (x86-64 with 48 KiB L1d, 2 MiB L2 per core, large shared L3; measured on
+ * the shapes in bench/run.ts, see docs/engine.md):
+ *   KC = 320, and K is cut into equal blocks of at most KC (K = 524 gives 2 x 262, not 320 + 204):
+ *     one B sliver (kc x nr floats, 40 KiB at 12 x 32) stays in L1 while the A slivers stream from
+ *     L2 past it; every k block reads and writes all of C once, so fewer, longer blocks won over
+ *     KC = 256 on the K = 524 and K = 8000 products, and equal blocks avoid a short last block that
+ *     pays a full C pass for a few k.
+ *   MC = 240 (evened out per call so that the threads get the same number of equal row blocks):
+ *     the A block, 240 x 320 floats = 300 KiB, stays in L2.
+ *   NC = 4096: the B panel (320 x 4096 floats = 5 MiB) lives in L2/L3 and is shared by the threads.
+ * Edge tiles (M, N not multiples of mr, nr) are packed with zeros and the micro-kernel writes only
  * the valid part, so any M, N, K, lda, ldb, ldc work. alpha/beta follow BLAS: C = alpha op(A) op(B)
  * + beta C; beta == 0 writes C without reading it (NaN in C does not survive); K == 0 or alpha == 0
  * only scales C by beta. */
@@ -25,11 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MR 6
-#define NR 16
-#define KC 256
-#define MC 144
-#define NC 4080
+#define KC 320
+#define MC 240 /* a multiple of both mr */
+#define NC 4096 /* a multiple of both nr */
 /* below this many multiply-adds a product runs on one thread: a fork-join costs ~10-20 us */
 #define SERIAL_MACS (1 << 20)
 
@@ -38,16 +43,17 @@
 #define EV_X86 1
 #endif
 
-int ev_gemm_builtin_has_avx2(void) {
+int ev_gemm_builtin_isa(void) {
 #ifdef EV_X86
-  static int has = -1;
-  if (has < 0) {
+  static int isa = -1;
+  if (isa < 0) {
     __builtin_cpu_init();
-    has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    isa = __builtin_cpu_supports("avx512f") ? EV_ISA_AVX512
+          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? EV_ISA_AVX2 : EV_ISA_NONE;
   }
-  return has;
+  return isa;
 #else
-  return 0;
+  return EV_ISA_NONE;
 #endif
 }
 
@@ -92,7 +98,7 @@ static Bufs* my_bufs(void) {
 }
 
 /* A (m x kc, m <= MR) into one sliver: ap[k * MR + i], zero rows past m. */
-static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float* ap) {
+static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float* ap, int MR) {
   if (transA) { /* A is stored kc x m: each k is a contiguous run of m floats */
     for (int k = 0; k < kc; k++, ap += MR) {
       const float* s = A + (int64_t)k * lda;
@@ -101,6 +107,11 @@ static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float
       for (; i < MR; i++) ap[i] = 0.0f;
     }
   } else {
+    if (m == MR) { /* MR read streams, one contiguous write stream */
+      for (int k = 0; k < kc; k++, ap += MR)
+        for (int i = 0; i < MR; i++) ap[i] = A[(int64_t)i * lda + k];
+      return;
+    }
     for (int i = 0; i < MR; i++) {
       const float* s = A + (int64_t)i * lda;
       if (i < m)
@@ -111,12 +122,30 @@ static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float
   }
 }
 
+/* A stored kc x mc (op(A) = A^T) into mc / MR slivers at once: each stored row is read once, in
+ * full; sliver by sliver it would be read in MR-float pieces at a large stride, which the cache
+ * and TLB handle badly when lda is a large power of two times a few. */
+static void pack_a_trans_block(const float* A, int64_t lda, int mc, int kc, float* ap, int MR) {
+  int full = mc / MR * MR;
+  for (int k = 0; k < kc; k++) {
+    const float* s = A + (int64_t)k * lda;
+    float* d = ap + (int64_t)k * MR;
+    for (int ir = 0; ir < full; ir += MR, d += (int64_t)MR * kc)
+      for (int i = 0; i < MR; i++) d[i] = s[ir + i];
+    if (full < mc) {
+      int i = 0;
+      for (; i < mc - full; i++) d[i] = s[full + i];
+      for (; i < MR; i++) d[i] = 0.0f;
+    }
+  }
+}
+
 /* B (kc x n, n <= NR) into one sliver: bp[k * NR + j], zero columns past n. */
-static void pack_b(int transB, const float* B, int64_t ldb, int n, int kc, float* bp) {
+static void pack_b(int transB, const float* B, int64_t ldb, int n, int kc, float* bp, int NR) {
   if (!transB) {
     for (int k = 0; k < kc; k++, bp += NR) {
       const float* s = B + (int64_t)k * ldb;
-      if (n == NR) memcpy(bp, s, NR * sizeof(float));
+      if (n == NR) memcpy(bp, s, (size_t)NR * sizeof(float));
       else {
         int j = 0;
         for (; j < n; j++) bp[j] = s[j];
@@ -137,6 +166,7 @@ static void pack_b(int transB, const float* B, int64_t ldb, int n, int kc, float
 /* C[0:m, 0:n] = alpha * acc + beta * C, from a full MR x NR tile in registers. */
 __attribute__((target("avx2,fma"))) static void kernel_6x16(int kc, const float* a, const float* b, float* c,
                                                              int64_t ldc, float alpha, float beta, int m, int n) {
+  enum { MR = 6, NR = 16 };
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < kc; k++, a += MR, b += NR) {
@@ -172,6 +202,48 @@ __attribute__((target("avx2,fma"))) static void kernel_6x16(int kc, const float*
   }
 }
 
+/* The same for AVX-512F at 12 x 32; edge tiles use masked loads and stores instead of a copy. */
+__attribute__((target("avx512f"))) static void kernel_12x32(int kc, const float* a, const float* b, float* c,
+                                                            int64_t ldc, float alpha, float beta, int m, int n) {
+  enum { MR = 12, NR = 32 };
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  if (beta != 0.0f) /* the C tile is read after kc steps: start fetching it now */
+    for (int i = 0; i < m; i++) {
+      _mm_prefetch((const char*)(c + (int64_t)i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
+    }
+  for (int k = 0; k < kc; k++, a += MR, b += NR) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      __m512 x = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  __mmask16 mk[2];
+  for (int h = 0; h < 2; h++) {
+    int cols = n - 16 * h;
+    mk[h] = cols >= 16 ? (__mmask16)0xFFFF : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1);
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) {
+    if (i >= m) break;
+    float* ci = c + (int64_t)i * ldc;
+    for (int h = 0; h < 2; h++) {
+      __m512 r = _mm512_mul_ps(va, acc[i][h]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk[h], ci + 16 * h), r);
+      _mm512_mask_storeu_ps(ci + 16 * h, mk[h], r);
+    }
+  }
+}
+
+typedef void (*kernel_fn)(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+                          int m, int n);
+
 typedef struct {
   int transA, transB, M, N, K;
   float alpha, beta;
@@ -185,28 +257,38 @@ typedef struct {
   float* bp;
   /* work split: tasks = n_ic row blocks (of mc rows) x n_jp column parts (of slivers) */
   int mc, n_ic, n_jp;
+  int64_t tasks, next_task; /* tasks are claimed one at a time (atomic next_task) */
+  /* micro-kernel and its tile */
+  kernel_fn kern;
+  int MR, NR;
 } Job;
 
 static void pack_b_range(void* ctx, int64_t s0, int64_t s1, int part) {
   (void)part;
   Job* g = (Job*)ctx;
+  const int NR = g->NR;
   for (int64_t s = s0; s < s1; s++) {
     int j = (int)s * NR;
     int n = g->nc - j < NR ? g->nc - j : NR;
     const float* src = g->transB ? g->B + (int64_t)(g->jc + j) * g->ldb + g->pc : g->B + (int64_t)g->pc * g->ldb + g->jc + j;
-    pack_b(g->transB, src, g->ldb, n, g->kc, g->bp + (int64_t)s * NR * g->kc);
+    pack_b(g->transB, src, g->ldb, n, g->kc, g->bp + (int64_t)s * NR * g->kc, NR);
   }
 }
 
-static void compute_range(void* ctx, int64_t t0, int64_t t1, int part) {
-  (void)part;
+/* Each thread claims tasks in order until none are left, rather than taking a fixed share: on a
+ * shared machine one thread may be descheduled for a while, and the others then take its blocks. */
+static void compute_tasks(void* ctx, int64_t b_unused, int64_t e_unused, int part) {
+  (void)part, (void)b_unused, (void)e_unused;
   Job* g = (Job*)ctx;
+  const int MR = g->MR, NR = g->NR;
   Bufs* bufs = my_bufs();
   int mc_pad = (g->mc + MR - 1) / MR * MR;
   float* ap = bufs ? grow(&bufs->a, &bufs->a_n, (size_t)mc_pad * g->kc) : NULL;
   int slivers = (g->nc + NR - 1) / NR;
   int packed_ic = -1;
-  for (int64_t t = t0; t < t1; t++) {
+  for (;;) {
+    int64_t t = __atomic_fetch_add(&g->next_task, 1, __ATOMIC_RELAXED);
+    if (t >= g->tasks) break;
     int ic_idx = (int)(t / g->n_jp), jp = (int)(t % g->n_jp);
     int ic = ic_idx * g->mc;
     if (ic >= g->M) continue;
@@ -221,11 +303,15 @@ static void compute_range(void* ctx, int64_t t0, int64_t t1, int part) {
                          (int)g->ldb, g->beta_now, g->C + (int64_t)ic * g->ldc + g->jc + j0, (int)g->ldc);
       continue;
     }
-    if (ic_idx != packed_ic) { /* consecutive tasks of one row block share its packed A */
+    if (ic_idx != packed_ic && g->transA) { /* consecutive tasks of one row block share its packed A */
+      pack_a_trans_block(g->A + (int64_t)g->pc * g->lda + ic, g->lda, mc, g->kc, ap, MR);
+      packed_ic = ic_idx;
+    }
+    if (ic_idx != packed_ic) {
       for (int ir = 0; ir < mc; ir += MR) {
         int m = mc - ir < MR ? mc - ir : MR;
         const float* src = g->transA ? g->A + (int64_t)g->pc * g->lda + ic + ir : g->A + (int64_t)(ic + ir) * g->lda + g->pc;
-        pack_a(g->transA, src, g->lda, m, g->kc, ap + (int64_t)ir * g->kc);
+        pack_a(g->transA, src, g->lda, m, g->kc, ap + (int64_t)ir * g->kc, MR);
       }
       packed_ic = ic_idx;
     }
@@ -235,7 +321,7 @@ static void compute_range(void* ctx, int64_t t0, int64_t t1, int part) {
       const float* bs = g->bp + (int64_t)s * NR * g->kc;
       for (int ir = 0; ir < mc; ir += MR) {
         int m = mc - ir < MR ? mc - ir : MR;
-        kernel_6x16(g->kc, ap + (int64_t)ir * g->kc, bs, g->C + (int64_t)(ic + ir) * g->ldc + g->jc + jr, g->ldc, g->alpha,
+        g->kern(g->kc, ap + (int64_t)ir * g->kc, bs, g->C + (int64_t)(ic + ir) * g->ldc + g->jc + jr, g->ldc, g->alpha,
                     g->beta_now, m, n);
       }
     }
@@ -243,14 +329,18 @@ static void compute_range(void* ctx, int64_t t0, int64_t t1, int part) {
 }
 
 /* 0 when a packing buffer could not be allocated (the caller then uses the portable loop) */
-static int gemm_packed(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+static int gemm_packed(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                        const float* B, int ldb, float beta, float* C, int ldc, int threads) {
   Job g = {.transA = transA, .transB = transB, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
            .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc};
+  if (isa == EV_ISA_AVX512) g.kern = kernel_12x32, g.MR = 12, g.NR = 32;
+  else g.kern = kernel_6x16, g.MR = 6, g.NR = 16;
+  const int MR = g.MR, NR = g.NR;
   if ((int64_t)M * N * K < SERIAL_MACS) threads = 1;
   if (threads < 1) threads = 1;
   /* Split rows when there are enough for every thread, else columns (e.g. a few rows times a
-   * vocabulary). Row blocks are evened out so each thread gets the same number of equal blocks. */
+   * vocabulary). Row blocks are evened out so that the threads get the same number of equal blocks;
+   * a column split takes a few parts per thread, for the claiming to balance. */
   if (threads == 1 || M >= threads * 4 * MR) {
     int n_ic = (M + MC - 1) / MC;
     n_ic = (n_ic + threads - 1) / threads * threads;
@@ -260,31 +350,34 @@ static int gemm_packed(int transA, int transB, int M, int N, int K, float alpha,
   } else {
     g.mc = M;
     g.n_ic = 1;
-    g.n_jp = threads;
+    g.n_jp = 4 * threads;
   }
   Bufs* bufs = my_bufs();
-  int nc_max = N < NC ? N : NC, kc_max = K < KC ? K : KC;
+  /* equal k blocks of at most KC: a short last block would pay a full C tile load/store for a few k */
+  int n_pc = (K + KC - 1) / KC, kc_step = (K + n_pc - 1) / n_pc;
+  int nc_max = N < NC ? N : NC, kc_max = kc_step;
   size_t b_need = (size_t)((nc_max + NR - 1) / NR * NR) * kc_max;
   g.bp = bufs ? grow(&bufs->b, &bufs->b_n, b_need) : NULL;
   if (!g.bp) return 0;
   for (g.jc = 0; g.jc < N; g.jc += NC) {
     g.nc = N - g.jc < NC ? N - g.jc : NC;
     int slivers = (g.nc + NR - 1) / NR;
-    for (g.pc = 0; g.pc < K; g.pc += KC) {
-      g.kc = K - g.pc < KC ? K - g.pc : KC;
+    for (g.pc = 0; g.pc < K; g.pc += kc_step) {
+      g.kc = K - g.pc < kc_step ? K - g.pc : kc_step;
       g.beta_now = g.pc == 0 ? beta : 1.0f;
       if (threads > 1) ev_parallel_parts(slivers, threads, pack_b_range, &g);
       else pack_b_range(&g, 0, slivers, 0);
-      int64_t tasks = (int64_t)g.n_ic * g.n_jp;
-      if (threads > 1) ev_parallel_parts(tasks, threads, compute_range, &g);
-      else compute_range(&g, 0, tasks, 0);
+      g.tasks = (int64_t)g.n_ic * g.n_jp;
+      g.next_task = 0;
+      if (threads > 1) ev_parallel_parts(threads, threads, compute_tasks, &g);
+      else compute_tasks(&g, 0, 0, 0);
     }
   }
   return 1;
 }
 #endif /* EV_X86 */
 
-void ev_gemm_builtin(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                      const float* B, int ldb, float beta, float* C, int ldc, int threads) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
@@ -297,7 +390,8 @@ void ev_gemm_builtin(int transA, int transB, int M, int N, int K, float alpha, c
     return;
   }
 #ifdef EV_X86
-  if (ev_gemm_builtin_has_avx2() && gemm_packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads))
+  if (isa > ev_gemm_builtin_isa()) isa = ev_gemm_builtin_isa();
+  if (isa != EV_ISA_NONE && gemm_packed(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads))
     return;
 #endif
   (void)threads;

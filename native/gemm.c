@@ -1,5 +1,5 @@
-/* Matrix product dispatch: the built-in GEMM (gemm-builtin.c: AVX2/FMA packed kernel, or the
- * portable loop below), or CBLAS sgemm when the addon was built with a BLAS (EVOREC_HAVE_CBLAS).
+/* Matrix product dispatch: the built-in GEMM (gemm-builtin.c: packed AVX-512 or AVX2/FMA kernel,
+ * or the portable loop below), or CBLAS sgemm when the addon was built with a BLAS (EVOREC_HAVE_CBLAS).
  * The choice is made at run time (ev_gemm_select; EVOREC_GEMM in the TypeScript loader); the default
  * is measured in docs/engine.md. */
 #include "kernels.h"
@@ -15,13 +15,18 @@ extern int openblas_get_num_threads(void);
 #endif
 #endif
 
-enum { USE_BUILTIN, USE_PORTABLE, USE_BLAS };
+enum { USE_AVX512, USE_AVX2, USE_PORTABLE, USE_BLAS };
 static int use = -1; /* decided on first use */
 static int threads = 0;  /* 0 = not yet decided: one per online CPU */
 
+static int best_builtin(void) {
+  int isa = ev_gemm_builtin_isa();
+  return isa == EV_ISA_AVX512 ? USE_AVX512 : isa == EV_ISA_AVX2 ? USE_AVX2 : USE_PORTABLE;
+}
+
 static int default_backend(void) {
-  /* the built-in AVX2 GEMM was measured at or above OpenBLAS on the model's shapes (docs/engine.md) */
-  if (ev_gemm_builtin_has_avx2()) return USE_BUILTIN;
+  /* the built-in packed GEMM was measured against OpenBLAS in docs/engine.md (why it is the default) */
+  if (best_builtin() != USE_PORTABLE) return best_builtin();
 #ifdef EVOREC_HAVE_CBLAS
   return USE_BLAS;
 #else
@@ -50,12 +55,14 @@ void ev_set_threads(int n) {
 
 int ev_gemm_select(const char* name) {
   int want;
-  if (!strcmp(name, "builtin")) want = ev_gemm_builtin_has_avx2() ? USE_BUILTIN : USE_PORTABLE;
-  else if (!strcmp(name, "builtin-avx2")) want = USE_BUILTIN;
+  if (!strcmp(name, "builtin")) want = best_builtin();
+  else if (!strcmp(name, "builtin-avx512")) want = USE_AVX512;
+  else if (!strcmp(name, "builtin-avx2")) want = USE_AVX2;
   else if (!strcmp(name, "builtin-c") || !strcmp(name, "c")) want = USE_PORTABLE;
   else if (!strcmp(name, "blas") || !strcmp(name, "openblas") || !strcmp(name, "cblas")) want = USE_BLAS;
   else return 0;
-  if (want == USE_BUILTIN && !ev_gemm_builtin_has_avx2()) return 0;
+  if (want == USE_AVX512 && ev_gemm_builtin_isa() < EV_ISA_AVX512) return 0;
+  if (want == USE_AVX2 && ev_gemm_builtin_isa() < EV_ISA_AVX2) return 0;
 #ifndef EVOREC_HAVE_CBLAS
   if (want == USE_BLAS) return 0;
 #endif
@@ -78,7 +85,8 @@ static const char* blas_name(void) {
 
 const char* ev_blas_name(void) {
   switch (backend()) {
-    case USE_BUILTIN: return "builtin-avx2";
+    case USE_AVX512: return "builtin-avx512";
+    case USE_AVX2: return "builtin-avx2";
     case USE_PORTABLE: return "builtin-c";
     default: return blas_name();
   }
@@ -87,7 +95,8 @@ const char* ev_blas_name(void) {
 const char* ev_gemm_available(void) {
   static char list[64];
   if (!list[0]) {
-    if (ev_gemm_builtin_has_avx2()) strcat(list, "builtin-avx2,");
+    if (ev_gemm_builtin_isa() >= EV_ISA_AVX512) strcat(list, "builtin-avx512,");
+    if (ev_gemm_builtin_isa() >= EV_ISA_AVX2) strcat(list, "builtin-avx2,");
     strcat(list, "builtin-c");
 #ifdef EVOREC_HAVE_CBLAS
     strcat(list, ",");
@@ -100,8 +109,10 @@ const char* ev_gemm_available(void) {
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc) {
   switch (backend()) {
-    case USE_BUILTIN:
-      ev_gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ev_get_threads());
+    case USE_AVX512:
+    case USE_AVX2:
+      ev_gemm_builtin(use == USE_AVX512 ? EV_ISA_AVX512 : EV_ISA_AVX2, transA, transB, M, N, K, alpha, A, lda, B, ldb,
+                      beta, C, ldc, ev_get_threads());
       return;
     case USE_PORTABLE:
       ev_gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

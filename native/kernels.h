@@ -5,19 +5,22 @@
 
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc);
-/* name of the GEMM ev_gemm runs now: "builtin-avx2", "builtin-c", "openblas" or "cblas" */
+/* name of the GEMM ev_gemm runs now: "builtin-avx512", "builtin-avx2", "builtin-c", "openblas" or "cblas" */
 const char* ev_blas_name(void);
 /* GEMM threads (the built-in's part count and OpenBLAS's threads) */
 int ev_get_threads(void);
 void ev_set_threads(int n);
-/* choose the GEMM: "builtin", "builtin-avx2", "builtin-c" or "blas"; 0 when not available here */
+/* choose the GEMM: "builtin" (the best micro-kernel here), one of the names above, or "blas";
+ * 0 when not available here */
 int ev_gemm_select(const char* name);
 /* comma-separated names of the GEMMs compiled in and usable on this CPU */
 const char* ev_gemm_available(void);
-/* the built-in GEMM (gemm-builtin.c): AVX2/FMA micro-kernel, or the portable C loop */
-void ev_gemm_builtin(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+/* the built-in GEMM (gemm-builtin.c) with the AVX-512 or AVX2/FMA micro-kernel (isa, lowered to what
+ * the CPU has), or the portable C loop for EV_ISA_NONE */
+enum { EV_ISA_NONE = 0, EV_ISA_AVX2 = 1, EV_ISA_AVX512 = 2 };
+void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                      const float* B, int ldb, float beta, float* C, int ldc, int threads);
-int ev_gemm_builtin_has_avx2(void);
+int ev_gemm_builtin_isa(void); /* the best micro-kernel this CPU runs */
 void ev_gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc);
 

@@ -1,8 +1,9 @@
 /**
- * The native GEMMs (built-in AVX2, built-in portable C, OpenBLAS when compiled in) against a float64
- * reference: odd and unit sizes, K = 0, both transposes, alpha/beta, padded leading dimensions,
- * beta = 0 over NaN, at 1 and 2 threads; sizes cross the blocking (KC = 256, NC = 4080, MR x NR =
- * 6 x 16) and the serial/threaded threshold (2^20 multiply-adds).
+ * The native GEMMs (built-in AVX-512 and AVX2 where the CPU has them, built-in portable C, OpenBLAS
+ * when compiled in) against a float64 reference: odd and unit sizes, K = 0, both transposes,
+ * alpha/beta, padded leading dimensions, beta = 0 over NaN, at 1 and 2 threads. Sizes cross the
+ * blocking of gemm-builtin.c (KC 320, NC 4096, tiles 12 x 32 and 6 x 16), the serial/threaded
+ * threshold (2^20 multiply-adds) and both thread splits (rows; columns when M is small).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,7 +77,7 @@ describe('native GEMM backends against a float64 reference', { skip: native ? fa
 
   it('lists the built-in GEMMs', () => {
     assert.ok(backends.includes('builtin-c'), backends.join(','));
-    assert.ok(['builtin-avx2', 'builtin-c', 'openblas', 'cblas'].includes(native!.blas));
+    assert.ok(['builtin-avx512', 'builtin-avx2', 'builtin-c', 'openblas', 'cblas'].includes(native!.blas));
   });
 
   for (const backend of backends) {
