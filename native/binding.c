@@ -274,6 +274,12 @@ FN(js_gemm_available) {
   napi_create_string_utf8(env, ev_gemm_available(), NAPI_AUTO_LENGTH, &r);
   return r;
 }
+FN(js_blas_core) {
+  (void)info;
+  napi_value r;
+  napi_create_string_utf8(env, ev_blas_core(), NAPI_AUTO_LENGTH, &r);
+  return r;
+}
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -289,7 +295,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),
-      P("gemmSelect", js_gemm_select), P("gemmAvailable", js_gemm_available),
+      P("gemmSelect", js_gemm_select), P("gemmAvailable", js_gemm_available), P("blasCore", js_blas_core),
 #undef P
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -12,6 +12,7 @@
 #ifdef EVOREC_OPENBLAS
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
+extern char* openblas_get_corename(void);
 #endif
 #endif
 
@@ -90,6 +91,14 @@ const char* ev_blas_name(void) {
     case USE_PORTABLE: return "builtin-c";
     default: return blas_name();
   }
+}
+
+const char* ev_blas_core(void) {
+#ifdef EVOREC_OPENBLAS
+  return openblas_get_corename();
+#else
+  return "";
+#endif
 }
 
 const char* ev_gemm_available(void) {

@@ -15,6 +15,8 @@ void ev_set_threads(int n);
 int ev_gemm_select(const char* name);
 /* comma-separated names of the GEMMs compiled in and usable on this CPU */
 const char* ev_gemm_available(void);
+/* the CPU kernels OpenBLAS chose at load (e.g. "Haswell", "SkylakeX", "Prescott"); "" without OpenBLAS */
+const char* ev_blas_core(void);
 /* the built-in GEMM (gemm-builtin.c) with the AVX-512 or AVX2/FMA micro-kernel (isa, lowered to what
  * the CPU has), or the portable C loop for EV_ISA_NONE */
 enum { EV_ISA_NONE = 0, EV_ISA_AVX2 = 1, EV_ISA_AVX512 = 2 };

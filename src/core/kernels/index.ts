@@ -52,10 +52,12 @@ export function availableKernels(): Kernels[] {
 export interface KernelInfo {
   /** 'native' (N-API addon) or 'ts' (TypeScript fallback). */
   implementation: 'native' | 'ts';
-  /** The GEMM in use: 'builtin-avx2', 'builtin-c' (portable loop), 'openblas', 'cblas' or 'typescript'. */
+  /** The GEMM in use: 'builtin-avx512', 'builtin-avx2', 'builtin-c' (portable loop), 'openblas', 'cblas' or 'typescript'. */
   blas: string;
   /** Every GEMM this installation can select (EVOREC_GEMM / setGemm). */
   gemmAvailable: string[];
+  /** OpenBLAS's CPU kernels, when the addon has OpenBLAS (OPENBLAS_CORETYPE overrides its detection). */
+  openblasCore?: string;
   /** Threads used by matrix products. */
   threads: number;
   /** Why the addon is not in use, when it is not. */
@@ -71,6 +73,7 @@ export function kernelInfo(): KernelInfo {
     gemmAvailable: native ? [...native.gemmBackends(), 'typescript'] : ['typescript'],
     threads: current.threads(),
   };
+  if (native?.blasCore()) info.openblasCore = native.blasCore();
   if (current.implementation === 'ts') {
     const err = nativeLoadError();
     info.note = err ?? 'EVOREC_KERNELS=ts (native addon available but not selected)';

@@ -16,6 +16,8 @@ export interface Kernels {
    * 'builtin-c' or 'blas'. Throws when it is not available here; a no-op for 'typescript'.
    */
   setGemm(name: string): void;
+  /** The CPU kernels OpenBLAS chose when it loaded (e.g. 'Haswell', 'SkylakeX'); '' without OpenBLAS. */
+  blasCore(): string;
   /** Threads used by gemm. */
   threads(): number;
   setThreads(n: number): void;

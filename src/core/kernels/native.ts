@@ -11,6 +11,7 @@ import type { Kernels } from './interface.js';
 interface Addon extends Omit<Kernels, 'implementation' | 'blas' | 'threads' | 'setThreads' | 'gemmBackends' | 'setGemm'> {
   gemmSelect(name: string): boolean;
   gemmAvailable(): string;
+  blasCore(): string;
   getThreads(): number;
   setThreads(n: number): void;
   blasName(): string;
@@ -58,6 +59,7 @@ export function loadNativeKernels(): Kernels | null {
         return addon.blasName();
       },
       gemmBackends: () => addon.gemmAvailable().split(','),
+      blasCore: () => addon.blasCore(),
       setGemm: (name: string) => {
         if (!addon.gemmSelect(name)) throw new Error(`gemm ${JSON.stringify(name)}: not available here (available: ${addon.gemmAvailable()})`);
       },
