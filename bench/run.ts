@@ -107,9 +107,8 @@ function gemmChild(gemms: string[], env: Record<string, string>): GemmResult[] {
 function gemmTable(k: Kernels): void {
   const avail = k.gemmBackends();
   const builtin = avail.find((g) => g.startsWith('builtin-') && g !== 'builtin-c');
-  const blas = avail.find((g) => g === 'openblas' || g === 'cblas');
   const detected = k.blasCore();
-  const forced = blas === 'openblas' ? forcedCoretype(detected) : null;
+  const forced = avail.includes('openblas') ? forcedCoretype(detected) : null;
   // the old loop is slow: time it on the first round only
   const own = [...avail.filter((g) => g !== 'builtin-c'), 'builtin-c'];
   const best = new Map<string, number>();
@@ -162,15 +161,21 @@ const add = (k: Key, r: StepResult | null): void => {
   results.get(k)!.push(r);
 };
 const threadsOurs = process.env.EVOREC_THREADS ?? '2';
-const stepGemms = native
-  ? (process.env.BENCH_STEP_GEMMS?.split(',') ?? native.gemmBackends().filter((g) => g !== 'builtin-c' && g !== 'builtin-avx2'))
-  : [];
+// each GEMM by EVOREC_GEMM; OpenBLAS also with OPENBLAS_CORETYPE forced when its own choice is older than the CPU
+const stepGemms: { label: string; env: Record<string, string> }[] = [];
+if (native) {
+  for (const g of process.env.BENCH_STEP_GEMMS?.split(',') ?? native.gemmBackends().filter((x) => x !== 'builtin-c' && x !== 'builtin-avx2')) {
+    stepGemms.push({ label: g, env: { EVOREC_GEMM: g } });
+    const forced = g === 'openblas' ? forcedCoretype(native.blasCore()) : null;
+    if (forced) stepGemms.push({ label: `openblas(${forced})`, env: { EVOREC_GEMM: g, OPENBLAS_CORETYPE: forced } });
+  }
+}
 for (let round = 0; round < rounds; round++) {
   for (const mode of ['full', 'lora'] as const) {
     for (const g of stepGemms) {
-      const env = { EVOREC_KERNELS: 'native', EVOREC_GEMM: g };
-      add(`ours ${mode} native ${g} ${threadsOurs}t`, runOurs(mode, { ...env, EVOREC_THREADS: threadsOurs }));
-      if (process.env.BENCH_THREADS_SWEEP !== '0') add(`ours ${mode} native ${g} ${threadsOurs === '1' ? 2 : 1}t`, runOurs(mode, { ...env, EVOREC_THREADS: threadsOurs === '1' ? '2' : '1' }));
+      const env = { EVOREC_KERNELS: 'native', ...g.env };
+      add(`ours ${mode} native ${g.label} ${threadsOurs}t`, runOurs(mode, { ...env, EVOREC_THREADS: threadsOurs }));
+      if (process.env.BENCH_THREADS_SWEEP !== '0') add(`ours ${mode} native ${g.label} ${threadsOurs === '1' ? 2 : 1}t`, runOurs(mode, { ...env, EVOREC_THREADS: threadsOurs === '1' ? '2' : '1' }));
     }
     if (py) {
       add(`torch ${mode} 1t`, runTorch(py, mode, 1));
@@ -182,14 +187,14 @@ if (process.env.BENCH_TS !== '0') {
   for (const mode of ['full', 'lora'] as const) add(`ours ${mode} typescript`, runOurs(mode, { EVOREC_KERNELS: 'ts' }, 2, 1));
 }
 
-console.log('\nconfiguration                            ms/step (median of rounds)   min     peak RSS MB   trainable');
+console.log('\nconfiguration                                 ms/step (median of rounds)   min     peak RSS MB   trainable');
 const summary = new Map<Key, number>();
 for (const [k, rs] of results) {
   const m = median(rs.map((r) => r.median_ms));
   summary.set(k, m);
   const mn = Math.min(...rs.map((r) => r.min_ms));
   const rss = Math.max(...rs.map((r) => r.peak_rss_mb));
-  console.log(`${k.padEnd(41)}${f1(m).padStart(10)}${' '.repeat(20)}${f1(mn).padStart(7)}${f1(rss).padStart(12)}${String(rs[0].trainable).padStart(13)}`);
+  console.log(`${k.padEnd(46)}${f1(m).padStart(10)}${' '.repeat(20)}${f1(mn).padStart(7)}${f1(rss).padStart(12)}${String(rs[0].trainable).padStart(13)}`);
 }
 for (const mode of ['full', 'lora'] as const) {
   const ours = [...summary].filter(([k]) => k.startsWith(`ours ${mode} native`)).sort((a, b) => a[1] - b[1])[0];
