@@ -442,6 +442,6 @@ void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float
   if (isa != EV_ISA_NONE && gemm_packed(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads))
     return;
 #endif
-  (void)threads;
+  (void)isa, (void)threads;
   ev_gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
