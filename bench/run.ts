@@ -7,8 +7,8 @@
  * a 1024^3 product and the LLMRec small preset's shapes at 1 and 2 threads (bench/gemm.ts), with the
  * ratio built-in / OpenBLAS. When OpenBLAS picked CPU kernels older than the CPU (e.g. Prescott on a
  * CPU it does not know), it is also timed with OPENBLAS_CORETYPE forced (BENCH_OPENBLAS_CORETYPE, or
- * SkylakeX / Haswell by the CPU's flags; 'none' skips it), and the ratio is taken to the faster
- * OpenBLAS. Each configuration runs in its own child process; runs are interleaved over BENCH_ROUNDS
+ * SkylakeX / Haswell by the CPU's flags; 'none' skips it), and the ratio is taken to the fastest
+ * OpenBLAS; on an AVX-512 CPU OpenBLAS's Haswell (AVX2) kernels are timed too, beside our AVX2 kernel. Each configuration runs in its own child process; runs are interleaved over BENCH_ROUNDS
  * rounds (default 3) and the median of the per-round medians (steps) or the best (GEMMs) is
  * reported, because the machine is shared and noisy. Env: BENCH_STEPS (default 20), BENCH_TS=0 skips
  * the fallback step, BENCH_GEMM=0 skips the GEMM table, BENCH_STEP_GEMMS (default: every native GEMM
@@ -109,6 +109,7 @@ function gemmTable(k: Kernels): void {
   const builtin = avail.find((g) => g.startsWith('builtin-') && g !== 'builtin-c');
   const detected = k.blasCore();
   const forced = avail.includes('openblas') ? forcedCoretype(detected) : null;
+  const avx2Peer = avail.includes('openblas') && avail.includes('builtin-avx512') && detected !== 'Haswell' && process.env.BENCH_OPENBLAS_CORETYPE !== 'none' ? 'Haswell' : null;
   // the old loop is slow: time it on the first round only
   const own = [...avail.filter((g) => g !== 'builtin-c'), 'builtin-c'];
   const best = new Map<string, number>();
@@ -120,12 +121,15 @@ function gemmTable(k: Kernels): void {
   for (let round = 0; round < rounds; round++) {
     for (const r of gemmChild(round === 0 ? own : own.filter((g) => g !== 'builtin-c'), {})) keep(col(r.gemm, detected), r);
     if (forced) for (const r of gemmChild([builtin ?? 'builtin', 'blas'], { OPENBLAS_CORETYPE: forced })) keep(col(r.gemm, forced), r);
+    // with AVX-512 here, also OpenBLAS's AVX2 kernels beside our AVX2 kernel (what an AVX2-only CPU gets)
+    if (avx2Peer) for (const r of gemmChild(['builtin-avx2', 'blas'], { OPENBLAS_CORETYPE: avx2Peer })) keep(col(r.gemm, avx2Peer), r);
   }
   const cols = [...new Set([...best.keys()].map((key) => key.split('|')[0]))];
   cols.sort((a, b) => rank(a) - rank(b));
   const blasCols = cols.filter((c) => c.startsWith('openblas') || c === 'cblas');
-  console.log(`\nGEMM GFLOP/s, best of ${rounds} rounds (GEMMs interleaved within each process); ratio = ${builtin ?? 'built-in'} / ${blasCols.length > 1 ? 'faster OpenBLAS' : 'OpenBLAS'}`);
-  console.log(`${'product'.padEnd(20)}${'M x N x K'.padEnd(17)}thr${cols.map((c) => c.padStart(Math.max(11, c.length + 2))).join('')}${blasCols.length && builtin ? '   ratio' : ''}`);
+  const avx2Col = avx2Peer ? `openblas ${avx2Peer}` : null;
+  console.log(`\nGEMM GFLOP/s, best of ${rounds} rounds (GEMMs interleaved within each process); ratio = ${builtin ?? 'built-in'} / ${blasCols.length > 1 ? 'fastest OpenBLAS' : 'OpenBLAS'}${avx2Col ? `; avx2 ratio = builtin-avx2 / ${avx2Col}` : ''}`);
+  console.log(`${'product'.padEnd(20)}${'M x N x K'.padEnd(17)}thr${cols.map((c) => c.padStart(Math.max(11, c.length + 2))).join('')}${blasCols.length && builtin ? '   ratio' : ''}${avx2Col ? '  avx2 ratio' : ''}`);
   for (const th of [1, 2]) {
     for (const s of SHAPES) {
       const v = (c: string): number | undefined => best.get(`${c}|${th}|${s.label}`);
@@ -134,6 +138,7 @@ function gemmTable(k: Kernels): void {
       for (const c of cols) line += (v(c) === undefined ? '-' : f1(v(c)!)).padStart(Math.max(11, c.length + 2));
       const ob = Math.max(...blasCols.map((c) => v(c) ?? 0));
       if (builtin && ob > 0) line += (v(builtin)! / ob).toFixed(2).padStart(8);
+      if (avx2Col && v(avx2Col) && v('builtin-avx2')) line += (v('builtin-avx2')! / v(avx2Col)!).toFixed(2).padStart(12);
       console.log(line);
     }
   }

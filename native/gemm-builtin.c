@@ -117,9 +117,9 @@ __attribute__((target("avx2"))) static inline void transpose8(__m256 r[8]) {
 }
 
 /* A full sliver of MR stored rows (6 or 12 rows of A; 16 or 32 rows of a transposed B) into
- * ap[k * MR + i], 8 k at a time through a register transpose. Packing element by element cost about
- * a quarter of the product when N is small (N = 96: each packed float of A serves only 96
- * multiply-adds), and a sixth of the LM-head product x E^T for B. */
+ * ap[k * MR + i], 8 k at a time through a register transpose. Packing A element by element cost
+ * about a quarter of the product when N is small (N = 96: each packed float of A serves only 96
+ * multiply-adds). */
 __attribute__((target("avx2"))) static void pack_rows(const float* A, int64_t lda, int kc, float* ap, int MR) {
   int k = 0;
   for (; k + 8 <= kc; k += 8) {
@@ -142,40 +142,40 @@ __attribute__((target("avx2"))) static void pack_rows(const float* A, int64_t ld
     for (int i = 0; i < MR; i++) ap[(int64_t)k * MR + i] = A[(int64_t)i * lda + k];
 }
 
-/* A (m x kc, m <= MR) into one sliver: ap[k * MR + i], zero rows past m. */
-static void pack_a(int transA, const float* A, int64_t lda, int m, int kc, float* ap, int MR) {
-  if (transA) { /* A is stored kc x m: each k is a contiguous run of m floats */
-    for (int k = 0; k < kc; k++, ap += MR) {
-      const float* s = A + (int64_t)k * lda;
-      int i = 0;
-      for (; i < m; i++) ap[i] = s[i];
-      for (; i < MR; i++) ap[i] = 0.0f;
-    }
-  } else {
-    if (m == MR) { /* the micro-kernels need AVX2, so pack_rows can run */
-      pack_rows(A, lda, kc, ap, MR);
-      return;
-    }
-    for (int i = 0; i < MR; i++) {
-      const float* s = A + (int64_t)i * lda;
-      if (i < m)
-        for (int k = 0; k < kc; k++) ap[k * MR + i] = s[k];
-      else
-        for (int k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
-    }
+/* A stored m x kc (m <= MR) into one sliver: ap[k * MR + i], zero rows past m. */
+static void pack_a(const float* A, int64_t lda, int m, int kc, float* ap, int MR) {
+  if (m == MR) { /* the micro-kernels need AVX2, so pack_rows can run */
+    pack_rows(A, lda, kc, ap, MR);
+    return;
+  }
+  for (int i = 0; i < MR; i++) {
+    const float* s = A + (int64_t)i * lda;
+    if (i < m)
+      for (int k = 0; k < kc; k++) ap[k * MR + i] = s[k];
+    else
+      for (int k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
   }
 }
 
-/* A stored kc x mc (op(A) = A^T) into mc / MR slivers at once: each stored row is read once, in
- * full; sliver by sliver it would be read in MR-float pieces at a large stride, which the cache
- * and TLB handle badly when lda is a large power of two times a few. */
-static void pack_a_trans_block(const float* A, int64_t lda, int mc, int kc, float* ap, int MR) {
+/* A stored kc x mc (op(A) = A^T) into mc / MR slivers at once (MR = 12 or 6): each stored row is
+ * read once, in full; sliver by sliver it would be read in MR-float pieces at a large stride, which
+ * the cache and TLB handle badly when lda is a large power of two times a few. */
+__attribute__((target("avx2"))) static void pack_a_trans_block(const float* A, int64_t lda, int mc, int kc, float* ap,
+                                                               int MR) {
   int full = mc / MR * MR;
   for (int k = 0; k < kc; k++) {
     const float* s = A + (int64_t)k * lda;
     float* d = ap + (int64_t)k * MR;
-    for (int ir = 0; ir < full; ir += MR, d += (int64_t)MR * kc)
-      for (int i = 0; i < MR; i++) d[i] = s[ir + i];
+    if (MR == 12)
+      for (int ir = 0; ir < full; ir += 12, d += (int64_t)12 * kc) {
+        _mm256_storeu_ps(d, _mm256_loadu_ps(s + ir));
+        _mm_storeu_ps(d + 8, _mm_loadu_ps(s + ir + 8));
+      }
+    else
+      for (int ir = 0; ir < full; ir += 6, d += (int64_t)6 * kc) {
+        _mm_storeu_ps(d, _mm_loadu_ps(s + ir));
+        _mm_storel_pi((__m64*)(d + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64*)(s + ir + 4)));
+      }
     if (full < mc) {
       int i = 0;
       for (; i < mc - full; i++) d[i] = s[full + i];
@@ -351,16 +351,13 @@ static void compute_tasks(void* ctx, int64_t b_unused, int64_t e_unused, int par
                          (int)g->ldb, g->beta_now, g->C + (int64_t)ic * g->ldc + g->jc + j0, (int)g->ldc);
       continue;
     }
-    if (ic_idx != packed_ic && g->transA) { /* consecutive tasks of one row block share its packed A */
-      pack_a_trans_block(g->A + (int64_t)g->pc * g->lda + ic, g->lda, mc, g->kc, ap, MR);
-      packed_ic = ic_idx;
-    }
-    if (ic_idx != packed_ic) {
-      for (int ir = 0; ir < mc; ir += MR) {
-        int m = mc - ir < MR ? mc - ir : MR;
-        const float* src = g->transA ? g->A + (int64_t)g->pc * g->lda + ic + ir : g->A + (int64_t)(ic + ir) * g->lda + g->pc;
-        pack_a(g->transA, src, g->lda, m, g->kc, ap + (int64_t)ir * g->kc, MR);
-      }
+    if (ic_idx != packed_ic) { /* consecutive tasks of one row block share its packed A */
+      if (g->transA) pack_a_trans_block(g->A + (int64_t)g->pc * g->lda + ic, g->lda, mc, g->kc, ap, MR);
+      else
+        for (int ir = 0; ir < mc; ir += MR) {
+          int m = mc - ir < MR ? mc - ir : MR;
+          pack_a(g->A + (int64_t)(ic + ir) * g->lda + g->pc, g->lda, m, g->kc, ap + (int64_t)ir * g->kc, MR);
+        }
       packed_ic = ic_idx;
     }
     for (int s = s0; s < s1; s++) {
