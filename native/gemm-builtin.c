@@ -35,7 +35,8 @@
 #define KC 320
 #define MC 240 /* a multiple of both mr */
 #define NC 4096 /* a multiple of both nr */
-/* below this many multiply-adds a product runs on one thread: a fork-join costs ~10-20 us */
+/* below this many multiply-adds (~20 us of work) a product runs on the calling thread: waking a
+ * sleeping worker can cost about as much on a loaded machine */
 #define SERIAL_MACS (1 << 20)
 
 #if defined(__x86_64__) || defined(__i386__)
