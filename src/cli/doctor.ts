@@ -1,5 +1,5 @@
 /** `evorec doctor`: what this installation runs on (kernels, GEMM, threads, Node, embedded data). */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -20,6 +20,21 @@ export function describeGemm(name: string): string {
   return `${GEMM_NAMES[name] ?? name} (${name})`;
 }
 
+/** A hint when OpenBLAS chose kernels older than the CPU (an OpenBLAS that does not know the CPU). */
+function openblasHint(core: string): string | null {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
+  } catch {
+    return null;
+  }
+  const avx512 = /\bavx512f\b/.test(flags), avx2 = /\bavx2\b/.test(flags);
+  const good = ['SkylakeX', 'Cooperlake', 'SapphireRapids', ...(avx512 ? [] : ['Haswell', 'Zen'])];
+  if (!avx2 || good.includes(core)) return null;
+  const want = avx512 ? 'SkylakeX' : 'Haswell';
+  return `OpenBLAS runs its ${core} kernels on a CPU with ${avx512 ? 'AVX-512' : 'AVX2'}; with EVOREC_GEMM=blas, set OPENBLAS_CORETYPE=${want}`;
+}
+
 export function doctorReport(): Record<string, unknown> {
   const k = kernelInfo();
   return {
@@ -27,6 +42,7 @@ export function doctorReport(): Record<string, unknown> {
     gemm: describeGemm(k.blas),
     gemmAvailable: k.gemmAvailable.map(describeGemm),
     ...(k.openblasCore ? { openblasCore: k.openblasCore } : {}),
+    ...(k.openblasCore && openblasHint(k.openblasCore) ? { openblasNote: openblasHint(k.openblasCore) } : {}),
     blas: k.blas,
     threads: k.threads,
     ...(k.note ? { note: k.note } : {}),
