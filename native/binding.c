@@ -256,6 +256,31 @@ FN(js_blas_name) {
   return r;
 }
 
+FN(js_gemm_select) {
+  ARGS(1);
+  char name[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, a.argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "evorec native: gemmSelect takes a string");
+    return NULL;
+  }
+  napi_value r;
+  napi_get_boolean(env, ev_gemm_select(name), &r);
+  return r;
+}
+FN(js_gemm_available) {
+  (void)info;
+  napi_value r;
+  napi_create_string_utf8(env, ev_gemm_available(), NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+FN(js_blas_core) {
+  (void)info;
+  napi_value r;
+  napi_create_string_utf8(env, ev_blas_core(), NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
 #define P(n, f) {n, NULL, f, NULL, NULL, NULL, napi_default, NULL}
@@ -270,6 +295,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),
+      P("gemmSelect", js_gemm_select), P("gemmAvailable", js_gemm_available), P("blasCore", js_blas_core),
 #undef P
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

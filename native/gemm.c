@@ -1,38 +1,144 @@
-/* Matrix product: CBLAS sgemm when built with a BLAS (EVOREC_HAVE_CBLAS), else a blocked C loop. */
+/* Matrix product dispatch: the built-in GEMM (gemm-builtin.c: packed AVX-512 or AVX2/FMA kernel,
+ * or the portable loop below), or CBLAS sgemm when the addon was built with a BLAS (EVOREC_HAVE_CBLAS).
+ * The choice is made at run time (ev_gemm_select; EVOREC_GEMM in the TypeScript loader); the default
+ * is measured in docs/engine.md. */
 #include "kernels.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef EVOREC_HAVE_CBLAS
 #include <cblas.h>
 #ifdef EVOREC_OPENBLAS
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
+extern char* openblas_get_corename(void);
+#endif
 #endif
 
-void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
-             const float* B, int ldb, float beta, float* C, int ldc) {
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
+enum { USE_AVX512, USE_AVX2, USE_PORTABLE, USE_BLAS };
+static int use = -1; /* decided on first use */
+static int threads = 0;  /* 0 = not yet decided: one per online CPU */
+
+static int best_builtin(void) {
+  int isa = ev_gemm_builtin_isa();
+  return isa == EV_ISA_AVX512 ? USE_AVX512 : isa == EV_ISA_AVX2 ? USE_AVX2 : USE_PORTABLE;
 }
-#ifdef EVOREC_OPENBLAS
-const char* ev_blas_name(void) { return "openblas"; }
-int ev_get_threads(void) { return openblas_get_num_threads(); }
-void ev_set_threads(int n) { openblas_set_num_threads(n); }
+
+static int default_backend(void) {
+  /* the built-in packed GEMM was measured against OpenBLAS in docs/engine.md (why it is the default) */
+  if (best_builtin() != USE_PORTABLE) return best_builtin();
+#ifdef EVOREC_HAVE_CBLAS
+  return USE_BLAS;
 #else
-const char* ev_blas_name(void) { return "cblas"; }
-int ev_get_threads(void) { return 1; }
-void ev_set_threads(int n) { (void)n; }
+  return USE_PORTABLE;
 #endif
+}
 
-#else /* builtin blocked loop */
+int ev_get_threads(void) {
+  if (threads == 0) {
+#ifdef EVOREC_OPENBLAS /* OpenBLAS's own default (OPENBLAS_NUM_THREADS, else the CPUs) */
+    long n = openblas_get_num_threads();
+#else
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    threads = n < 1 ? 1 : (n > 16 ? 16 : (int)n);
+  }
+  return threads;
+}
 
-const char* ev_blas_name(void) { return "builtin-c"; }
-int ev_get_threads(void) { return 1; }
-void ev_set_threads(int n) { (void)n; }
+void ev_set_threads(int n) {
+  threads = n < 1 ? 1 : (n > 16 ? 16 : n);
+#ifdef EVOREC_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+}
+
+int ev_gemm_select(const char* name) {
+  int want;
+  if (!strcmp(name, "builtin")) want = best_builtin();
+  else if (!strcmp(name, "builtin-avx512")) want = USE_AVX512;
+  else if (!strcmp(name, "builtin-avx2")) want = USE_AVX2;
+  else if (!strcmp(name, "builtin-c") || !strcmp(name, "c")) want = USE_PORTABLE;
+  else if (!strcmp(name, "blas") || !strcmp(name, "openblas") || !strcmp(name, "cblas")) want = USE_BLAS;
+  else return 0;
+  if (want == USE_AVX512 && ev_gemm_builtin_isa() < EV_ISA_AVX512) return 0;
+  if (want == USE_AVX2 && ev_gemm_builtin_isa() < EV_ISA_AVX2) return 0;
+#ifndef EVOREC_HAVE_CBLAS
+  if (want == USE_BLAS) return 0;
+#endif
+  use = want;
+  return 1;
+}
+
+static int backend(void) {
+  if (use < 0) use = default_backend();
+  return use;
+}
+
+static const char* blas_name(void) {
+#ifdef EVOREC_OPENBLAS
+  return "openblas";
+#else
+  return "cblas";
+#endif
+}
+
+const char* ev_blas_name(void) {
+  switch (backend()) {
+    case USE_AVX512: return "builtin-avx512";
+    case USE_AVX2: return "builtin-avx2";
+    case USE_PORTABLE: return "builtin-c";
+    default: return blas_name();
+  }
+}
+
+const char* ev_blas_core(void) {
+#ifdef EVOREC_OPENBLAS
+  return openblas_get_corename();
+#else
+  return "";
+#endif
+}
+
+const char* ev_gemm_available(void) {
+  static char list[64];
+  if (!list[0]) {
+    if (ev_gemm_builtin_isa() >= EV_ISA_AVX512) strcat(list, "builtin-avx512,");
+    if (ev_gemm_builtin_isa() >= EV_ISA_AVX2) strcat(list, "builtin-avx2,");
+    strcat(list, "builtin-c");
+#ifdef EVOREC_HAVE_CBLAS
+    strcat(list, ",");
+    strcat(list, blas_name());
+#endif
+  }
+  return list;
+}
 
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc) {
+  switch (backend()) {
+    case USE_AVX512:
+    case USE_AVX2:
+      ev_gemm_builtin(use == USE_AVX512 ? EV_ISA_AVX512 : EV_ISA_AVX2, transA, transB, M, N, K, alpha, A, lda, B, ldb,
+                      beta, C, ldc, ev_get_threads());
+      return;
+    case USE_PORTABLE:
+      ev_gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    default:
+#ifdef EVOREC_HAVE_CBLAS
+      cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+                  alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+      return;
+  }
+}
+
+/* The portable path (no AVX2, or not x86): the blocked loop the addon used before the built-in
+ * GEMM; row-broadcast FMAs over contiguous B rows that the compiler vectorises. */
+void ev_gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                      const float* B, int ldb, float beta, float* C, int ldc) {
   for (int i = 0; i < M; i++) {
     float* c = C + (int64_t)i * ldc;
     if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
@@ -94,4 +200,3 @@ void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
   }
   free(packed);
 }
-#endif

@@ -5,9 +5,26 @@
 
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc);
+/* name of the GEMM ev_gemm runs now: "builtin-avx512", "builtin-avx2", "builtin-c", "openblas" or "cblas" */
 const char* ev_blas_name(void);
+/* GEMM threads (the built-in's part count and OpenBLAS's threads) */
 int ev_get_threads(void);
 void ev_set_threads(int n);
+/* choose the GEMM: "builtin" (the best micro-kernel here), one of the names above, or "blas";
+ * 0 when not available here */
+int ev_gemm_select(const char* name);
+/* comma-separated names of the GEMMs compiled in and usable on this CPU */
+const char* ev_gemm_available(void);
+/* the CPU kernels OpenBLAS chose at load (e.g. "Haswell", "SkylakeX", "Prescott"); "" without OpenBLAS */
+const char* ev_blas_core(void);
+/* the built-in GEMM (gemm-builtin.c) with the AVX-512 or AVX2/FMA micro-kernel (isa, lowered to what
+ * the CPU has), or the portable C loop for EV_ISA_NONE */
+enum { EV_ISA_NONE = 0, EV_ISA_AVX2 = 1, EV_ISA_AVX512 = 2 };
+void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                     const float* B, int ldb, float beta, float* C, int ldc, int threads);
+int ev_gemm_builtin_isa(void); /* the best micro-kernel this CPU runs */
+void ev_gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                      const float* B, int ldb, float beta, float* C, int ldc);
 
 void ev_axpy(int64_t n, float a, const float* x, float* y);
 double ev_sum_squares(const float* x, int64_t n);
@@ -51,6 +68,8 @@ void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64
 /* fork-join over [0, n): fn(ctx, begin, end, part) with part < ev_loop_threads() */
 typedef void (*ev_range_fn)(void* ctx, int64_t begin, int64_t end, int part);
 void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx);
+/* the same with an explicit part count (capped at the pool size and n); the GEMM's own thread count */
+void ev_parallel_parts(int64_t n, int parts, ev_range_fn fn, void* ctx);
 int ev_loop_threads(void);
 void ev_set_loop_threads(int n);
 #endif

@@ -1,7 +1,8 @@
 /* A minimal fork-join helper for the fused loops: the calling thread and up to EV_MAX_WORKERS
- * sleeping pthreads split an index range. Used only for large memory-bound loops (cross-entropy,
- * AdamW, SwiGLU); the matrix products are threaded by OpenBLAS. Workers sleep on a condition
- * variable between calls (no spinning), so they do not compete with OpenBLAS's threads. */
+ * sleeping pthreads split an index range. Used for large memory-bound loops (cross-entropy,
+ * AdamW, SwiGLU) and by the built-in GEMM (gemm-builtin.c); OpenBLAS threads its own products.
+ * Workers sleep on a condition variable between calls (no spinning), so they do not compete with
+ * OpenBLAS's threads. */
 #include "kernels.h"
 #include <pthread.h>
 #include <unistd.h>
@@ -60,6 +61,12 @@ void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx)
   int parts = ev_loop_threads();
   if (min_per_part < 1) min_per_part = 1;
   if ((int64_t)parts > n / min_per_part) parts = (int)(n / min_per_part);
+  ev_parallel_parts(n, parts, fn, ctx);
+}
+
+void ev_parallel_parts(int64_t n, int parts, ev_range_fn fn, void* ctx) {
+  if (parts > EV_MAX_WORKERS + 1) parts = EV_MAX_WORKERS + 1;
+  if ((int64_t)parts > n) parts = (int)n;
   if (parts <= 1) {
     if (n > 0) fn(ctx, 0, n, 0);
     return;

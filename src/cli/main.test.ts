@@ -52,7 +52,14 @@ describe('evorec CLI', () => {
     assert.ok(['native', 'ts'].includes(r.kernels));
     assert.equal(typeof r.blas, 'string');
     assert.ok(r.threads >= 1);
+    assert.match(r.gemm, /\((builtin-avx512|builtin-avx2|builtin-c|openblas|cblas|typescript)\)$/);
+    assert.ok(r.gemmAvailable.some((g: string) => g.endsWith(`(${r.blas})`)), JSON.stringify(r.gemmAvailable));
     const forced = await run('node', [...cli, 'doctor', '--json'], { env: { ...process.env, EVOREC_KERNELS: 'ts' } });
     assert.equal(JSON.parse(forced.stdout).kernels, 'ts');
+    assert.equal(JSON.parse(forced.stdout).gemm, 'TypeScript (typescript)');
+    const portable = await run('node', [...cli, 'doctor'], { env: { ...process.env, EVOREC_GEMM: 'builtin-c' } });
+    if (r.kernels === 'native') {
+      assert.match(portable.stdout, /^gemm +built-in portable C \(builtin-c\)$/m);
+    }
   });
 });

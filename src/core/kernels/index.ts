@@ -1,7 +1,8 @@
 /**
  * Kernel selection. The native addon is used when built, unless EVOREC_KERNELS=ts forces the
  * TypeScript fallback (EVOREC_KERNELS=native makes a missing addon an error). EVOREC_THREADS=n
- * sets the matrix-product threads (OpenBLAS; OPENBLAS_NUM_THREADS works too).
+ * sets the matrix-product threads (built-in GEMM and OpenBLAS; OPENBLAS_NUM_THREADS works too for
+ * the default). EVOREC_GEMM=builtin|blas chooses the native GEMM (native.ts).
  */
 import type { Kernels } from './interface.js';
 import { tsKernels } from './ts.js';
@@ -51,8 +52,12 @@ export function availableKernels(): Kernels[] {
 export interface KernelInfo {
   /** 'native' (N-API addon) or 'ts' (TypeScript fallback). */
   implementation: 'native' | 'ts';
-  /** 'openblas', 'cblas', 'builtin-c' (addon without BLAS) or 'typescript'. */
+  /** The GEMM in use: 'builtin-avx512', 'builtin-avx2', 'builtin-c' (portable loop), 'openblas', 'cblas' or 'typescript'. */
   blas: string;
+  /** Every GEMM this installation can select (EVOREC_GEMM / setGemm). */
+  gemmAvailable: string[];
+  /** OpenBLAS's CPU kernels, when the addon has OpenBLAS (OPENBLAS_CORETYPE overrides its detection). */
+  openblasCore?: string;
   /** Threads used by matrix products. */
   threads: number;
   /** Why the addon is not in use, when it is not. */
@@ -61,17 +66,24 @@ export interface KernelInfo {
 
 /** Which kernels are in use, with which BLAS and how many threads (for `evorec doctor`). */
 export function kernelInfo(): KernelInfo {
-  const info: KernelInfo = { implementation: current.implementation, blas: current.blas, threads: current.threads() };
+  const native = loadNativeKernels();
+  const info: KernelInfo = {
+    implementation: current.implementation,
+    blas: current.blas,
+    gemmAvailable: native ? [...native.gemmBackends(), 'typescript'] : ['typescript'],
+    threads: current.threads(),
+  };
+  if (native?.blasCore()) info.openblasCore = native.blasCore();
   if (current.implementation === 'ts') {
     const err = nativeLoadError();
     info.note = err ?? 'EVOREC_KERNELS=ts (native addon available but not selected)';
   } else if (current.blas === 'builtin-c') {
-    info.note = 'addon built without OpenBLAS (install libopenblas-dev, then `npm run install`)';
+    info.note = 'portable C GEMM (no AVX2/FMA on this CPU, or EVOREC_GEMM=builtin-c): slow matrix products';
   }
   return info;
 }
 
-/** Set matrix-product threads (OpenBLAS); no-op for the TypeScript kernels. */
+/** Set matrix-product threads (built-in GEMM and OpenBLAS); no-op for the TypeScript kernels. */
 export function setThreads(n: number): void {
   current.setThreads(n);
 }

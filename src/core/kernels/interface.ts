@@ -1,13 +1,23 @@
 /**
  * The kernel interface: the compute primitives that the ops are built from. Two implementations:
- * `ts` (pure TypeScript, always available) and `native` (N-API addon: CBLAS sgemm plus fused C loops).
+ * `ts` (pure TypeScript, always available) and `native` (N-API addon: the built-in AVX2 GEMM or CBLAS
+ * sgemm, plus fused C loops).
  * All buffers are row-major Float32Arrays used in place (no copies); offsets are in elements.
  * Kernels either overwrite their output or accumulate into it, as documented per method.
  */
 export interface Kernels {
   readonly implementation: 'native' | 'ts';
-  /** BLAS behind gemm: 'openblas', 'cblas', 'builtin-c' or 'typescript'. */
+  /** GEMM behind gemm: 'builtin-avx2', 'builtin-c', 'openblas', 'cblas' or 'typescript'. */
   readonly blas: string;
+  /** GEMMs that can be selected here (native: from the list above; ts: ['typescript']). */
+  gemmBackends(): string[];
+  /**
+   * Select the GEMM: 'builtin' (AVX2 when the CPU has it, else portable C), 'builtin-avx2',
+   * 'builtin-c' or 'blas'. Throws when it is not available here; a no-op for 'typescript'.
+   */
+  setGemm(name: string): void;
+  /** The CPU kernels OpenBLAS chose when it loaded (e.g. 'Haswell', 'SkylakeX'); '' without OpenBLAS. */
+  blasCore(): string;
   /** Threads used by gemm. */
   threads(): number;
   setThreads(n: number): void;

@@ -8,13 +8,18 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from './interface.js';
 
-interface Addon extends Omit<Kernels, 'implementation' | 'blas' | 'threads' | 'setThreads'> {
+interface Addon extends Omit<Kernels, 'implementation' | 'blas' | 'threads' | 'setThreads' | 'gemmBackends' | 'setGemm'> {
+  gemmSelect(name: string): boolean;
+  gemmAvailable(): string;
+  blasCore(): string;
   getThreads(): number;
   setThreads(n: number): void;
   blasName(): string;
   setLoopThreads(n: number): void;
   getLoopThreads(): number;
 }
+
+class GemmChoiceError extends Error {}
 
 let cached: Kernels | null | undefined;
 let loadError: string | null = null;
@@ -40,13 +45,24 @@ export function loadNativeKernels(): Kernels | null {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as Addon;
-    const blas = addon.blasName();
+    // EVOREC_GEMM=builtin|blas (also builtin-avx2, builtin-c) chooses the GEMM; unset: the addon's default.
+    const wantGemm = process.env.EVOREC_GEMM;
+    if (wantGemm && !addon.gemmSelect(wantGemm)) {
+      throw new GemmChoiceError(`EVOREC_GEMM=${wantGemm}: not available here (available: ${addon.gemmAvailable()}; 'builtin' or 'blas')`);
+    }
     // Threads of the fused C loops alone (setThreads sets both; this is for experiments).
     const lt = Number(process.env.EVOREC_LOOP_THREADS);
     if (Number.isInteger(lt) && lt > 0) addon.setLoopThreads(lt);
     cached = {
       implementation: 'native',
-      blas,
+      get blas() {
+        return addon.blasName();
+      },
+      gemmBackends: () => addon.gemmAvailable().split(','),
+      blasCore: () => addon.blasCore(),
+      setGemm: (name: string) => {
+        if (!addon.gemmSelect(name)) throw new Error(`gemm ${JSON.stringify(name)}: not available here (available: ${addon.gemmAvailable()})`);
+      },
       threads: () => addon.getThreads(),
       setThreads: (n: number) => addon.setThreads(n),
       gemm: addon.gemm,
@@ -75,6 +91,7 @@ export function loadNativeKernels(): Kernels | null {
       adamw: addon.adamw,
     };
   } catch (e) {
+    if (e instanceof GemmChoiceError) throw e; // a wrong setting is an error, not a reason to fall back
     loadError = `addon failed to load: ${(e as Error).message}`;
     cached = null;
   }

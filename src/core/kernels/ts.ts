@@ -128,6 +128,11 @@ function gemmBatched(
 export const tsKernels: Kernels = {
   implementation: 'ts',
   blas: 'typescript',
+  gemmBackends: () => ['typescript'],
+  blasCore: () => '',
+  setGemm: (name: string) => {
+    if (name !== 'typescript') throw new Error(`gemm ${JSON.stringify(name)}: the TypeScript kernels have only their own`);
+  },
   threads: () => 1,
   setThreads: () => {},
 
