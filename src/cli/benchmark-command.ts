@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
 import { sampleFilter, type EvalResult } from '../eval/evaluate.js';
@@ -44,6 +44,7 @@ export function registerBenchmarkCommand(program: Command): void {
     .option('--dropout <p>', 'dropout (Kang and McAuley on Beauty: 0.5)', parseFloatArg('--dropout'), 0.5)
     .option('--lr <x>', 'learning rate', parseFloatArg('--lr'), 1e-3)
     .option('--batch <n>', 'sequences per batch', parseIntArg('--batch'), 128)
+    .addOption(new Option('--loss <kind>', 'SASRec training loss: BCE with one uniform negative per position (Kang and McAuley), or softmax over the whole catalogue').choices(['bce', 'softmax']).default('bce'))
     .option('--valid-users <n>', 'validation users for early stopping (fixed sample)', parseIntArg('--valid-users'), 2000)
     .option('--llmrec <dir>', 'also evaluate this LLMRec folder as the two-stage form (SASRec top 50, LLMRec re-ranks)')
     .option('--llmrec-users <n>', 'test users of the two-stage LLMRec (fixed sample; 0 = all)', parseIntArg('--llmrec-users'), 0)
@@ -78,6 +79,7 @@ export function registerBenchmarkCommand(program: Command): void {
           batchSize: o.batch,
           lr: o.lr,
           negatives: 'uniform',
+          loss: o.loss,
           patience: o.patience,
           checkpoint: join(o.out, 'sasrec.ckpt'),
           validator: async () => (await evaluateFull(split, 0, sasrecFull(model, split), { role: 'valid', filter: inValid })).groups.all?.metrics['NDCG@10'] ?? NaN,
@@ -89,7 +91,7 @@ export function registerBenchmarkCommand(program: Command): void {
           },
         });
         bar.stop();
-        await saveSASRec(dir, model, split.dataset.itemIds, { protocol: 'leave-one-out', training: train });
+        await saveSASRec(dir, model, split.dataset.itemIds, { protocol: 'leave-one-out', loss: o.loss, training: train });
         log(`SASRec: ${train.epochs} epochs (best ${train.bestEpoch}) in ${formatSeconds(train.seconds)}`);
       }
 
