@@ -98,6 +98,9 @@ export function registerBenchmarkCommand(program: Command): void {
       const results: Record<string, EvalResult> = {
         popularity: await evaluateFull(split, 0, popularityFull(split, 0)),
         sasrec: await evaluateFull(split, 0, sasrecFull(model, split)),
+        // The second-last items of all users: shows how far the test items (later in time) are from what
+        // early stopping saw.
+        'sasrec (validation items)': await evaluateFull(split, 0, sasrecFull(model, split), { role: 'valid' }),
       };
       if (o.llmrec) {
         const { model: llm } = await loadLLMRec(o.llmrec, split.dataset.titles);
