@@ -30,8 +30,6 @@ import { formatSeconds, progressBar } from './progress.js';
  */
 export const PUBLISHED_BEAUTY = { 'HR@10': [0.06, 0.093], 'NDCG@10': [0.032, 0.053] } as const;
 
-const sasrecFull = sasrecFullScorer;
-
 export function registerBenchmarkCommand(program: Command): void {
   const cmd = program.command('benchmark').description('leave-one-out, full-catalogue benchmark of SASRec (and LLMRec two-stage) against published figures');
   addDataOptions(cmd);
@@ -83,7 +81,7 @@ export function registerBenchmarkCommand(program: Command): void {
           loss: o.loss,
           patience: o.patience,
           checkpoint: join(o.out, 'sasrec.ckpt'),
-          validator: async () => (await evaluateFull(split, 0, sasrecFull(model, split), { role: 'valid', filter: inValid })).groups.all?.metrics['NDCG@10'] ?? NaN,
+          validator: async () => (await evaluateFull(split, 0, sasrecFullScorer(model, split), { role: 'valid', filter: inValid })).groups.all?.metrics['NDCG@10'] ?? NaN,
           onStep: (s, n) => bar.update(`epoch ${epoch + 1}`, s, n),
           onEpoch: (e) => {
             epoch = e.epoch;
@@ -98,16 +96,16 @@ export function registerBenchmarkCommand(program: Command): void {
 
       const results: Record<string, EvalResult> = {
         popularity: await evaluateFull(split, 0, popularityFull(split, 0)),
-        sasrec: await evaluateFull(split, 0, sasrecFull(model, split)),
+        sasrec: await evaluateFull(split, 0, sasrecFullScorer(model, split)),
         // The second-last items of all users: shows how far the test items (later in time) are from what
         // early stopping saw.
-        'sasrec (validation items)': await evaluateFull(split, 0, sasrecFull(model, split), { role: 'valid' }),
+        'sasrec (validation items)': await evaluateFull(split, 0, sasrecFullScorer(model, split), { role: 'valid' }),
       };
       if (o.llmrec) {
         const { model: llm } = await loadLLMRec(o.llmrec, split.dataset.titles);
         const rerank = llmrecScorer(llm, split);
         const bar = progressBar(o.quiet);
-        results['llmrec (two-stage)'] = await evaluateTwoStage(split, 0, sasrecFull(model, split), (s, c) => rerank.batch(s, c), {
+        results['llmrec (two-stage)'] = await evaluateTwoStage(split, 0, sasrecFullScorer(model, split), (s, c) => rerank.batch(s, c), {
           depth: o.depth,
           filter: sampleFilter(split.periods[0].test, o.llmrecUsers, 42, 'benchmark-llmrec'),
           onProgress: (d, n) => bar.update('two-stage', d, n),

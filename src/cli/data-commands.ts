@@ -1,4 +1,5 @@
 /** `evorec prepare` and `evorec stats`. */
+import { NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
 import { type Command, Option } from 'commander';
 import type { CleanOptions } from '../data/clean.js';
 import { prepare } from '../data/prepare.js';
@@ -121,4 +122,12 @@ export function registerDataCommands(program: Command): void {
     if (o.json) process.stdout.write(JSON.stringify({ dataset: source.name, format: source.format, ...s }, null, 2) + '\n');
     else process.stdout.write(`format: ${source.format}; interactions: ${source.interactions}${source.items ? `; items: ${source.items}` : ''}\n\n${datasetStatsMarkdown(source.name, s)}\n`);
   });
+}
+
+/** Parses a comma-separated `--samplers` list, refusing unknown names and an empty list. */
+export function parseSamplers(list: string): NegativeSampler[] {
+  const samplers = String(list).split(',').map((x) => x.trim()).filter(Boolean) as NegativeSampler[];
+  for (const x of samplers) if (!NEGATIVE_SAMPLERS.includes(x)) throw new RangeError(`--samplers: unknown sampler "${x}" (${NEGATIVE_SAMPLERS.join(', ')})`);
+  if (samplers.length === 0) throw new RangeError('--samplers: at least one sampler');
+  return samplers;
 }

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
-import { CandidateSampler, NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
+import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import type { PeriodSplit } from '../data/periods.js';
@@ -26,7 +26,7 @@ import { loadModelFolder } from '../nn/checkpoint-folder.js';
 import { experimentHtml, experimentMarkdown } from '../report/experiment-report.js';
 import { pretrain } from '../train/pretrain.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFrom, sourceFrom } from './data-commands.js';
+import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, parseSamplers, periodsFrom, sourceFrom } from './data-commands.js';
 import { parseFloatArg, parseIntArg } from './main.js';
 import { formatSeconds, progressBar } from './progress.js';
 
@@ -176,9 +176,7 @@ export function registerExperimentCommand(program: Command): void {
       const lora = { r: o.loraRank, alpha: o.loraAlpha, dropout: 0.05 };
       const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
       const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
-      const samplers = String(o.samplers).split(',').map((x) => x.trim()).filter(Boolean) as NegativeSampler[];
-      for (const x of samplers) if (!NEGATIVE_SAMPLERS.includes(x)) throw new RangeError(`--samplers: unknown sampler "${x}" (${NEGATIVE_SAMPLERS.join(', ')})`);
-      if (samplers.length === 0) throw new RangeError('--samplers: at least one sampler');
+      const samplers = parseSamplers(o.samplers);
       if (!(o.trainSeeds >= 1)) throw new RangeError('--train-seeds: at least 1');
 
       const baseModelDir: string | undefined = o.baseModel ? resolve(o.baseModel) : undefined;

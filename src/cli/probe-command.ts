@@ -8,7 +8,7 @@ import { CandidateSampler, NEGATIVE_SAMPLERS, type NegativeSampler } from '../da
 import { loadSplit } from '../data/prepare.js';
 import { randomMetrics } from '../eval/metrics.js';
 import { probeResults } from '../eval/probes.js';
-import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFrom, sourceFrom } from './data-commands.js';
+import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, parseSamplers, periodsFrom, sourceFrom } from './data-commands.js';
 
 /** A probe is within the bound when its HR@1 lies in [LOW, HIGH] x random's. */
 export const PROBE_BOUND = { low: 0.5, high: 1.5 };
@@ -34,8 +34,7 @@ export function registerProbeCommand(program: Command): void {
     .option('--samplers <list>', `candidate views (comma-separated: ${NEGATIVE_SAMPLERS.join(', ')})`, NEGATIVE_SAMPLERS.join(','))
     .option('--json', 'print the rows as JSON')
     .action(async (o) => {
-      const samplers = String(o.samplers).split(',').map((x) => x.trim()).filter(Boolean) as NegativeSampler[];
-      for (const x of samplers) if (!NEGATIVE_SAMPLERS.includes(x)) throw new RangeError(`--samplers: unknown sampler "${x}" (${NEGATIVE_SAMPLERS.join(', ')})`);
+      const samplers = parseSamplers(o.samplers);
       const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
       const cs = new CandidateSampler(split);
       const random = randomMetrics(o.candidates)['HR@1'];

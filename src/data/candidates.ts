@@ -79,10 +79,9 @@ export class CandidateSampler {
   existingAt(t: number): Int32Array {
     let e = this.existing.get(t);
     if (!e) {
-      const end = this.split.boundaries[t + 1];
-      const first = this.split.firstSeen();
+      const exists = this.split.existsBy(t);
       const out: number[] = [];
-      for (let i = 0; i < first.length; i++) if (first[i] >= 0 && first[i] < end) out.push(i);
+      for (let i = 0; i < this.split.dataset.numItems; i++) if (exists(i)) out.push(i);
       e = Int32Array.from(out);
       this.existing.set(t, e);
     }

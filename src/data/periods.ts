@@ -140,6 +140,13 @@ export class PeriodSplit {
     return this.firstRows;
   }
 
+  /** Does item i exist by the end of period t (its first row lies before the period's end)? */
+  existsBy(t: number): (i: number) => boolean {
+    const first = this.firstSeen();
+    const end = this.boundaries[t + 1];
+    return (i) => first[i] >= 0 && first[i] < end;
+  }
+
   /** Rows of user u up to the end of period t (a prefix of userRows[u]). */
   rowsUpTo(u: number, t: number): number {
     const rows = this.userRows[u];

@@ -5,7 +5,7 @@
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
-import { DEFAULT_KS, MetricAccumulator, randomMetrics, type Metrics } from './metrics.js';
+import { DEFAULT_KS, randomMetrics, setMetrics, type Metrics } from './metrics.js';
 
 /** Scores candidate items for one sample; higher is better. Async so that model scorers can batch. */
 export type Scorer = (sample: Sample, candidates: number[]) => Promise<ArrayLike<number>> | ArrayLike<number>;
@@ -67,12 +67,7 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
   const cs = new CandidateSampler(split);
   const draw = opts.candidates ?? ((s: Sample) => cs.candidates(s, t, role, { sampler, size, seed: opts.seed }));
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
-  const acc = new Map<GroupName, MetricAccumulator>();
-  const get = (g: GroupName) => {
-    let a = acc.get(g);
-    if (!a) acc.set(g, (a = new MetricAccumulator(ks)));
-    return a;
-  };
+  const acc = new GroupMeans();
   const sets: PerSet | undefined = opts.keepSets ? { rows: [], groups: [], metrics: {} } : undefined;
   const bs = typeof scorer === 'function' ? 1 : Math.max(1, scorer.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
@@ -82,8 +77,8 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
     chunk.forEach((s, j) => {
       if (scores[j].length !== cands[j].length) throw new RangeError(`scorer returned ${scores[j].length} scores for ${cands[j].length} candidates`);
       const pos = cands[j].indexOf(s.item);
-      const m = get(s.group ?? 'base').add(scores[j], pos);
-      get('all').add(scores[j], pos);
+      const m = setMetrics(scores[j], pos, ks);
+      acc.add(s.group ?? 'base', m);
       if (sets) {
         sets.rows.push(s.row);
         sets.groups.push(s.group ?? 'base');
@@ -92,9 +87,25 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
     });
     opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
   }
-  const groups: Partial<Record<GroupName, GroupResult>> = {};
-  for (const [g, a] of acc) groups[g] = { users: a.count, metrics: a.mean() };
-  return { period: t, role, sampler, candidates: size, groups, ...(sets ? { sets } : {}) };
+  return { period: t, role, sampler, candidates: size, groups: acc.groups(), ...(sets ? { sets } : {}) };
+}
+
+/** Per-group means of per-set metrics (each set counts for its group and for 'all'), in the EvalResult shape. */
+export class GroupMeans {
+  private readonly sums = new Map<GroupName, { n: number; m: Metrics }>();
+  add(g: GroupName, m: Metrics): void {
+    for (const key of [g, 'all'] as GroupName[]) {
+      const a = this.sums.get(key) ?? { n: 0, m: {} };
+      a.n++;
+      for (const k in m) a.m[k] = (a.m[k] ?? 0) + m[k];
+      this.sums.set(key, a);
+    }
+  }
+  groups(): Partial<Record<GroupName, GroupResult>> {
+    const out: Partial<Record<GroupName, GroupResult>> = {};
+    for (const [g, a] of this.sums) out[g] = { users: a.n, metrics: Object.fromEntries(Object.entries(a.m).map(([k, v]) => [k, v / a.n])) };
+    return out;
+  }
 }
 
 /** Ranks by item popularity among the training targets up to period t. */

@@ -5,8 +5,10 @@
  * in metrics.ts. One code path for popularity, SASRec and the two-stage LLMRec, and for the service.
  */
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { ndcgGain, type Metrics } from './metrics.js';
-import type { EvalResult, GroupName, GroupResult } from './evaluate.js';
+import { rankInterval, rankMetrics, type Metrics } from './metrics.js';
+import { GroupMeans, type EvalResult } from './evaluate.js';
+
+export { rankMetrics };
 
 export const FULL_KS = [10, 20] as const;
 
@@ -18,26 +20,6 @@ export function seenBefore(split: PeriodSplit, s: Sample): Set<number> {
   const rows = split.userRows[s.user];
   const out = new Set<number>();
   for (let p = 0; p < s.pos; p++) out.add(split.dataset.items[rows[p]]);
-  return out;
-}
-
-/**
- * The positive's metrics in a full ranking: `greater` and `equal` count the eligible items scoring above
- * and equal to it. A positive that is not ranked at all (a retriever missed it) passes greater = Infinity.
- */
-export function rankMetrics(greater: number, equal: number, ks: readonly number[] = FULL_KS): Metrics {
-  const out: Metrics = {};
-  for (const k of ks) {
-    let hr = 0;
-    let ndcg = 0;
-    // The positive's rank is uniform on greater..greater+equal; only ranks below k count.
-    for (let r = greater; r <= greater + equal && r < k; r++) {
-      hr += 1;
-      ndcg += ndcgGain(r);
-    }
-    out[`HR@${k}`] = hr / (equal + 1);
-    out[`NDCG@${k}`] = ndcg / (equal + 1);
-  }
   return out;
 }
 
@@ -66,36 +48,11 @@ export interface FullEvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Per-group means in the EvalResult shape (sampler 'full', candidates = the catalogue size at t). */
-export class GroupMeans {
-  private readonly sums = new Map<GroupName, { n: number; m: Metrics }>();
-  add(g: GroupName, m: Metrics): void {
-    for (const key of [g, 'all'] as GroupName[]) {
-      const a = this.sums.get(key) ?? { n: 0, m: {} };
-      a.n++;
-      for (const k in m) a.m[k] = (a.m[k] ?? 0) + m[k];
-      this.sums.set(key, a);
-    }
-  }
-  groups(): Partial<Record<GroupName, GroupResult>> {
-    const out: Partial<Record<GroupName, GroupResult>> = {};
-    for (const [g, a] of this.sums) out[g] = { users: a.n, metrics: Object.fromEntries(Object.entries(a.m).map(([k, v]) => [k, v / a.n])) };
-    return out;
-  }
-}
-
-/** Items that exist by the end of period t. */
-export function existsBy(split: PeriodSplit, t: number): (i: number) => boolean {
-  const first = split.firstSeen();
-  const end = split.boundaries[t + 1];
-  return (i) => first[i] >= 0 && first[i] < end;
-}
-
 export async function evaluateFull(split: PeriodSplit, t: number, scorer: FullScorer, opts: FullEvalOptions = {}): Promise<EvalResult> {
   const role = opts.role ?? 'test';
   const ks = opts.ks ?? FULL_KS;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
-  const exists = existsBy(split, t);
+  const exists = split.existsBy(t);
   let catalogue = 0;
   for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
   const acc = new GroupMeans();
@@ -174,7 +131,7 @@ export async function evaluateTwoStage(
   const ks = opts.ks ?? FULL_KS;
   const depth = opts.depth ?? 50;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
-  const exists = existsBy(split, t);
+  const exists = split.existsBy(t);
   const acc = new GroupMeans();
   const bs = Math.max(1, opts.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
@@ -190,15 +147,7 @@ export async function evaluateTwoStage(
       let m: Metrics;
       if (at < 0) m = rankMetrics(Infinity, 0, ks);
       else {
-        const r = reranked[j];
-        let greater = 0;
-        let equal = 0;
-        for (let c = 0; c < r.length; c++) {
-          if (c === at) continue;
-          if (Number.isNaN(r[c])) throw new RangeError(`re-ranker gave candidate ${c} a NaN score`);
-          if (r[c] > r[at]) greater++;
-          else if (r[c] === r[at]) equal++;
-        }
+        const { greater, equal } = rankInterval(reranked[j], at);
         m = rankMetrics(greater, equal, ks);
       }
       m[`recall@${depth}`] = at < 0 ? 0 : 1;

@@ -34,23 +34,29 @@ export function rankInterval(scores: ArrayLike<number>, positive: number): { gre
   return { greater, equal };
 }
 
-/** HR@K and NDCG@K of one candidate set, ties taken in expectation. */
-export function setMetrics(scores: ArrayLike<number>, positive: number, ks: readonly number[] = DEFAULT_KS): Metrics {
-  const { greater, equal } = rankInterval(scores, positive);
+/**
+ * HR@K and NDCG@K of a positive with `greater` items above it and `equal` tied with it (its rank uniform on
+ * greater..greater+equal). A positive that is not ranked at all (a retriever missed it) passes Infinity.
+ */
+export function rankMetrics(greater: number, equal: number, ks: readonly number[] = DEFAULT_KS): Metrics {
   const out: Metrics = {};
   for (const k of ks) {
     let hr = 0;
     let ndcg = 0;
-    for (let r = greater; r <= greater + equal; r++) {
-      if (r < k) {
-        hr += 1;
-        ndcg += ndcgGain(r);
-      }
+    for (let r = greater; r <= greater + equal && r < k; r++) {
+      hr += 1;
+      ndcg += ndcgGain(r);
     }
     out[`HR@${k}`] = hr / (equal + 1);
     out[`NDCG@${k}`] = ndcg / (equal + 1);
   }
   return out;
+}
+
+/** HR@K and NDCG@K of one candidate set, ties taken in expectation. */
+export function setMetrics(scores: ArrayLike<number>, positive: number, ks: readonly number[] = DEFAULT_KS): Metrics {
+  const { greater, equal } = rankInterval(scores, positive);
+  return rankMetrics(greater, equal, ks);
 }
 
 /** The expected HR@K and NDCG@K of a uniformly random ranking of n candidates. */

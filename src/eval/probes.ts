@@ -11,7 +11,7 @@
  * expectation means the view measures the sampler, not the user.
  */
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { evaluate, popularityScorer, type EvalOptions, type EvalResult, type GroupName, type GroupResult, type Scorer } from './evaluate.js';
+import { evaluate, GroupMeans, popularityScorer, type EvalOptions, type EvalResult, type Scorer } from './evaluate.js';
 
 /** Ranks by training count up to t, least popular first. */
 export function leastPopularScorer(split: PeriodSplit, t: number): Scorer {
@@ -28,21 +28,13 @@ export function recentFirstSeenScorer(split: PeriodSplit): Scorer {
 /** The share of candidate sets whose positive is the only never-trained item (metric "share"). */
 export function neverTrainedOnly(split: PeriodSplit, t: number, samples: readonly Sample[], candidatesOf: (s: Sample) => number[], opts: Pick<EvalOptions, 'role' | 'sampler' | 'size'> = {}): EvalResult {
   const pop = split.popularity(t);
-  const sums = new Map<GroupName, { n: number; hit: number }>();
-  const add = (g: GroupName, hit: boolean) => {
-    const a = sums.get(g) ?? { n: 0, hit: 0 };
-    a.n++;
-    if (hit) a.hit++;
-    sums.set(g, a);
-  };
+  const acc = new GroupMeans();
   for (const s of samples) {
     const c = candidatesOf(s);
     const only = pop[s.item] === 0 && c.every((i) => i === s.item || pop[i] > 0);
-    add(s.group ?? 'base', only);
-    add('all', only);
+    acc.add(s.group ?? 'base', { share: only ? 1 : 0 });
   }
-  const groups: Partial<Record<GroupName, GroupResult>> = {};
-  for (const [g, a] of sums) groups[g] = { users: a.n, metrics: { share: a.n ? a.hit / a.n : NaN } };
+  const groups = acc.groups();
   return { period: t, role: opts.role ?? 'test', sampler: opts.sampler ?? 'matched', candidates: opts.size ?? 20, groups };
 }
 
