@@ -22,6 +22,8 @@ export interface ProbeRow {
   leastPopular: number;
   recentFirstSeen: number;
   neverTrainedOnly: number;
+  /** Share of negatives that first appear after the period's end (0 in every view by construction). */
+  futureNegatives: number;
   withinBound: boolean;
 }
 
@@ -43,10 +45,21 @@ export function registerProbeCommand(program: Command): void {
         for (let t = 0; t < split.numPeriods; t++) {
           const r = await probeResults(split, t, { sampler, size: o.candidates, seed: o.seed, candidates: (s) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed }) });
           const hr1 = (k: string) => r[k].groups.all?.metrics['HR@1'] ?? NaN;
+          const exists = split.existsBy(t);
+          let negatives = 0;
+          let future = 0;
+          for (const s of split.periods[t].test) {
+            for (const i of cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed })) {
+              if (i === s.item) continue;
+              negatives++;
+              if (!exists(i)) future++;
+            }
+          }
           const row = {
             sampler, period: t, users: r.popularity.groups.all?.users ?? 0, random,
             popularity: hr1('popularity'), leastPopular: hr1('least popular first'), recentFirstSeen: hr1('most recently first seen'),
             neverTrainedOnly: r['never-trained only'].groups.all?.metrics.share ?? NaN,
+            futureNegatives: negatives ? future / negatives : 0,
           };
           const ok = (x: number) => x >= PROBE_BOUND.low * random && x <= PROBE_BOUND.high * random;
           rows.push({ ...row, withinBound: ok(row.popularity) && ok(row.leastPopular) && ok(row.recentFirstSeen) });
@@ -60,9 +73,9 @@ export function registerProbeCommand(program: Command): void {
       const lines = [
         `Probes on ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, ${o.candidates} candidates (test sets, all users; HR@1, random ${f(random)}; bound ${PROBE_BOUND.low}x-${PROBE_BOUND.high}x random)`,
         '',
-        '| view | period | users | popularity | least popular first | most recently first seen | never-trained only | within bound |',
-        '|---|---:|---:|---:|---:|---:|---:|---|',
-        ...rows.map((r) => `| ${r.sampler} | P${r.period} | ${r.users.toLocaleString('en-US')} | ${f(r.popularity)} | ${f(r.leastPopular)} | ${f(r.recentFirstSeen)} | ${(r.neverTrainedOnly * 100).toFixed(1)}% | ${r.withinBound ? 'yes' : 'NO'} |`),
+        '| view | period | users | popularity | least popular first | most recently first seen | never-trained only | future negatives | within bound |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+        ...rows.map((r) => `| ${r.sampler} | P${r.period} | ${r.users.toLocaleString('en-US')} | ${f(r.popularity)} | ${f(r.leastPopular)} | ${f(r.recentFirstSeen)} | ${(r.neverTrainedOnly * 100).toFixed(1)}% | ${(r.futureNegatives * 100).toFixed(1)}% | ${r.withinBound ? 'yes' : 'NO'} |`),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
