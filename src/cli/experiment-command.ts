@@ -13,7 +13,7 @@ import { loadSplit } from '../data/prepare.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { sampleFilter } from '../eval/evaluate.js';
-import { runExperiment, type ExperimentResults } from '../evolve/runner.js';
+import { runExperiment, type ExperimentResults, type ExperimentView } from '../evolve/runner.js';
 import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
 import { LLMRec, validationNdcg3 } from '../models/llmrec.js';
 import { isLLMRecFolder, loadLLMRec, saveLLMRec } from '../models/llmrec-io.js';
@@ -23,7 +23,7 @@ import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
 import { trainSASRec } from '../models/sasrec-train.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
-import { experimentHtml, experimentMarkdown } from '../report/experiment-report.js';
+import { experimentHtml, experimentMarkdown, probeCells } from '../report/experiment-report.js';
 import { pretrain } from '../train/pretrain.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, parseSamplers, periodsFrom, sourceFrom } from './data-commands.js';
@@ -51,7 +51,7 @@ export interface SeedsResults {
   format: 'evorec-experiment-seeds/1';
   title?: string;
   command?: string;
-  samplers?: NegativeSampler[];
+  samplers?: ExperimentView[];
   /** The LLMRec folder every seed started from (`--base-model`); absent when each seed trained its own base adapter. */
   baseModel?: string;
   seeds: number[];
@@ -120,6 +120,13 @@ export function checkRunOptions(out: string, cmd: Command, o: Record<string, unk
   }
 }
 
+/** `--samplers` of the experiment: candidate samplers, and 'two-stage' (the full catalogue) after the first. */
+export function parseViews(list: string): ExperimentView[] {
+  const names = String(list).split(',').map((x) => x.trim()).filter(Boolean);
+  if (names[0] === 'two-stage') throw new RangeError('--samplers: the first view is the headline and the validation view, so it must be a candidate sampler, not two-stage');
+  return [...parseSamplers(names.filter((x) => x !== 'two-stage').join(',')), ...(names.includes('two-stage') ? ['two-stage' as const] : [])];
+}
+
 export function registerExperimentCommand(program: Command): void {
   const cmd = program.command('experiment').description('compare evolution strategies period by period (the main job)');
   addDataOptions(cmd);
@@ -143,7 +150,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs'), 20)
     .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds'), DEFAULTS.trainSeeds)
     .option('--first-train-seed <n>', 'the first training seed (the others follow it)', parseIntArg('--first-train-seed'), 1)
-    .addOption(new Option('--samplers <list>', 'candidate views to evaluate with (comma-separated: matched, uniform, popularity); the first is the headline and the validation view; popularity is the old, leaking protocol (docs/evaluation.md)').default('matched,uniform'))
+    .addOption(new Option('--samplers <list>', 'views to evaluate with (comma-separated: matched, uniform, popularity, two-stage); the first is the headline and the validation view; two-stage ranks the full catalogue (SASRec retrieves 50, each strategy re-ranks); popularity is the old, leaking protocol (docs/evaluation.md)').default('matched,uniform'))
     .option('--eval-users <n>', 'cap on active test users per period (all up to the cap; as many inactive users; new and short users up to the cap; fixed sample; 0 = all)', parseIntArg('--eval-users'), DEFAULTS.evalUsers)
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), DEFAULTS.validUsers)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
@@ -176,7 +183,7 @@ export function registerExperimentCommand(program: Command): void {
       const lora = { r: o.loraRank, alpha: o.loraAlpha, dropout: 0.05 };
       const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
       const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
-      const samplers = parseSamplers(o.samplers);
+      const samplers = parseViews(o.samplers);
       if (!(o.trainSeeds >= 1)) throw new RangeError('--train-seeds: at least 1');
 
       const baseModelDir: string | undefined = o.baseModel ? resolve(o.baseModel) : undefined;
@@ -225,7 +232,7 @@ export function registerExperimentCommand(program: Command): void {
               bar.stop();
               log(`  step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`);
             },
-          }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, samplers[0]));
+          }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, samplers[0] as NegativeSampler));
           bar.stop();
           await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
         }
@@ -291,6 +298,9 @@ export function registerExperimentCommand(program: Command): void {
         md = writeReports();
       }
       process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
+      // The yardstick before the model: say it loudly when a probe misses the bound beyond its interval.
+      const alarms = probeCells(runs[0], samplers[0]).filter((c) => c.check === 'outside');
+      for (const c of alarms) process.stderr.write(`evorec: yardstick alarm: P${c.period} ${c.group} ${c.probe} HR@1 ${c.hr1.toFixed(3)} on ${c.users} users misses the probe bound (docs/evaluation.md)\n`);
     });
 
   program

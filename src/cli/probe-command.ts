@@ -7,11 +7,8 @@ import type { Command } from 'commander';
 import { CandidateSampler, NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
 import { randomMetrics } from '../eval/metrics.js';
-import { probeResults } from '../eval/probes.js';
+import { PROBE_BOUND, probeResults } from '../eval/probes.js';
 import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, parseSamplers, periodsFrom, sourceFrom } from './data-commands.js';
-
-/** A probe is within the bound when its HR@1 lies in [LOW, HIGH] x random's. */
-export const PROBE_BOUND = { low: 0.5, high: 1.5 };
 
 export interface ProbeRow {
   sampler: NegativeSampler;

@@ -56,7 +56,11 @@ export function placeholderTitle(itemId: string): string {
   return `Item ${itemId}`;
 }
 
-export function cleanDataset(input: Dataset, options: CleanOptions = {}): { dataset: Dataset; report: CleanReport } {
+/**
+ * `population` is the cleaned dataset before the user sample (the dataset itself when there is none):
+ * the whole data whose period cut dates every sample shares (`loadSplit`).
+ */
+export function cleanDataset(input: Dataset, options: CleanOptions = {}): { dataset: Dataset; report: CleanReport; population: Dataset } {
   const opts = withDefaults(DEFAULT_CLEAN, options as Partial<typeof DEFAULT_CLEAN>);
   const before = countsOf(input);
   let d = input.sortChronologically();
@@ -119,6 +123,7 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
   }
 
   let removedBySample = 0;
+  const population = d;
   if (opts.sampleUsers > 0 && opts.sampleUsers < d.numUsers) {
     // Users ranked by a keyed hash of their id: the sample does not depend on file or index order.
     const rand = (id: string) => keyedRandom(opts.sampleSeed, 'users', id)();
@@ -131,6 +136,7 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
 
   return {
     dataset: d,
+    population,
     report: { before, after: countsOf(d), removedByMinRating, removedDuplicates, untitledItems, removedUntitled, removedByKcore, kcoreRounds, removedBySample },
   };
 }

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { cleanDataset } from './clean.js';
 import { Dataset } from './dataset.js';
-import { cutBoundaries, DEFAULT_PERIODS, PeriodSplit, type Sample, type UserGroup } from './periods.js';
+import { cutBoundaries, DEFAULT_PERIODS, PeriodSplit, periodCutDates, type Sample, type UserGroup } from './periods.js';
 import { loadDataset, PACKAGE_ROOT } from './source.js';
 
 async function* rows(list: Array<[string, string, number]>) {
@@ -155,5 +155,61 @@ describe('period protocol on the embedded Beauty data', async () => {
       for (const s of p.test) c[s.group!]++;
       assert.deepEqual(c, p.groups);
     }
+  });
+});
+
+describe('period cuts as dates, shared by every user sample', async () => {
+  // A tie at the cut: rows 4 and 5 share timestamp 5, and a count cut at base 0.5 falls between them.
+  const log: Array<[string, string, number]> = [
+    ['a', 'i1', 1], ['b', 'i2', 2], ['c', 'i3', 3], ['a', 'i4', 4], ['b', 'i5', 5],
+    ['c', 'i6', 5], ['a', 'i7', 6], ['b', 'i8', 7], ['c', 'i9', 8], ['a', 'i2', 9],
+  ];
+  const d = (await Dataset.fromStreams('ties', rows(log))).sortChronologically();
+
+  it('turns count cuts into the first timestamp of each later period, ties going to the later period', () => {
+    assert.deepEqual(cutBoundaries(d.timestamps, { ...DEFAULT_PERIODS, periods: 2, base: 0.5 }), [0, 5, 8, 10]);
+    const dates = periodCutDates(d.timestamps, { periods: 2, base: 0.5 });
+    assert.deepEqual(dates, [5, 8]);
+    // Applied to the same data, the tie at timestamp 5 moves wholly into P1.
+    assert.deepEqual(new PeriodSplit(d, { periods: 2, base: 0.5, cutDates: dates }).boundaries, [0, 4, 8, 10]);
+  });
+
+  it('places a sample by the dates, not by its own counts', () => {
+    const sample = cleanDataset(d, { kcore: 0, sampleUsers: 2, sampleSeed: 1 });
+    assert.equal(sample.population.numInteractions, 10);
+    assert.ok(sample.dataset.numInteractions < 10);
+    const dates = periodCutDates(sample.population.timestamps, { periods: 2, base: 0.5 });
+    const split = new PeriodSplit(sample.dataset, { periods: 2, base: 0.5, cutDates: dates });
+    const ts = sample.dataset.timestamps;
+    for (let r = 0; r < ts.length; r++) {
+      const want = ts[r] < 5 ? 0 : ts[r] < 8 ? 1 : 2;
+      assert.equal(split.periodOf(r), want, `row ${r} at ${ts[r]}`);
+    }
+  });
+
+  it('rejects dates that do not fit the periods', () => {
+    assert.throws(() => new PeriodSplit(d, { periods: 2, cutDates: [4] }), /cutDates: expected 2 dates \(one per period after P0\), got 1/);
+    assert.throws(() => new PeriodSplit(d, { periods: 2, cutDates: [7, 4] }), /cutDates: dates must be ascending numbers, got 7, 4/);
+  });
+});
+
+describe('loadSplit on a user sample of the embedded Beauty data', async () => {
+  const { loadSplit } = await import('./prepare.js');
+  const whole = await loadSplit({ data: 'beauty' });
+  const sample = await loadSplit({ data: 'beauty' }, { sampleUsers: 250 });
+
+  it('shares the whole data\'s cut dates, so no sample row sits in another period than in the whole data', () => {
+    const dates = periodCutDates(whole.dataset.timestamps, DEFAULT_PERIODS);
+    assert.deepEqual(sample.split.options.cutDates, dates);
+    assert.deepEqual(whole.split.options.cutDates, dates);
+    const ts = sample.dataset.timestamps;
+    for (let r = 0; r < ts.length; r++) {
+      let want = 0;
+      while (want < dates.length && ts[r] >= dates[want]) want++;
+      if (sample.split.periodOf(r) !== want) assert.fail(`row ${r} at ${ts[r]}: P${sample.split.periodOf(r)}, the whole data's dates say P${want}`);
+    }
+    // The sample's own count cut would end P0 elsewhere (2013-10-11 against the whole data's 2013-09-28 at 250 users).
+    const own = cutBoundaries(ts, DEFAULT_PERIODS)[1];
+    assert.notEqual(ts[own], dates[0]);
   });
 });

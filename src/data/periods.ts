@@ -25,9 +25,16 @@ export interface PeriodOptions {
   cut?: 'count' | 'time';
   /** History window H: the last H items before a target. Default 10. */
   history?: number;
+  /**
+   * The cuts as dates: the first timestamp of P1..PT (`periodCutDates`, computed once on the whole
+   * dataset). Given, they place every row (a row belongs to the last period whose date it reaches) and
+   * `base` and `cut` only record how the dates were made; any user sample then shares the whole data's
+   * periods, so a base trained on all users' P0 is valid for every sample. Default null: cut this dataset.
+   */
+  cutDates?: readonly number[] | null;
 }
 
-export const DEFAULT_PERIODS: Required<PeriodOptions> = { periods: 3, base: 0.6, cut: 'count', history: 10 };
+export const DEFAULT_PERIODS: Required<PeriodOptions> = { periods: 3, base: 0.6, cut: 'count', history: 10, cutDates: null };
 
 export type UserGroup = 'base' | 'active' | 'inactive' | 'new' | 'short';
 export const USER_GROUPS: UserGroup[] = ['base', 'active', 'inactive', 'new', 'short'];
@@ -82,7 +89,7 @@ export class PeriodSplit {
       if (ts[r] < ts[r - 1]) throw new Error('PeriodSplit needs a chronologically sorted dataset (use cleanDataset or sortChronologically)');
     }
     this.options = o;
-    this.boundaries = cutBoundaries(ts, o);
+    this.boundaries = o.cutDates ? boundariesAtDates(ts, o.cutDates, o.periods) : cutBoundaries(ts, o);
     this.periodOfRow = new Uint8Array(ts.length);
     for (let t = 0; t + 1 < this.boundaries.length; t++) this.periodOfRow.fill(t, this.boundaries[t], this.boundaries[t + 1]);
     this.userRows = dataset.rowsByUser();
@@ -226,6 +233,39 @@ export class PeriodSplit {
   }
 }
 
+/** First row whose timestamp is at least x (ts sorted ascending). */
+function lowerBound(ts: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The period cuts of a (whole) dataset as dates: the timestamp at which each of P1..PT starts. Rows that
+ * share the cut's timestamp all go to the later period, so applying the dates (`cutDates`) to the very
+ * dataset they came from moves a count cut back to the start of its timestamp (a day on Amazon data).
+ * A period that starts after the last row gets +Infinity.
+ */
+export function periodCutDates(ts: Float64Array, options: PeriodOptions = {}): number[] {
+  const o = withDefaults(DEFAULT_PERIODS, options);
+  const b = cutBoundaries(ts, { ...o, cutDates: null });
+  return b.slice(1, -1).map((r) => (r < ts.length ? ts[r] : Infinity));
+}
+
+/** Row boundaries of P0..PT from cut dates: P_k starts at the first row dated on or after dates[k - 1]. */
+export function boundariesAtDates(ts: Float64Array, dates: readonly number[], periods: number): number[] {
+  if (dates.length !== periods) throw new RangeError(`cutDates: expected ${periods} dates (one per period after P0), got ${dates.length}`);
+  for (let k = 0; k < dates.length; k++) {
+    if (Number.isNaN(dates[k]) || (k > 0 && dates[k] < dates[k - 1])) throw new RangeError(`cutDates: dates must be ascending numbers, got ${dates.join(', ')}`);
+  }
+  return [0, ...dates.map((d) => lowerBound(ts, d)), ts.length];
+}
+
 /** Row boundaries of P0..PT, by count or by time. */
 export function cutBoundaries(ts: Float64Array, o: Required<PeriodOptions>): number[] {
   const n = ts.length;
@@ -237,19 +277,9 @@ export function cutBoundaries(ts: Float64Array, o: Required<PeriodOptions>): num
   } else {
     const t0 = ts[0];
     const t1 = ts[n - 1];
-    const lowerBound = (x: number) => {
-      let lo = 0;
-      let hi = n;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (ts[mid] < x) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
     const tb = t0 + o.base * (t1 - t0);
-    b.push(o.periods === 0 ? n : lowerBound(tb));
-    for (let k = 1; k < o.periods; k++) b.push(lowerBound(tb + (k * (t1 - tb)) / o.periods));
+    b.push(o.periods === 0 ? n : lowerBound(ts, tb));
+    for (let k = 1; k < o.periods; k++) b.push(lowerBound(ts, tb + (k * (t1 - tb)) / o.periods));
     if (o.periods > 0) b.push(n);
   }
   b[b.length - 1] = n;

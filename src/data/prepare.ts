@@ -18,7 +18,7 @@ import { AtomicLineWriter, replaceDirAtomic, sha256, writeFileAtomic } from '../
 import { CandidateSampler, DEFAULT_CANDIDATES, type CandidateOptions } from './candidates.js';
 import { cleanDataset, DEFAULT_CLEAN, type CleanOptions, type CleanReport } from './clean.js';
 import type { Dataset } from './dataset.js';
-import { DEFAULT_PERIODS, PeriodSplit, SAMPLE_ROLES, type PeriodOptions, type Sample } from './periods.js';
+import { DEFAULT_PERIODS, PeriodSplit, periodCutDates, SAMPLE_ROLES, type PeriodOptions, type Sample } from './periods.js';
 import { loadDataset, type DataSourceOptions, type ResolvedSource } from './source.js';
 import {
   cleanReportMarkdown,
@@ -59,15 +59,25 @@ export interface PrepareResult {
   split: PeriodSplit;
 }
 
-/** Loads and cleans a source and splits it into periods (the in-memory part of `prepare`). */
+/**
+ * Loads and cleans a source and splits it into periods (the in-memory part of `prepare`). The cuts are
+ * computed once on the whole cleaned data (before any user sample) and applied as dates
+ * (`periodCutDates`), so every user sample, and the whole data, share one set of periods.
+ */
 export async function loadSplit(
   source: DataSourceOptions,
   clean: CleanOptions = {},
   periods: PeriodOptions = {},
 ): Promise<{ raw: Dataset; dataset: Dataset; report: CleanReport; split: PeriodSplit; resolved: ResolvedSource }> {
   const { dataset: raw, source: resolved } = await loadDataset(source);
-  const { dataset, report } = cleanDataset(raw, clean);
-  return { raw, dataset, report, split: new PeriodSplit(dataset, periods), resolved };
+  const { dataset, report, population } = cleanDataset(raw, clean);
+  const cutDates = periods.cutDates ?? periodCutDates(population.timestamps, periods);
+  return { raw, dataset, report, split: new PeriodSplit(dataset, { ...periods, cutDates }), resolved };
+}
+
+/** Cut dates in UTC, as days when they fall on midnight (Amazon timestamps are days): "P1 2013-09-28, P2 ...". */
+export function cutDatesText(dates: readonly number[]): string {
+  return dates.map((d, k) => `P${k + 1} ${!Number.isFinite(d) ? 'never' : new Date(d * 1000).toISOString().slice(0, d % 86400 === 0 ? 10 : 16)}`).join(', ');
 }
 
 export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
@@ -137,7 +147,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
       '## Periods',
       '',
       `Base share ${split.options.base}, T = ${split.options.periods}, cut by ${split.options.cut}, history H = ${split.options.history}, ` +
-        `${cand.size} candidates (seed ${cand.seed}).`,
+        `${cand.size} candidates (seed ${cand.seed}). Periods start on ${cutDatesText(split.options.cutDates ?? [])}, dates computed once on the whole cleaned data and shared by every user sample.`,
       '',
       periodStatsMarkdown(stats.periods),
       '',
@@ -154,7 +164,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
       source: { format: resolved.format, interactions: resolved.interactions.split(/[\\/]/).pop(), items: resolved.items?.split(/[\\/]/).pop() ?? null },
       options: {
         clean: withDefaults(DEFAULT_CLEAN, options.clean as Partial<typeof DEFAULT_CLEAN>),
-        periods: withDefaults(DEFAULT_PERIODS, options.periods),
+        periods: split.options,
         candidates: cand,
       },
       boundaries: split.boundaries,

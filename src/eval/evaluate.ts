@@ -67,8 +67,7 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
   const cs = new CandidateSampler(split);
   const draw = opts.candidates ?? ((s: Sample) => cs.candidates(s, t, role, { sampler, size, seed: opts.seed }));
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
-  const acc = new GroupMeans();
-  const sets: PerSet | undefined = opts.keepSets ? { rows: [], groups: [], metrics: {} } : undefined;
+  const acc = new GroupMeans(opts.keepSets);
   const bs = typeof scorer === 'function' ? 1 : Math.max(1, scorer.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
@@ -78,28 +77,38 @@ export async function evaluate(split: PeriodSplit, t: number, scorer: Scorer | B
       if (scores[j].length !== cands[j].length) throw new RangeError(`scorer returned ${scores[j].length} scores for ${cands[j].length} candidates`);
       const pos = cands[j].indexOf(s.item);
       const m = setMetrics(scores[j], pos, ks);
-      acc.add(s.group ?? 'base', m);
-      if (sets) {
-        sets.rows.push(s.row);
-        sets.groups.push(s.group ?? 'base');
-        for (const k in m) (sets.metrics[k] ??= []).push(m[k]);
-      }
+      acc.add(s.group ?? 'base', m, s.row);
     });
     opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
   }
-  return { period: t, role, sampler, candidates: size, groups: acc.groups(), ...(sets ? { sets } : {}) };
+  return { period: t, role, sampler, candidates: size, ...acc.result() };
 }
 
 /** Per-group means of per-set metrics (each set counts for its group and for 'all'), in the EvalResult shape. */
+/** Means of per-set metrics by group (and 'all'); with `keepSets`, every set's metrics too (`PerSet`). */
 export class GroupMeans {
   private readonly sums = new Map<GroupName, { n: number; m: Metrics }>();
-  add(g: GroupName, m: Metrics): void {
+  private readonly sets?: PerSet;
+  constructor(keepSets = false) {
+    if (keepSets) this.sets = { rows: [], groups: [], metrics: {} };
+  }
+  /** `row` is the sample's row, the key that pairs sets between strategies (needed with keepSets). */
+  add(g: GroupName, m: Metrics, row = -1): void {
     for (const key of [g, 'all'] as GroupName[]) {
       const a = this.sums.get(key) ?? { n: 0, m: {} };
       a.n++;
       for (const k in m) a.m[k] = (a.m[k] ?? 0) + m[k];
       this.sums.set(key, a);
     }
+    if (this.sets) {
+      this.sets.rows.push(row);
+      this.sets.groups.push(g);
+      for (const k in m) (this.sets.metrics[k] ??= []).push(m[k]);
+    }
+  }
+  /** The groups, and the sets when kept. */
+  result(): Pick<EvalResult, 'groups' | 'sets'> {
+    return { groups: this.groups(), ...(this.sets ? { sets: this.sets } : {}) };
   }
   groups(): Partial<Record<GroupName, GroupResult>> {
     const out: Partial<Record<GroupName, GroupResult>> = {};

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
-import { evaluateFull, evaluateTwoStage, fullRank, rankMetrics, topK } from './full-ranking.js';
+import { evaluateFull, evaluateTwoStage, fullRank, randomFull, rankMetrics, topK } from './full-ranking.js';
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
 
@@ -57,5 +57,20 @@ describe('full-catalogue ranking', () => {
     const rev = await evaluateTwoStage(split, 0, (samples) => samples.map(() => scores), (_s, lists) => lists.map((l) => l.map((i) => -scores[i])), { depth: 2, ks: [1] });
     close(rev.groups.all!.metrics['recall@2'], 1);
     close(rev.groups.all!.metrics['HR@1'], 1 / 3);
+  });
+
+  it('gives random\'s expectation by hand, equal to ranking with every score tied', async () => {
+    async function* log() {
+      const rows: [string, string, number][] = [['u', 'a', 1], ['v', 'd', 2], ['u', 'b', 3], ['v', 'b', 4], ['u', 'c', 5], ['w', 'e', 6], ['w', 'a', 7]];
+      for (const [user, item, timestamp] of rows) yield { user, item, timestamp };
+    }
+    const d = (await Dataset.fromStreams('x', log())).sortChronologically();
+    const split = new PeriodSplit(d, { periods: 0, base: 1 });
+    const r = randomFull(split, 0, { ks: [1, 2] });
+    // u (c; a, b touched): 3 eligible items; v (b; d touched): 4; w (a; e touched): 4.
+    close(r.groups.all!.metrics['HR@1'], (1 / 3 + 1 / 4 + 1 / 4) / 3);
+    close(r.groups.all!.metrics['NDCG@2'], ((1 + 1 / Math.log2(3)) / 3 + (2 * (1 + 1 / Math.log2(3))) / 4) / 3);
+    const tied = await evaluateFull(split, 0, (samples) => samples.map(() => new Float32Array(d.numItems)), { ks: [1, 2] });
+    for (const k of ['HR@1', 'HR@2', 'NDCG@1', 'NDCG@2']) close(r.groups.all!.metrics[k], tied.groups.all!.metrics[k]);
   });
 });

@@ -45,6 +45,8 @@ export interface FullEvalOptions {
   ks?: readonly number[];
   /** Samples per scorer call (default 256). */
   batchSize?: number;
+  /** Keep every set's metrics (`EvalResult.sets`, for the bootstrap over users). */
+  keepSets?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,7 +57,7 @@ export async function evaluateFull(split: PeriodSplit, t: number, scorer: FullSc
   const exists = split.existsBy(t);
   let catalogue = 0;
   for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
-  const acc = new GroupMeans();
+  const acc = new GroupMeans(opts.keepSets);
   const bs = Math.max(1, opts.batchSize ?? 256);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
@@ -64,9 +66,36 @@ export async function evaluateFull(split: PeriodSplit, t: number, scorer: FullSc
       if (scores[j].length !== split.dataset.numItems) throw new RangeError(`full scorer returned ${scores[j].length} scores for ${split.dataset.numItems} items`);
       const seen = seenBefore(split, s);
       const { greater, equal } = fullRank(scores[j], s.item, (i) => exists(i) && !seen.has(i));
-      acc.add(s.group ?? 'base', rankMetrics(greater, equal, ks));
+      acc.add(s.group ?? 'base', rankMetrics(greater, equal, ks), s.row);
     });
     opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
+  }
+  return { period: t, role, sampler: 'full', candidates: catalogue, ...acc.result() };
+}
+
+/**
+ * Random's expectation in the full-catalogue view: with m eligible negatives the positive's rank is uniform
+ * over 0..m, so HR@K = min(K, m + 1) / (m + 1) and NDCG@K = (sum over r < min(K, m + 1) of 1/log2(r + 2)) / (m + 1).
+ */
+export function randomFull(split: PeriodSplit, t: number, opts: Pick<FullEvalOptions, 'role' | 'filter' | 'ks'> = {}): EvalResult {
+  const role = opts.role ?? 'test';
+  const ks = opts.ks ?? FULL_KS;
+  const exists = split.existsBy(t);
+  let catalogue = 0;
+  for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
+  const acc = new GroupMeans();
+  for (const s of split.periods[t][role].filter(opts.filter ?? (() => true))) {
+    let seen = 0;
+    for (const i of seenBefore(split, s)) if (i !== s.item && exists(i)) seen++;
+    const n = catalogue - seen; // the positive and its m = n - 1 eligible negatives
+    const m: Metrics = {};
+    for (const k of ks) {
+      let dcg = 0;
+      for (let r = 0; r < Math.min(k, n); r++) dcg += 1 / Math.log2(r + 2);
+      m[`HR@${k}`] = Math.min(k, n) / n;
+      m[`NDCG@${k}`] = dcg / n;
+    }
+    acc.add(s.group ?? 'base', m);
   }
   return { period: t, role, sampler: 'full', candidates: catalogue, groups: acc.groups() };
 }
@@ -132,7 +161,7 @@ export async function evaluateTwoStage(
   const depth = opts.depth ?? 50;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
   const exists = split.existsBy(t);
-  const acc = new GroupMeans();
+  const acc = new GroupMeans(opts.keepSets);
   const bs = Math.max(1, opts.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
@@ -151,9 +180,9 @@ export async function evaluateTwoStage(
         m = rankMetrics(greater, equal, ks);
       }
       m[`recall@${depth}`] = at < 0 ? 0 : 1;
-      acc.add(s.group ?? 'base', m);
+      acc.add(s.group ?? 'base', m, s.row);
     });
     opts.onProgress?.(Math.min(start + bs, samples.length), samples.length);
   }
-  return { period: t, role, sampler: 'two-stage', candidates: depth, groups: acc.groups() };
+  return { period: t, role, sampler: 'two-stage', candidates: depth, ...acc.result() };
 }

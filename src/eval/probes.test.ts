@@ -1,21 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CandidateSampler } from '../data/candidates.js';
-import { cleanDataset } from '../data/clean.js';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
-import { loadDataset } from '../data/source.js';
-import { neverTrainedOnly, probeResults } from './probes.js';
+import { loadSplit } from '../data/prepare.js';
+import { neverTrainedOnly, probeBoundCheck, probeResults, wilsonInterval } from './probes.js';
 
 describe('probes on the embedded Beauty data', async () => {
   // The probe bound of docs/evaluation.md: on the sets the models rank, no model-free ranking (popularity,
   // least popular first, most recently first seen first) gets outside 0.5x to 1.5x of random's HR@1, in
   // every period, and the positive is never the only never-trained item. The first protocol ('popularity')
   // fails the same check, which shows the check can fail.
-  const { dataset: raw } = await loadDataset({ data: 'beauty' });
+  // The samples share the whole data's cut dates, as every command's do (loadSplit).
   for (const users of [250, 3000]) {
-    const { dataset } = cleanDataset(raw, { sampleUsers: users, sampleSeed: 42 });
-    const split = new PeriodSplit(dataset, { periods: 3 });
+    const { split } = await loadSplit({ data: 'beauty' }, { sampleUsers: users, sampleSeed: 42 }, { periods: 3 });
     const cs = new CandidateSampler(split);
     const probes = async (sampler: 'matched' | 'popularity', t: number) =>
       probeResults(split, t, { sampler, size: 20, seed: 42, candidates: (s) => cs.candidates(s, t, 'test', { sampler, size: 20, seed: 42 }) });
@@ -71,5 +69,26 @@ describe('probes on hand-made sets', () => {
     assert.ok(Math.abs(hr1('most recently first seen') - (0 + 1 + 1) / 3) < 1e-12);
     assert.ok(Math.abs(r['never-trained only'].groups.all!.metrics.share - 1 / 3) < 1e-12);
     assert.deepEqual(neverTrainedOnly(split, 0, samples, candidates).groups.base, { users: 3, metrics: { share: 1 / 3 } });
+  });
+});
+
+describe('the probe bound at a given number of sets', () => {
+  it('gives the Wilson 95% interval (values from the closed form, computed independently)', () => {
+    const [a, b] = wilsonInterval(0.05, 67);
+    assert.ok(Math.abs(a - 0.018088) < 1e-5 && Math.abs(b - 0.130717) < 1e-5, `${a} ${b}`);
+    const [c, d] = wilsonInterval(0, 100);
+    assert.equal(c, 0);
+    assert.ok(Math.abs(d - 0.036995) < 1e-5, `${d}`);
+  });
+
+  it('tells a probe at the bound, one that n sets cannot tell from it, and one that misses it', () => {
+    assert.equal(probeBoundCheck(0.05, 67, 0.05), 'within');
+    assert.equal(probeBoundCheck(0.075, 67, 0.05), 'within');
+    // 7 of 67 sets (0.104): above 1.5x random, but its interval [0.052, 0.200] reaches the bound.
+    assert.equal(probeBoundCheck(7 / 67, 67, 0.05), 'noise');
+    assert.equal(probeBoundCheck(1 / 76, 76, 0.05), 'noise');
+    // The first protocol's least popular first at 250 users: 0.90, interval [0.857, 0.931].
+    assert.equal(probeBoundCheck(0.9, 250, 0.05), 'outside');
+    assert.equal(probeBoundCheck(0, 1000, 0.05), 'outside');
   });
 });

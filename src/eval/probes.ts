@@ -53,3 +53,29 @@ export async function probeResults(split: PeriodSplit, t: number, opts: EvalOpti
     'never-trained only': neverTrainedOnly(split, t, samples, opts.candidates, opts),
   };
 }
+
+/** A probe is within the bound when its HR@1 lies in [low, high] × random's (the spec's "about the user" view). */
+export const PROBE_BOUND = { low: 0.5, high: 1.5 };
+
+/** The Wilson score interval of a rate p observed on n sets (z = 1.96: 95%). */
+export function wilsonInterval(p: number, n: number, z = 1.96): [number, number] {
+  if (!(n > 0)) return [0, 1];
+  const z2 = (z * z) / n;
+  const mid = (p + z2 / 2) / (1 + z2);
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n))) / (1 + z2);
+  return [Math.max(0, mid - half), Math.min(1, mid + half)];
+}
+
+/**
+ * Is a probe's HR@1 on n sets within the bound? 'within': the figure itself is; 'noise': it is not, but
+ * its 95% interval reaches the bound, so n sets cannot tell it from a probe at the bound (at n = 67 a
+ * rate of 0.05 has a standard error of 0.027, wider than the bound's half-width); 'outside': the whole
+ * interval misses the bound, so the sets give something away.
+ */
+export function probeBoundCheck(hr1: number, n: number, random: number): 'within' | 'noise' | 'outside' {
+  const lo = PROBE_BOUND.low * random;
+  const hi = PROBE_BOUND.high * random;
+  if (hr1 >= lo && hr1 <= hi) return 'within';
+  const [a, b] = wilsonInterval(hr1, n);
+  return b >= lo && a <= hi ? 'noise' : 'outside';
+}

@@ -87,6 +87,36 @@ describe('evolution experiment (tiny preset)', () => {
     assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));
   });
 
+  it('ranks the full catalogue in the two-stage view: the baselines exactly, each strategy re-ranking SASRec\'s top items', async () => {
+    const { split, model, sasrecFor } = await world();
+    const out = tempDir();
+    const r = await runExperiment({
+      split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
+      samplers: ['matched', 'two-stage'], depth: 4, seed: 1, out,
+    });
+    for (let t = 0; t < split.numPeriods; t++) {
+      const b = r.baselines[`p${t}`];
+      for (const k of ['random/two-stage', 'popularity/two-stage', 'sasrec/two-stage']) assert.equal(b[k].sampler, 'full', `p${t} ${k}`);
+      // Random's expectation on 12 items, none touched by more than the user's history: between 10/12 and 1.
+      assert.ok(b['random/two-stage'].groups.all!.metrics['HR@10'] > 0.8);
+    }
+    const u = r.updates.find((x) => x.period === 1)!;
+    const two = u.eval['two-stage'];
+    assert.equal(two.sampler, 'two-stage');
+    assert.equal(two.candidates, 4);
+    // Paired per-set metrics for the bootstrap, one set per evaluated user, as in the sampled views.
+    assert.deepEqual(two.sets!.rows, u.eval.matched.sets!.rows);
+    const recall = two.groups.all!.metrics['recall@4'];
+    assert.ok(recall > 0 && recall <= 1);
+    // A positive outside the retrieved 4 is a miss, so HR@10 of the re-ranked list is at most the recall.
+    assert.ok(two.groups.all!.metrics['HR@10'] <= recall + 1e-12);
+    await assert.rejects(
+      runExperiment({ split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor, update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['two-stage'], seed: 1, out: tempDir() }),
+      /^RangeError: the first view is the headline and the validation view, so it must be a candidate sampler, got "two-stage"$/,
+    );
+  });
+
   it('adds strategies to an existing run without redoing the finished ones', async () => {
     const { split, model, sasrecFor } = await world();
     const out = tempDir();

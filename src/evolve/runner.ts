@@ -14,10 +14,12 @@ import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { evaluate, randomResult, type EvalResult } from '../eval/evaluate.js';
+import { evaluateFull, evaluateTwoStage, popularityFull, randomFull } from '../eval/full-ranking.js';
 import { probeResults } from '../eval/probes.js';
 import { llmrecScorer, validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
 import type { SASRec } from '../models/sasrec.js';
+import { sasrecFullScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Strategy, UpdateReport } from './strategy.js';
@@ -39,7 +41,14 @@ export interface ExperimentOptions {
   /** Validation targets used for early stopping in each update. */
   validUsers: number;
   candidates: number;
-  samplers: NegativeSampler[];
+  /**
+   * Views to evaluate, the first being the headline and the validation view: candidate samplers, and
+   * 'two-stage', the full-catalogue view (popularity and SASRec rank every item exactly; each strategy's
+   * LLMRec re-ranks the top `depth` items of SASRec trained up to t, with the retriever's recall beside it).
+   */
+  samplers: ExperimentView[];
+  /** Items the two-stage view's retriever hands to the LLMRec (default 50). */
+  depth?: number;
   /** Seed of the data side: candidate sets, evaluation and validation samples (the same for every run). */
   seed: number;
   /** Seed of the training side: fresh adapters, shuffling, dropout, replay and random-layer draws. Default `seed`. */
@@ -70,6 +79,10 @@ export interface ExperimentResults {
 
 const GROUPS: UserGroup[] = ['active', 'inactive', 'new', 'short', 'base'];
 
+/** A view of the experiment: a candidate sampler, or the full catalogue through the two-stage form. */
+export type ExperimentView = NegativeSampler | 'two-stage';
+const isSampler = (v: ExperimentView): v is NegativeSampler => v !== 'two-stage';
+
 /**
  * The test users evaluated at period t: a fixed, seeded sample. Active users up to `cap`, as many
  * inactive users as active ones (all of them when there are fewer; `cap` when no one is active), and new,
@@ -88,9 +101,41 @@ export function evalSample(split: PeriodSplit, t: number, cap: number, seed: num
   return out.sort((a, b) => a.user - b.user);
 }
 
+/**
+ * Random, popularity and the model-free probes of period t (keys `<name>/<sampler>`), on the very sets the
+ * models rank: the evaluation sample of `evalSample` and the candidate sets of every sampler.
+ */
+export async function experimentBaselines(
+  split: PeriodSplit,
+  t: number,
+  o: Pick<ExperimentOptions, 'evalUsers' | 'seed' | 'samplers' | 'candidates'> & { sasrec?: SASRec },
+  cs = new CandidateSampler(split),
+): Promise<Record<string, EvalResult>> {
+  const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
+  const filter = (s: Sample) => chosen.has(s.row);
+  const b: Record<string, EvalResult> = {};
+  if (o.samplers.includes('two-stage')) {
+    // The full catalogue, exact: random's expectation, popularity and the retriever itself.
+    b['random/two-stage'] = randomFull(split, t, { filter });
+    b['popularity/two-stage'] = await evaluateFull(split, t, popularityFull(split, t), { filter, keepSets: true });
+    if (o.sasrec) b['sasrec/two-stage'] = await evaluateFull(split, t, sasrecFullScorer(o.sasrec, split), { filter, keepSets: true });
+  }
+  for (const sampler of o.samplers.filter(isSampler)) {
+    const opts = {
+      sampler, size: o.candidates, seed: o.seed, filter,
+      candidates: (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed }),
+    };
+    b[`random/${sampler}`] = randomResult(split, t, opts);
+    for (const [name, r] of Object.entries(await probeResults(split, t, opts))) b[`${name}/${sampler}`] = r;
+  }
+  return b;
+}
+
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
   const { split, model } = o;
   const dec = model.decoder;
+  const headline = o.samplers[0];
+  if (!headline || !isSampler(headline)) throw new RangeError(`the first view is the headline and the validation view, so it must be a candidate sampler, got ${JSON.stringify(headline ?? null)}`);
   const log = o.log ?? (() => {});
   const resultsFile = join(o.out, 'results.json');
   const results: ExperimentResults = existsSync(resultsFile)
@@ -101,11 +146,24 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
   const cs = new CandidateSampler(split);
   const candidatesOf = (t: number, sampler: NegativeSampler) => (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed });
-  const evalAt = async (t: number, scorer: Parameters<typeof evaluate>[2]) => {
+  const twoStage = o.samplers.includes('two-stage');
+  const sasrecs = new Map<number, SASRec>();
+  const sasrecAt = async (t: number) => {
+    let m = sasrecs.get(t);
+    if (!m) sasrecs.set(t, (m = await o.sasrecFor(t)));
+    return m;
+  };
+  const evalAt = async (t: number, historyOf?: (s: Sample) => number[]) => {
     const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
+    const filter = (s: Sample) => chosen.has(s.row);
+    const scorer = llmrecScorer(model, split, historyOf);
     const out: Record<string, EvalResult> = {};
-    for (const sampler of o.samplers) {
-      out[sampler] = await evaluate(split, t, scorer, { sampler, size: o.candidates, seed: o.seed, filter: (s) => chosen.has(s.row), candidates: candidatesOf(t, sampler), keepSets: true });
+    for (const view of o.samplers) {
+      if (view === 'two-stage') {
+        out[view] = await evaluateTwoStage(split, t, sasrecFullScorer(await sasrecAt(t), split), (samples, lists) => scorer.batch(samples, lists), { filter, keepSets: true, depth: o.depth });
+      } else {
+        out[view] = await evaluate(split, t, scorer, { sampler: view, size: o.candidates, seed: o.seed, filter, candidates: candidatesOf(t, view), keepSets: true });
+      }
     }
     return out;
   };
@@ -113,20 +171,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   // Baselines for every period, and the base model at P0.
   for (let t = 0; t < split.numPeriods; t++) {
     const key = `p${t}`;
-    if (results.baselines[key]) continue;
-    const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
-    const b: Record<string, EvalResult> = {};
-    for (const sampler of o.samplers) {
-      const opts = { sampler, size: o.candidates, seed: o.seed, filter: (s: Sample) => chosen.has(s.row), candidates: candidatesOf(t, sampler) };
-      b[`random/${sampler}`] = randomResult(split, t, opts);
-      // Popularity and the model-free probes, on the very sets the models rank (docs/evaluation.md).
-      for (const [name, r] of Object.entries(await probeResults(split, t, opts))) b[`${name}/${sampler}`] = r;
-    }
-    results.baselines[key] = b;
+    if (!results.baselines[key]) results.baselines[key] = await experimentBaselines(split, t, { ...o, sasrec: twoStage ? await sasrecAt(t) : undefined }, cs);
   }
   if (!results.baselines.base) {
     dec.setActiveAdapters(o.baseAdapter);
-    results.baselines.base = await evalAt(0, llmrecScorer(model, split));
+    results.baselines.base = await evalAt(0);
     log(`base model at P0: NDCG@3 ${results.baselines.base[o.samplers[0]].groups.all?.metrics['NDCG@3'].toFixed(4)}`);
   }
   save();
@@ -143,7 +192,6 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   }
   dec.adapter(o.baseAdapter).freeze();
 
-  const sasrecs = new Map<number, SASRec>();
   const validCache = new Map<number, { samples: Sample[]; cands: number[][] }>();
   const validation = (t: number) => {
     let v = validCache.get(t);
@@ -151,7 +199,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       const rand = keyedRandom(o.seed, 'experiment-valid', t);
       const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
       // Validation ranks the headline view's sets, so early stopping optimises what is reported.
-      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: o.samplers[0], size: o.candidates, seed: o.seed })) };
+      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: headline, size: o.candidates, seed: o.seed })) };
       validCache.set(t, v);
     }
     return v;
@@ -163,11 +211,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     for (const strategy of o.strategies) {
       if (results.updates.some((u) => u.strategy === strategy.name && u.period === t)) continue;
       o.onProgress?.('updates', step, total);
-      let sasrec: SASRec | undefined = sasrecs.get(t);
-      if (strategy.usesSasrec && !sasrec) {
-        sasrec = await o.sasrecFor(t);
-        sasrecs.set(t, sasrec);
-      }
+      const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
       let adapter = current.get(strategy.name)!;
       dec.setActiveAdapters(adapter.name);
@@ -205,7 +249,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       adapter.freeze();
       current.set(strategy.name, adapter);
       dec.setActiveAdapters(adapter.name);
-      const evalResult = await evalAt(t, llmrecScorer(model, split, report.historyOf));
+      const evalResult = await evalAt(t, report.historyOf);
       await saveAdapter(join(o.out, 'adapters', strategy.name, `p${t}`), adapter, { baseModel: null });
       const { historyOf: _h, training, ...rest } = report;
       void _h;

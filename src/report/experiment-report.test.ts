@@ -45,3 +45,38 @@ describe('experiment report', () => {
     assert.ok((html.match(/<line x1="[\d.]+" y1="[\d.]+" x2="[\d.]+" y2="[\d.]+" stroke="#/g) ?? []).length >= 6);
   });
 });
+
+describe('the probe bound in the default main job', async () => {
+  const { loadSplit } = await import('../data/prepare.js');
+  const { experimentBaselines } = await import('../evolve/runner.js');
+  const { probeCells } = await import('./experiment-report.js');
+  const { DEFAULTS } = await import('../cli/experiment-command.js');
+  // The default `evorec experiment` (250 users, every active user up to 500, as many inactive ones, seed 42):
+  // the probes of every period and group, on the sets the models rank.
+  const { split } = await loadSplit({ data: 'beauty' }, { sampleUsers: DEFAULTS.users, sampleSeed: 42 });
+  const results = { format: 'evorec-experiment/1' as const, strategies: [], periods: split.numPeriods - 1, baselines: {} as Record<string, Record<string, import('../eval/evaluate.js').EvalResult>>, updates: [] };
+  for (let t = 1; t < split.numPeriods; t++) results.baselines[`p${t}`] = await experimentBaselines(split, t, { evalUsers: DEFAULTS.evalUsers, seed: 42, samplers: ['matched', 'popularity'], candidates: 20 });
+
+  it('has no probe cell that misses the bound beyond its 95% interval, and says so under each period', () => {
+    const cells = probeCells(results);
+    assert.equal(cells.length, 3 * 3 * 3);
+    assert.deepEqual(cells.filter((c) => c.check === 'outside'), []);
+    // Most cells are within the bound on their own figure, not only within their interval.
+    assert.ok(cells.filter((c) => c.check === 'within').length >= 22, JSON.stringify(cells.filter((c) => c.check !== 'within')));
+    const md = experimentMarkdown(results, 'matched', 'T');
+    assert.equal(md.match(/Probe bound \(HR@1 within 0\.5x-1\.5x random's\): \d+ of 9 cells within/g)?.length, 3, md);
+    assert.doesNotMatch(md, /Yardstick alarm/);
+  });
+
+  it('raises the alarm on the leaking first protocol', () => {
+    const md = experimentMarkdown(results, 'popularity', 'T');
+    // Only the matched view is held to the bound: the popularity view prints no bound line...
+    assert.doesNotMatch(md, /Probe bound/);
+    // ...and the cells of that view, held to it, miss it.
+    const asMatched = (b: Record<string, unknown>) => Object.fromEntries(Object.entries(b).filter(([n]) => n.endsWith('/popularity')).map(([n, r]) => [n.replace(/\/popularity$/, '/matched'), r]));
+    const leaking = { ...results, baselines: Object.fromEntries(Object.entries(results.baselines).map(([k, b]) => [k, asMatched(b)])) } as typeof results;
+    const bad = probeCells(leaking).filter((c) => c.check === 'outside');
+    assert.ok(bad.some((c) => c.probe === 'least popular first' && c.group === 'all' && c.hr1 > 0.5), JSON.stringify(bad));
+    assert.match(experimentMarkdown(leaking, 'matched', 'T'), /\*\*Yardstick alarm\*\*: [^\n]*least popular first/);
+  });
+});

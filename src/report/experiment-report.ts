@@ -4,11 +4,15 @@
  * with inline SVG charts (no scripts, no external files): per-period NDCG@3 of active and inactive users
  * by strategy, quality against trainable share, and update time by strategy.
  */
+import { PROBE_BOUND, probeBoundCheck } from '../eval/probes.js';
 import type { ExperimentResults } from '../evolve/runner.js';
 import { bootstrap, metricOf, runValue, seedStat, stat, verdict, type Measure, type Stat } from './seeds.js';
 
 const GROUPS = ['active', 'inactive', 'all'] as const;
-const METRICS = ['HR@1', 'HR@3', 'NDCG@3'] as const;
+/** The metrics of a view: the paper's headline on candidate sets, the literature's on the full catalogue. */
+const metricsOf = (view: string) => (view === 'two-stage' || view === 'full' ? ['HR@10', 'NDCG@10', 'NDCG@20'] : ['HR@1', 'HR@3', 'NDCG@3']);
+/** The (NDCG, HR) pair of a view's difference tables and base-model line. */
+const headlineOf = (view: string) => (view === 'two-stage' || view === 'full' ? { ndcg: 'NDCG@10', hr: 'HR@10' } : { ndcg: 'NDCG@3', hr: 'HR@1' });
 
 const BOOTSTRAP_NOTE = 'users resampled per period and seeds resampled, paired between strategies, 1,000 replicates';
 
@@ -25,7 +29,7 @@ const strategiesOf = (runs: ExperimentResults[]) => [...new Set(runs.flatMap((r)
 function rowsFor(runs: ExperimentResults[], sampler: string, period: number | 'mean'): Row[] {
   return strategiesOf(runs).map((strategy) => {
     const values: Record<string, Stat> = {};
-    for (const g of GROUPS) for (const m of METRICS) values[`${g} ${m}`] = bootstrap(runs, sampler, g, m, period, strategy);
+    for (const g of GROUPS) for (const m of metricsOf(sampler)) values[`${g} ${m}`] = bootstrap(runs, sampler, g, m, period, strategy);
     return {
       strategy,
       values,
@@ -53,7 +57,7 @@ const signed = (s: Stat) => {
 type Baselines = Record<string, { groups: Partial<Record<string, { users: number; metrics: Record<string, number> }>> }>;
 
 /** Model-free rows printed above the strategies (italic), in this order, when results.json has them. */
-const BASELINE_ROWS = ['random', 'popularity', 'least popular first', 'most recently first seen'];
+const BASELINE_ROWS = ['random', 'popularity', 'least popular first', 'most recently first seen', 'sasrec'];
 
 /** The line under a period's table: what the model-free rows mean, and the never-trained share. */
 function probeNote(only: Baselines[string]['groups']): string {
@@ -65,7 +69,64 @@ function probeNote(only: Baselines[string]['groups']): string {
   );
 }
 
-function table(rows: Row[], baselines?: Baselines): string {
+/** The probes held to the bound, in the "about the user" view only (popularity is a real baseline elsewhere). */
+const BOUND_PROBES = ['popularity', 'least popular first', 'most recently first seen'];
+export interface ProbeCell {
+  period: number;
+  group: string;
+  probe: string;
+  hr1: number;
+  users: number;
+  check: 'within' | 'noise' | 'outside';
+}
+
+/** Every probe cell (period × group × probe) of a run's matched view, with its bound check (`probeBoundCheck`). */
+export function probeCells(results: ExperimentResults, sampler = 'matched'): ProbeCell[] {
+  const out: ProbeCell[] = [];
+  if (sampler !== 'matched') return out;
+  for (let t = 1; t <= results.periods; t++) {
+    const b = results.baselines[`p${t}`] ?? {};
+    for (const g of GROUPS) {
+      const random = b[`random/${sampler}`]?.groups[g]?.metrics['HR@1'];
+      if (random === undefined) continue;
+      for (const probe of BOUND_PROBES) {
+        const cell = b[`${probe}/${sampler}`]?.groups[g];
+        if (cell) out.push({ period: t, group: g, probe, hr1: cell.metrics['HR@1'], users: cell.users, check: probeBoundCheck(cell.metrics['HR@1'], cell.users, random) });
+      }
+    }
+  }
+  return out;
+}
+
+/** Under a two-stage table: the retriever's recall (the same SASRec for every strategy), and what the view is. */
+function recallNote(runs: ExperimentResults[], sampler: string, t: number): string {
+  if (sampler !== 'two-stage') return '';
+  const u = runs[0].updates.find((x) => x.period === t && x.eval[sampler]);
+  const g = u?.eval[sampler].groups;
+  if (!g) return '';
+  const key = Object.keys(g.all?.metrics ?? {}).find((k) => k.startsWith('recall@'));
+  if (!key) return '';
+  const depth = key.slice('recall@'.length);
+  return (
+    `Full catalogue: random, popularity and sasrec rank every item the user has not touched, exactly; each strategy's LLMRec re-ranks SASRec's top ${depth}, ` +
+    `so a positive outside them is a miss. Retriever ${key}: ${GROUPS.map((x) => (g[x] ? `${x} ${g[x]!.metrics[key].toFixed(3)}` : '')).filter(Boolean).join(', ')}.`
+  );
+}
+
+/** The line under a period's table that says whether its probes keep to the bound. */
+function boundNote(cells: ProbeCell[]): string {
+  if (cells.length === 0) return '';
+  const list = (c: ProbeCell[]) => c.map((x) => `${x.group} ${x.probe} ${x.hr1.toFixed(3)} on ${x.users.toLocaleString('en-US')}`).join('; ');
+  const noise = cells.filter((c) => c.check === 'noise');
+  const outside = cells.filter((c) => c.check === 'outside');
+  const head = `Probe bound (HR@1 within ${PROBE_BOUND.low}x-${PROBE_BOUND.high}x random's): ${cells.length - noise.length - outside.length} of ${cells.length} cells within`;
+  const mid = noise.length ? `; ${noise.length} outside it by less than their 95% sampling interval at that many users (${list(noise)})` : '';
+  const tail = outside.length ? `. **Yardstick alarm**: ${list(outside)} miss the bound beyond their interval, so these sets give the answer away.` : '; none beyond its interval.';
+  return head + mid + tail;
+}
+
+function table(rows: Row[], sampler: string, baselines?: Baselines): string {
+  const METRICS = metricsOf(sampler);
   const head = ['strategy', ...GROUPS.flatMap((g) => METRICS.map((m) => `${g} ${m}`)), 'update s', 'trainable', 'share of LoRA', 'samples'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const [name, b] of Object.entries(baselines ?? {})) {
@@ -84,10 +145,11 @@ function table(rows: Row[], baselines?: Baselines): string {
  * and all users, and the ratio of update times. `label` names the row (the strategy that is not fixed).
  */
 function differences(runs: ExperimentResults[], sampler: string, head: string, pairs: { a: string; b: string; label: string }[]): string {
-  const cols = [...GROUPS.map((g) => `${g} NDCG@3`), ...GROUPS.map((g) => `${g} HR@1`)];
+  const { ndcg, hr } = headlineOf(sampler);
+  const cols = [...GROUPS.map((g) => `${g} ${ndcg}`), ...GROUPS.map((g) => `${g} ${hr}`)];
   const lines = [`| ${head} | ${cols.join(' | ')} | update time ratio |`, `|---|${cols.map(() => '---:').join('|')}|---:|`];
   for (const { a, b, label } of pairs) {
-    const cells = [...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, 'NDCG@3', 'mean', a, b))), ...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, 'HR@1', 'mean', a, b)))];
+    const cells = [...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, ndcg, 'mean', a, b))), ...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, hr, 'mean', a, b)))];
     const ratio = stat(runs.map((r) => {
       const ta = runValue(r, a, 'mean', seconds), tb = runValue(r, b, 'mean', seconds);
       // A strategy that trains nothing (static) has no meaningful time to divide by.
@@ -118,13 +180,17 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
     const b = first.baselines[`p${t}`] ?? {};
     const base: Baselines = {};
     for (const name of BASELINE_ROWS) if (b[`${name}/${sampler}`]) base[name] = b[`${name}/${sampler}`];
-    out.push(`## Period ${t}`, '', table(rowsFor(runs, sampler, t), Object.keys(base).length ? base : undefined), '');
+    out.push(`## Period ${t}`, '', table(rowsFor(runs, sampler, t), sampler, Object.keys(base).length ? base : undefined), '');
     const users = b[`random/${sampler}`]?.groups;
     if (users) out.push(`Users behind each cell: ${[...GROUPS].map((g) => `${g} ${(users[g]?.users ?? 0).toLocaleString('en-US')}`).join(', ')}.`, '');
     const only = b[`never-trained only/${sampler}`]?.groups;
     if (only) out.push(probeNote(only), '');
+    const bound = boundNote(probeCells(first, sampler).filter((c) => c.period === t));
+    if (bound) out.push(bound, '');
+    const recall = recallNote(runs, sampler, t);
+    if (recall) out.push(recall, '');
   }
-  out.push('## Averaged over periods', '', table(rowsFor(runs, sampler, 'mean')), '');
+  out.push('## Averaged over periods', '', table(rowsFor(runs, sampler, 'mean'), sampler), '');
   const strategies = strategiesOf(runs);
   const focus = strategies.includes('evorec') ? 'evorec' : strategies[strategies.length - 1];
   if (strategies.length > 1) {
@@ -152,9 +218,10 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
       );
     }
   }
-  const base = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['NDCG@3'] ?? NaN));
-  const baseHr = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics['HR@1'] ?? NaN));
-  if (base.n) out.push(`Base model at P0 (all users): HR@1 ${pm(baseHr)}, NDCG@3 ${pm(base)}.`, '');
+  const { ndcg, hr } = headlineOf(sampler);
+  const base = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics[ndcg] ?? NaN));
+  const baseHr = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics[hr] ?? NaN));
+  if (base.n) out.push(`Base model at P0 (all users): ${hr} ${pm(baseHr)}, ${ndcg} ${pm(base)}.`, '');
   return out.join('\n');
 }
 
