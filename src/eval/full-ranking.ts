@@ -141,6 +141,16 @@ export function topK(scores: ArrayLike<number>, k: number, eligible: (i: number)
   return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
 }
 
+/** The retriever's top `depth` items for each sample, best first, among the items a full ranking ranks. */
+export async function retrieve(split: PeriodSplit, t: number, retriever: FullScorer, samples: Sample[], depth: number): Promise<number[][]> {
+  const exists = split.existsBy(t);
+  const scores = await retriever(samples);
+  return samples.map((s, j) => {
+    const seen = seenBefore(split, s);
+    return topK(scores[j], depth, (i) => exists(i) && !seen.has(i));
+  });
+}
+
 /** Re-ranks candidate lists (for example an LLMRec scorer); higher is better. */
 export type Reranker = (samples: Sample[], candidates: number[][]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
 
@@ -160,16 +170,11 @@ export async function evaluateTwoStage(
   const ks = opts.ks ?? FULL_KS;
   const depth = opts.depth ?? 50;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
-  const exists = split.existsBy(t);
   const acc = new GroupMeans(opts.keepSets);
   const bs = Math.max(1, opts.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
-    const scores = await retriever(chunk);
-    const lists = chunk.map((s, j) => {
-      const seen = seenBefore(split, s);
-      return topK(scores[j], depth, (i) => exists(i) && !seen.has(i));
-    });
+    const lists = await retrieve(split, t, retriever, chunk, depth);
     const reranked = await reranker(chunk, lists);
     chunk.forEach((s, j) => {
       const at = lists[j].indexOf(s.item);

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample, UserGroup } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
-import { evaluate, randomResult, type EvalResult } from '../eval/evaluate.js';
-import { evaluateFull, evaluateTwoStage, popularityFull, randomFull } from '../eval/full-ranking.js';
+import { evaluate, randomResult, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { evaluateFull, evaluateTwoStage, popularityFull, randomFull, retrieve } from '../eval/full-ranking.js';
 import { probeResults } from '../eval/probes.js';
 import { llmrecScorer, validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
@@ -131,6 +131,22 @@ export async function experimentBaselines(
   return b;
 }
 
+/**
+ * Scores, for each sample, the union of the item lists `listsOf` gives it, in one scorer call per chunk:
+ * sample row -> item -> score.
+ */
+async function scoreUnion(scorer: BatchScorer, samples: Sample[], listsOf: (chunk: Sample[]) => Promise<number[][]>): Promise<Map<number, Map<number, number>>> {
+  const out = new Map<number, Map<number, number>>();
+  const bs = Math.max(1, scorer.batchSize ?? 64);
+  for (let start = 0; start < samples.length; start += bs) {
+    const chunk = samples.slice(start, start + bs);
+    const union = (await listsOf(chunk)).map((l) => [...new Set(l)]);
+    const scores = await scorer.batch(chunk, union);
+    chunk.forEach((s, j) => out.set(s.row, new Map(union[j].map((i, k) => [i, scores[j][k]]))));
+  }
+  return out;
+}
+
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
   const { split, model } = o;
   const dec = model.decoder;
@@ -153,16 +169,27 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     if (!m) sasrecs.set(t, (m = await o.sasrecFor(t)));
     return m;
   };
+  const depth = o.depth ?? 50;
   const evalAt = async (t: number, historyOf?: (s: Sample) => number[]) => {
-    const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
+    const samples = evalSample(split, t, o.evalUsers, o.seed);
+    const chosen = new Set(samples.map((s) => s.row));
     const filter = (s: Sample) => chosen.has(s.row);
-    const scorer = llmrecScorer(model, split, historyOf);
+    const retriever = twoStage ? sasrecFullScorer(await sasrecAt(t), split) : null;
+    // Every view's items of a user are scored in one call, so the prompt runs once per user, not once per
+    // view (a score does not depend on what else is in the call: llmrec.test.ts).
+    const scored = await scoreUnion(llmrecScorer(model, split, historyOf), samples, async (chunk) => {
+      const lists = chunk.map((s) => o.samplers.filter(isSampler).flatMap((v) => candidatesOf(t, v)(s)));
+      if (retriever) (await retrieve(split, t, retriever, chunk, depth)).forEach((l, j) => lists[j].push(...l));
+      return lists;
+    });
+    const lookup = (s: Sample, items: number[]) => items.map((i) => scored.get(s.row)!.get(i)!);
+    const cached = { batchSize: 64, batch: (ss: Sample[], cands: number[][]) => ss.map((s, j) => lookup(s, cands[j])) };
     const out: Record<string, EvalResult> = {};
     for (const view of o.samplers) {
       if (view === 'two-stage') {
-        out[view] = await evaluateTwoStage(split, t, sasrecFullScorer(await sasrecAt(t), split), (samples, lists) => scorer.batch(samples, lists), { filter, keepSets: true, depth: o.depth });
+        out[view] = await evaluateTwoStage(split, t, retriever!, cached.batch, { filter, keepSets: true, depth });
       } else {
-        out[view] = await evaluate(split, t, scorer, { sampler: view, size: o.candidates, seed: o.seed, filter, candidates: candidatesOf(t, view), keepSets: true });
+        out[view] = await evaluate(split, t, cached, { sampler: view, size: o.candidates, seed: o.seed, filter, candidates: candidatesOf(t, view), keepSets: true });
       }
     }
     return out;
