@@ -4,6 +4,16 @@ import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
 import { evaluateFull, evaluateTwoStage, fullRank, randomFull, rankMetrics, topK } from './full-ranking.js';
 
+/** One period, so every item exists by its end. Test targets: u -> c (history a, b), v -> b (history d), w -> a (history e). */
+async function tinySplit() {
+  async function* log() {
+    const rows: [string, string, number][] = [['u', 'a', 1], ['v', 'd', 2], ['u', 'b', 3], ['v', 'b', 4], ['u', 'c', 5], ['w', 'e', 6], ['w', 'a', 7]];
+    for (const [user, item, timestamp] of rows) yield { user, item, timestamp };
+  }
+  const d = (await Dataset.fromStreams('x', log())).sortChronologically();
+  return { d, split: new PeriodSplit(d, { periods: 0, base: 1 }) };
+}
+
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
 
 describe('full-catalogue ranking', () => {
@@ -30,12 +40,7 @@ describe('full-catalogue ranking', () => {
   it('leaves out what the user touched before the target and items that do not exist yet', async () => {
     // One period, so every item exists by its end and only touched items are left out. Test targets:
     // u -> c (history a, b), v -> b (history d), w -> a (history e).
-    async function* log() {
-      const rows: [string, string, number][] = [['u', 'a', 1], ['v', 'd', 2], ['u', 'b', 3], ['v', 'b', 4], ['u', 'c', 5], ['w', 'e', 6], ['w', 'a', 7]];
-      for (const [user, item, timestamp] of rows) yield { user, item, timestamp };
-    }
-    const d = (await Dataset.fromStreams('x', log())).sortChronologically();
-    const split = new PeriodSplit(d, { periods: 0, base: 1 });
+    const { d, split } = await tinySplit();
     const id = (x: string) => d.itemIds.indexOf(x);
     // Scores: a 5, b 4, c 3, d 2, e 1 for everyone.
     const scores = new Float32Array(d.numItems);
@@ -60,12 +65,7 @@ describe('full-catalogue ranking', () => {
   });
 
   it('gives random\'s expectation by hand, equal to ranking with every score tied', async () => {
-    async function* log() {
-      const rows: [string, string, number][] = [['u', 'a', 1], ['v', 'd', 2], ['u', 'b', 3], ['v', 'b', 4], ['u', 'c', 5], ['w', 'e', 6], ['w', 'a', 7]];
-      for (const [user, item, timestamp] of rows) yield { user, item, timestamp };
-    }
-    const d = (await Dataset.fromStreams('x', log())).sortChronologically();
-    const split = new PeriodSplit(d, { periods: 0, base: 1 });
+    const { d, split } = await tinySplit();
     const r = randomFull(split, 0, { ks: [1, 2] });
     // u (c; a, b touched): 3 eligible items; v (b; d touched): 4; w (a; e touched): 4.
     close(r.groups.all!.metrics['HR@1'], (1 / 3 + 1 / 4 + 1 / 4) / 3);
