@@ -121,10 +121,30 @@ export function zodToConfigError(file: string, err: z.ZodError, json: unknown, h
   return new ConfigError(file, msg, field);
 }
 
+/**
+ * The largest sizes a config may give, checked before anything is allocated (a config.json is input: one
+ * with `num_hidden_layers: 1000000` must be refused, not run out of memory). Each is several times the
+ * largest open model of its kind (Llama 3.1 405B: 126 layers, hidden 16,384, FFN 53,248, 128 heads, head
+ * size 128, vocabulary 128,256; Gemma: vocabulary 256,000; Qwen2.5-1M: 1,010,000 positions), far beyond
+ * what this CPU engine runs; the weights are then checked against the safetensors headers before any
+ * tensor is read.
+ */
+export const DECODER_LIMITS = {
+  vocab_size: 1 << 20,
+  hidden_size: 1 << 15,
+  intermediate_size: 1 << 18,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  max_position_embeddings: 1 << 24,
+} as const;
+
 /** Check the invariants the decoder relies on. */
 export function validateDecoderConfig(c: DecoderConfig, file = "<config>"): DecoderConfig {
-  const intField = (v: number, f: string) => {
+  const intField = (v: number, f: keyof typeof DECODER_LIMITS) => {
     if (!Number.isInteger(v) || v <= 0) throw new ConfigError(file, `must be a positive integer, got ${v}`, f);
+    if (v > DECODER_LIMITS[f]) throw new ConfigError(file, `${v} is above evorec's limit of ${DECODER_LIMITS[f]}`, f);
   };
   intField(c.vocabSize, "vocab_size");
   intField(c.hiddenSize, "hidden_size");
