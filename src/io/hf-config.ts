@@ -10,6 +10,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
+import { parseJsonText } from "./json.js";
 
 export type ModelType = "llama" | "qwen2";
 export type TorchDtype = "float32" | "float16" | "bfloat16";
@@ -285,13 +286,7 @@ export async function readHfConfig(p: string): Promise<DecoderConfig> {
   } catch (err) {
     throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(file, `invalid JSON (${(err as Error).message})`);
-  }
-  return parseHfConfig(json, file);
+  return parseHfConfig(parseJsonText(text, file, (m) => new ConfigError(file, m)), file);
 }
 
 /** Write `<dir>/config.json` atomically. */

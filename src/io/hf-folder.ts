@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
 import { CONFIG_FILE, ConfigError, type DecoderConfig, zodToConfigError } from "./hf-config.js";
+import { parseJsonText } from "./json.js";
 import {
   type F32Tensor,
   readSafetensors,
@@ -390,13 +391,13 @@ export async function readAdapterConfig(p: string): Promise<PeftLoraConfig> {
     throw new ConfigError(p, `cannot read: ${(err as Error).message}`);
   }
   const file = adapterConfigPath(p, isDir);
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(await fs.readFile(file, "utf8"));
+    text = await fs.readFile(file, "utf8");
   } catch (err) {
-    throw new ConfigError(file, (err as NodeJS.ErrnoException).code ? `cannot read: ${(err as Error).message}` : `invalid JSON (${(err as Error).message})`);
+    throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
   }
-  return parseAdapterConfig(json, file);
+  return parseAdapterConfig(parseJsonText(text, file, (m) => new ConfigError(file, m)), file);
 }
 
 /** Write `<dir>/adapter_config.json` atomically (keys sorted, as PEFT writes them). */
