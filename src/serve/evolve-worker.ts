@@ -248,8 +248,9 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   try {
     linkBackbone(job.folder, tmp);
     await saveModelAdapter(join(tmp, 'adapter'), dec, adapterName, { baseModel: '.' });
+    // The parent's prompt and scoring settings: the new version ranks as its parent did.
     const { format, prompt } = manifest;
-    writeFileAtomic(join(tmp, LLMREC_FILE), JSON.stringify({ format, prompt, adapter: 'adapter', evolved_from: job.folder, trained_up_to_seq: job.toSeq, evolution: result }, null, 2) + '\n');
+    writeFileAtomic(join(tmp, LLMREC_FILE), JSON.stringify({ format, prompt, scoring: model.scoring, adapter: 'adapter', evolved_from: job.folder, trained_up_to_seq: job.toSeq, evolution: result }, null, 2) + '\n');
     renameSync(tmp, job.out);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -4,12 +4,13 @@
  * the middle of an evolution; bad input of every kind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../data/test-utils/tmp.js';
+import { loadLLMRec } from '../models/llmrec-io.js';
 import { createService, type Service } from './server.js';
-import { ITEMS, interactions, startServe, tinyLLMRecFolder, type ServeProcess } from './test-utils/fixture.js';
+import { ITEMS, NAMES, interactions, startServe, tinyLLMRecFolder, type ServeProcess } from './test-utils/fixture.js';
 
 const TOKEN = 'test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -134,6 +135,8 @@ describe('evorec serve', () => {
     assert.equal(nv.trainedUpTo, 240);
     assert.equal(nv.metrics.gate.passed, true);
     assert.ok(existsSync(join(nv.folder, 'adapter', 'adapter_model.safetensors')));
+    const manifest = (f: string) => JSON.parse(readFileSync(join(f, 'llmrec.json'), 'utf8'));
+    assert.deepEqual(manifest(nv.folder).scoring, manifest(model).scoring, "the evolved version keeps its parent's scoring settings");
     assert.equal((await call('POST', '/v1/recommendations', { user: 'u1', k: 2 })).body.version, v1, 'the evolved version serves');
     assert.equal((await call('POST', '/v1/evolutions', FAST)).status, 409, 'no new interactions since the cut-off');
 
@@ -230,6 +233,32 @@ describe('evorec serve', () => {
     } finally {
       svc.proc.kill('SIGTERM');
       await svc.exited;
+    }
+  });
+
+  it("serves with the folder's scoring settings: the same scores and ranking as the library's LLMRec.score", async () => {
+    const folder = await tinyLLMRecFolder(dir, 'tiny', { name: 'calibration-none', scoring: { reduction: 'mean', calibration: 'none' } });
+    const service = await createService({ db: join(dir, 'scoring.db'), model: folder, token: TOKEN });
+    try {
+      const call = client(await service.app.listen({ host: '127.0.0.1', port: 0 }));
+      await call('PUT', '/v1/items', { items: ITEMS });
+      await call('POST', '/v1/interactions', { interactions: [2, 7, 11].map((k, j) => ({ id: `s${j}`, user: 'u0', item: `i${k}`, timestamp: 1_700_000_000 + j })) });
+      const candidates = ITEMS.map((it) => it.id).filter((id) => !['i2', 'i7', 'i11'].includes(id));
+      const r = await call('POST', '/v1/recommendations', { user: 'u0', k: candidates.length, candidates });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const { model } = await loadLLMRec(folder, NAMES);
+      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none' });
+      const idx = (id: string) => Number(id.slice(1));
+      const library = model.score([[2, 7, 11]], [candidates.map(idx)])[0];
+      const served = new Map<string, number>(r.body.items.map((x: { id: string; score: number }) => [x.id, x.score]));
+      for (const [j, id] of candidates.entries()) assert.ok(Math.abs(served.get(id)! - library[j]) < 1e-5, `${id}: served ${served.get(id)}, library ${library[j]}`);
+      const order = candidates.map((_, j) => j).sort((a, b) => library[b] - library[a] || a - b).map((j) => candidates[j]);
+      assert.deepEqual(r.body.items.map((x: { id: string }) => x.id), order, "the library's ranking");
+      // The default calibration ranks otherwise: the check above tells the two apart.
+      const prior = model.score([[2, 7, 11]], [candidates.map(idx)], { calibration: 'prior' })[0];
+      assert.ok(candidates.some((id, j) => Math.abs(served.get(id)! - prior[j]) > 1e-3), 'served scores are not the prior-calibrated ones');
+    } finally {
+      await service.close();
     }
   });
 
