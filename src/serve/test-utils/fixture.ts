@@ -43,9 +43,9 @@ export interface ServeProcess {
 }
 
 /** Starts `evorec serve` as a process on an ephemeral loopback port and waits for its address. */
-export async function startServe(args: string[]): Promise<ServeProcess> {
+export async function startServe(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
   const main = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
-  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
