@@ -153,6 +153,7 @@ describe("hf config.json", () => {
       [{ ...QWEN2_05B, attention_bias: false }, /field "attention_bias"/],
       [{ ...QWEN2_05B, torch_dtype: "int8" }, /field "torch_dtype"/],
       [[1, 2], /ck\/config\.json: must be a JSON object/],
+      [{ ...QWEN2_05B, model_type: "root:x:0:0:root:/root:/bin/bash\n".repeat(100) }, /field "model_type": unsupported model type "root:x[^]{0,40}\.\.\. \(3302 characters\) \(supported/],
       // Sizes above the documented limits (DECODER_LIMITS), refused before anything is allocated.
       [{ ...QWEN2_05B, num_hidden_layers: 1_000_000 }, /ck\/config\.json: field "num_hidden_layers": 1000000 is above evorec's limit of 1024/],
       [{ ...QWEN2_05B, vocab_size: 1e9 }, /field "vocab_size": 1000000000 is above evorec's limit of 1048576/],

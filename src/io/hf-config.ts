@@ -10,7 +10,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
-import { parseJsonText } from "./json.js";
+import { parseJsonText, shownValue } from "./json.js";
 
 export type ModelType = "llama" | "qwen2";
 export type TorchDtype = "float32" | "float16" | "bfloat16";
@@ -118,7 +118,7 @@ export function zodToConfigError(file: string, err: z.ZodError, json: unknown, h
   let value: unknown = json;
   for (const k of issue.path) value = value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
   const hint = hints[String(issue.path[0] ?? "")];
-  const msg = value === undefined ? "is required" : `${hint ?? issue.message} (got ${JSON.stringify(value)})`;
+  const msg = value === undefined ? "is required" : `${hint ?? issue.message} (got ${shownValue(value)})`;
   return new ConfigError(file, msg, field);
 }
 
@@ -187,10 +187,10 @@ export function parseHfConfig(json: unknown, file = CONFIG_FILE): DecoderConfig 
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, "must be a JSON object");
   const mt = (json as { model_type?: unknown }).model_type;
   if (mt !== "llama" && mt !== "qwen2") {
-    throw new ConfigError(file, `unsupported model type ${JSON.stringify(mt)} (supported: "llama", "qwen2")`, "model_type");
+    throw new ConfigError(file, `unsupported model type ${shownValue(mt)} (supported: "llama", "qwen2")`, "model_type");
   }
   if ((json as { hidden_act?: unknown }).hidden_act !== undefined && (json as { hidden_act?: unknown }).hidden_act !== "silu") {
-    throw new ConfigError(file, `only "silu" (SwiGLU) is supported, got ${JSON.stringify((json as { hidden_act?: unknown }).hidden_act)}`, "hidden_act");
+    throw new ConfigError(file, `only "silu" (SwiGLU) is supported, got ${shownValue((json as { hidden_act?: unknown }).hidden_act)}`, "hidden_act");
   }
   const r = HfConfigSchema.safeParse(json);
   if (!r.success) throw zodToConfigError(file, r.error, json);
@@ -198,7 +198,7 @@ export function parseHfConfig(json: unknown, file = CONFIG_FILE): DecoderConfig 
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(j)) if (!KNOWN_KEYS.has(k)) extra[k] = v;
   if (j.architectures && j.architectures.length > 0 && !j.architectures.includes(ARCHITECTURES[j.model_type])) {
-    throw new ConfigError(file, `expected ${ARCHITECTURES[j.model_type]} for model_type "${j.model_type}", got ${JSON.stringify(j.architectures)}`, "architectures");
+    throw new ConfigError(file, `expected ${ARCHITECTURES[j.model_type]} for model_type "${j.model_type}", got ${shownValue(j.architectures)}`, "architectures");
   }
   const heads = j.num_attention_heads;
   const headDim = j.head_dim ?? j.hidden_size / heads;

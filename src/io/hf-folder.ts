@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
 import { CONFIG_FILE, ConfigError, type DecoderConfig, zodToConfigError } from "./hf-config.js";
-import { parseJsonText } from "./json.js";
+import { parseJsonText, shownValue } from "./json.js";
 import {
   type F32Tensor,
   readSafetensors,
@@ -347,7 +347,7 @@ export function makeLoraConfig(
 export function parseAdapterConfig(json: unknown, file = ADAPTER_CONFIG_FILE): PeftLoraConfig {
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, "must be a JSON object");
   const pt = (json as { peft_type?: unknown }).peft_type;
-  if (pt !== "LORA") throw new ConfigError(file, `unsupported peft_type ${JSON.stringify(pt)} (only "LORA")`, "peft_type");
+  if (pt !== "LORA") throw new ConfigError(file, `unsupported peft_type ${shownValue(pt)} (only "LORA")`, "peft_type");
   const r = LoraConfigSchema.safeParse(json);
   if (!r.success) {
     throw zodToConfigError(file, r.error, json, {

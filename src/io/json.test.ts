@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { invalidJsonMessage, jsonErrorOffset, parseJsonText } from './json.js';
+import { invalidJsonMessage, jsonErrorOffset, parseJsonText, shownValue } from './json.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n';
 
@@ -44,5 +44,12 @@ describe('JSON errors by position only', () => {
       return true;
     });
     assert.deepEqual(parseJsonText('{"a": [1]}', 'f'), { a: [1] });
+  });
+
+  it('shows a value read from a file cut short', () => {
+    assert.equal(shownValue(1000000), '1000000');
+    assert.equal(shownValue('gpt2'), '"gpt2"');
+    assert.equal(shownValue(undefined), 'undefined');
+    assert.equal(shownValue('x'.repeat(100)), `"${'x'.repeat(39)}... (102 characters)`);
   });
 });

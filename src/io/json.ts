@@ -110,6 +110,15 @@ export function jsonErrorOffset(s: string): number {
   }
 }
 
+/**
+ * A value read from a file, as an error message may show it: JSON, cut to `max` characters (the value
+ * of a field that is wrong helps, a long string of whatever the file holds does not).
+ */
+export function shownValue(v: unknown, max = 40): string {
+  const s = v === undefined ? 'undefined' : JSON.stringify(v);
+  return s.length <= max ? s : `${s.slice(0, max)}... (${s.length} characters)`;
+}
+
 /** "line L, column C" of a character offset (1-based). */
 export function lineColumn(s: string, offset: number): string {
   let line = 1;
