@@ -45,7 +45,8 @@ export function exitWithParent(parentPid: number, intervalMs = 250): Worker {
 export function commandLine(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (/^\d+ \(.*\) Z/s.test(stat)) return null; // a zombie: dead, waiting for its parent to reap it
+    // "pid (comm) state ...": the state follows the last ')' (comm may hold anything).
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return null; // a zombie: dead, not yet reaped
     const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return raw.length ? raw.replace(/\0$/, '').split('\0') : null;
   } catch (e) {
