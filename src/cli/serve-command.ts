@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { MIN_TOKEN_LENGTH, splitTokens, validateTokens, type ScopedToken } from '../serve/auth.js';
-import { parseFloatArg, parseIntArg } from './main.js';
+import { Option, parseFloatArg, parseIntArg } from './main.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -17,8 +17,8 @@ export function registerServeCommand(program: Command): void {
     .option('--versions <dir>', 'folder of evolved versions (default: <db>.versions)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port)', parseIntArg('--port'), 8080)
-    .option('--token <token>', `write token: bearer token of every route, at least ${MIN_TOKEN_LENGTH} characters; repeatable (default: $EVOREC_TOKEN, several separated by commas)`, collect, [])
-    .option('--read-token <token>', 'read token: bearer token of the read routes only; repeatable (default: $EVOREC_READ_TOKEN)', collect, [])
+    .addOption(new Option('--token <token>', `write token: bearer token of every route, at least ${MIN_TOKEN_LENGTH} characters; repeatable`).argParser(collect).default([], '$EVOREC_TOKEN, several separated by commas'))
+    .addOption(new Option('--read-token <token>', 'read token: bearer token of the read routes only; repeatable').argParser(collect).default([], '$EVOREC_READ_TOKEN'))
     .option('--open-reads', 'recommendations, versions, evolutions and metrics without a token')
     .option('--body-limit <bytes>', 'largest request body', parseIntArg('--body-limit'), 1 << 20)
     .option('--max-batch <n>', 'largest batch of interactions or items per request', parseIntArg('--max-batch'), 1000)
