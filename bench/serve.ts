@@ -23,7 +23,7 @@ import { trainTokenizer } from '../src/tokenizer/index.js';
 const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 2);
 const USERS = 500;
-const TOKEN = 'bench';
+const TOKEN = 'bench-token-0123456789';
 
 const dir = mkdtempSync(join(tmpdir(), 'evorec-bench-serve-'));
 const { split } = await loadSplit({ data: 'beauty' });
@@ -34,7 +34,7 @@ decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0 }, { seed: 1, freez
 const modelDir = join(dir, 'llmrec');
 await saveLLMRec(modelDir, new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 })));
 
-const svc = await startServe(['--db', join(dir, 'bench.db'), '--model', modelDir, '--token', TOKEN, '--pool', '20', '--quiet']);
+const svc = await startServe(['--db', join(dir, 'bench.db'), '--model', modelDir, '--models-root', dir, '--token', TOKEN, '--pool', '20', '--quiet']);
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const post = async (path: string, body: unknown, method = 'POST') => {
   const r = await fetch(svc.url + path, { method, headers, body: JSON.stringify(body) });

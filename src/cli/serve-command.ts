@@ -1,20 +1,25 @@
 /** `evorec serve`: the recommendation service (src/serve). */
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
-import { parseFloatArg, parseIntArg } from './main.js';
+import { MIN_TOKEN_LENGTH, splitTokens, validateTokens, type ScopedToken } from '../serve/auth.js';
+import { Option, parseFloatArg, parseIntArg } from './main.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the recommendation service: HTTP API, interaction log, model versions, EvoRec evolution')
     .requiredOption('--db <file>', 'SQLite database (created and migrated when needed)')
-    .option('--model <dir>', 'LLMRec folder registered as the first version when the registry is empty')
+    .option('--model <dir>', 'LLMRec folder registered as the first version when the registry is empty (inside --models-root)')
+    .option('--models-root <dir>', 'model folders are read only from inside this folder, symlinks resolved (--model, POST /v1/versions; relative folders are relative to it)', '.')
     .option('--trained-up-to <seq|latest>', "the --model was trained on the stored log up to this seq ('latest': all of it)", 'latest')
     .option('--versions <dir>', 'folder of evolved versions (default: <db>.versions)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port)', parseIntArg('--port'), 8080)
-    .option('--token <token>', 'bearer token of write routes (default: $EVOREC_TOKEN)')
-    .option('--open-reads', 'recommendations, versions, evolutions and metrics without the token')
+    .addOption(new Option('--token <token>', `write token: bearer token of every route, at least ${MIN_TOKEN_LENGTH} characters; repeatable`).argParser(collect).default([], '$EVOREC_TOKEN, several separated by commas'))
+    .addOption(new Option('--read-token <token>', 'read token: bearer token of the read routes only; repeatable').argParser(collect).default([], '$EVOREC_READ_TOKEN'))
+    .option('--open-reads', 'recommendations, versions, evolutions and metrics without a token')
     .option('--body-limit <bytes>', 'largest request body', parseIntArg('--body-limit'), 1 << 20)
     .option('--max-batch <n>', 'largest batch of interactions or items per request', parseIntArg('--max-batch'), 1000)
     .option('--pool <n>', 'candidate pool (popular unseen items) when a request gives no candidates', parseIntArg('--pool'), 50)
@@ -28,8 +33,11 @@ export function registerServeCommand(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
-      const token: string | undefined = o.token ?? process.env.EVOREC_TOKEN;
-      if (!token) throw new RangeError('serve: give --token or set EVOREC_TOKEN (write routes need a bearer token)');
+      const write: string[] = o.token.length ? o.token : splitTokens(process.env.EVOREC_TOKEN);
+      const read: string[] = o.readToken.length ? o.readToken : splitTokens(process.env.EVOREC_READ_TOKEN);
+      if (!write.length) throw new RangeError('serve: give --token or set EVOREC_TOKEN (write routes need a bearer token)');
+      const tokens: ScopedToken[] = [...write.map((token) => ({ token, scope: 'write' as const })), ...read.map((token) => ({ token, scope: 'read' as const }))];
+      validateTokens(tokens, 'serve');
       if (o.port < 0 || o.port > 65535) throw new RangeError(`--port must be in [0, 65535], got ${o.port}`);
       if (o.trainedUpTo !== 'latest' && !/^\d+$/.test(o.trainedUpTo)) throw new RangeError(`--trained-up-to must be a seq or "latest", got "${o.trainedUpTo}"`);
       const log = (line: string) => {
@@ -42,7 +50,8 @@ export function registerServeCommand(program: Command): void {
         model: o.model,
         modelTrainedUpTo: o.trainedUpTo === 'latest' ? 'latest' : Number(o.trainedUpTo),
         versionsDir: o.versions,
-        token,
+        modelsRoot: o.modelsRoot,
+        tokens,
         openReads: Boolean(o.openReads),
         bodyLimit: o.bodyLimit,
         maxBatch: o.maxBatch,

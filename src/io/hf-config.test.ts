@@ -153,6 +153,15 @@ describe("hf config.json", () => {
       [{ ...QWEN2_05B, attention_bias: false }, /field "attention_bias"/],
       [{ ...QWEN2_05B, torch_dtype: "int8" }, /field "torch_dtype"/],
       [[1, 2], /ck\/config\.json: must be a JSON object/],
+      [{ ...QWEN2_05B, model_type: "root:x:0:0:root:/root:/bin/bash\n".repeat(100) }, /field "model_type": unsupported model type "root:x[^]{0,40}\.\.\. \(3302 characters\) \(supported/],
+      // Sizes above the documented limits (DECODER_LIMITS), refused before anything is allocated.
+      [{ ...QWEN2_05B, num_hidden_layers: 1_000_000 }, /ck\/config\.json: field "num_hidden_layers": 1000000 is above evorec's limit of 1024/],
+      [{ ...QWEN2_05B, vocab_size: 1e9 }, /field "vocab_size": 1000000000 is above evorec's limit of 1048576/],
+      [{ ...QWEN2_05B, hidden_size: 14 * 2 ** 20 }, /field "hidden_size": 14680064 is above evorec's limit of 32768/],
+      [{ ...QWEN2_05B, intermediate_size: 2 ** 30 }, /field "intermediate_size": 1073741824 is above evorec's limit/],
+      [{ ...QWEN2_05B, num_attention_heads: 896 * 4, head_dim: 64, num_key_value_heads: 2 }, /field "num_attention_heads": 3584 is above evorec's limit of 1024/],
+      [{ ...QWEN2_05B, head_dim: 1 << 20 }, /field "head_dim": 1048576 is above evorec's limit of 4096/],
+      [{ ...QWEN2_05B, max_position_embeddings: 2 ** 40 }, /field "max_position_embeddings": 1099511627776 is above evorec's limit of 16777216/],
     ];
     for (const [json, re] of cases) {
       assert.throws(() => parseHfConfig(json, f), (e: Error) => {

@@ -10,6 +10,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
+import { parseJsonText, shownValue } from "./json.js";
 
 export type ModelType = "llama" | "qwen2";
 export type TorchDtype = "float32" | "float16" | "bfloat16";
@@ -117,14 +118,34 @@ export function zodToConfigError(file: string, err: z.ZodError, json: unknown, h
   let value: unknown = json;
   for (const k of issue.path) value = value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
   const hint = hints[String(issue.path[0] ?? "")];
-  const msg = value === undefined ? "is required" : `${hint ?? issue.message} (got ${JSON.stringify(value)})`;
+  const msg = value === undefined ? "is required" : `${hint ?? issue.message} (got ${shownValue(value)})`;
   return new ConfigError(file, msg, field);
 }
 
+/**
+ * The largest sizes a config may give, checked before anything is allocated (a config.json is input: one
+ * with `num_hidden_layers: 1000000` must be refused, not run out of memory). Each is several times the
+ * largest open model of its kind (Llama 3.1 405B: 126 layers, hidden 16,384, FFN 53,248, 128 heads, head
+ * size 128, vocabulary 128,256; Gemma: vocabulary 256,000; Qwen2.5-1M: 1,010,000 positions), far beyond
+ * what this CPU engine runs; the weights are then checked against the safetensors headers before any
+ * tensor is read.
+ */
+export const DECODER_LIMITS = {
+  vocab_size: 1 << 20,
+  hidden_size: 1 << 15,
+  intermediate_size: 1 << 18,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  max_position_embeddings: 1 << 24,
+} as const;
+
 /** Check the invariants the decoder relies on. */
 export function validateDecoderConfig(c: DecoderConfig, file = "<config>"): DecoderConfig {
-  const intField = (v: number, f: string) => {
+  const intField = (v: number, f: keyof typeof DECODER_LIMITS) => {
     if (!Number.isInteger(v) || v <= 0) throw new ConfigError(file, `must be a positive integer, got ${v}`, f);
+    if (v > DECODER_LIMITS[f]) throw new ConfigError(file, `${v} is above evorec's limit of ${DECODER_LIMITS[f]}`, f);
   };
   intField(c.vocabSize, "vocab_size");
   intField(c.hiddenSize, "hidden_size");
@@ -166,10 +187,10 @@ export function parseHfConfig(json: unknown, file = CONFIG_FILE): DecoderConfig 
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, "must be a JSON object");
   const mt = (json as { model_type?: unknown }).model_type;
   if (mt !== "llama" && mt !== "qwen2") {
-    throw new ConfigError(file, `unsupported model type ${JSON.stringify(mt)} (supported: "llama", "qwen2")`, "model_type");
+    throw new ConfigError(file, `unsupported model type ${shownValue(mt)} (supported: "llama", "qwen2")`, "model_type");
   }
   if ((json as { hidden_act?: unknown }).hidden_act !== undefined && (json as { hidden_act?: unknown }).hidden_act !== "silu") {
-    throw new ConfigError(file, `only "silu" (SwiGLU) is supported, got ${JSON.stringify((json as { hidden_act?: unknown }).hidden_act)}`, "hidden_act");
+    throw new ConfigError(file, `only "silu" (SwiGLU) is supported, got ${shownValue((json as { hidden_act?: unknown }).hidden_act)}`, "hidden_act");
   }
   const r = HfConfigSchema.safeParse(json);
   if (!r.success) throw zodToConfigError(file, r.error, json);
@@ -177,7 +198,7 @@ export function parseHfConfig(json: unknown, file = CONFIG_FILE): DecoderConfig 
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(j)) if (!KNOWN_KEYS.has(k)) extra[k] = v;
   if (j.architectures && j.architectures.length > 0 && !j.architectures.includes(ARCHITECTURES[j.model_type])) {
-    throw new ConfigError(file, `expected ${ARCHITECTURES[j.model_type]} for model_type "${j.model_type}", got ${JSON.stringify(j.architectures)}`, "architectures");
+    throw new ConfigError(file, `expected ${ARCHITECTURES[j.model_type]} for model_type "${j.model_type}", got ${shownValue(j.architectures)}`, "architectures");
   }
   const heads = j.num_attention_heads;
   const headDim = j.head_dim ?? j.hidden_size / heads;
@@ -265,13 +286,7 @@ export async function readHfConfig(p: string): Promise<DecoderConfig> {
   } catch (err) {
     throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(file, `invalid JSON (${(err as Error).message})`);
-  }
-  return parseHfConfig(json, file);
+  return parseHfConfig(parseJsonText(text, file, (m) => new ConfigError(file, m)), file);
 }
 
 /** Write `<dir>/config.json` atomically. */

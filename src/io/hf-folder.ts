@@ -13,12 +13,15 @@ import * as path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "./atomic.js";
 import { CONFIG_FILE, ConfigError, type DecoderConfig, zodToConfigError } from "./hf-config.js";
+import { parseJsonText, shownValue } from "./json.js";
 import {
   type F32Tensor,
   readSafetensors,
+  readSafetensorsHeader,
   readSafetensorsIndex,
   SAFETENSORS_INDEX_NAME,
   SAFETENSORS_WEIGHTS_NAME,
+  type SafetensorsEntry,
   SafetensorsError,
   type TensorMap,
   writeSafetensors,
@@ -93,6 +96,23 @@ export async function locateCheckpoint(dir: string): Promise<CheckpointFiles> {
   if (tokc) out.tokenizerConfig = tokc;
   const gen = await opt(GENERATION_CONFIG_JSON);
   if (gen) out.generationConfig = gen;
+  return out;
+}
+
+/**
+ * Name, dtype and shape of every tensor of a checkpoint's weights, from the safetensors headers alone:
+ * nothing of the tensors' data is read, so the weights can be checked against config.json
+ * ({@link checkHfWeights}) before anything the size of the model is allocated.
+ */
+export async function readCheckpointHeaders(files: CheckpointFiles): Promise<Map<string, SafetensorsEntry>> {
+  const out = new Map<string, SafetensorsEntry>();
+  const shards = files.weights.kind === "single" ? [files.weights.file] : files.weights.shards;
+  for (const shard of shards) {
+    for (const e of (await readSafetensorsHeader(shard)).entries) {
+      if (out.has(e.name)) throw new SafetensorsError(shard, "appears in two shards", e.name);
+      out.set(e.name, e);
+    }
+  }
   return out;
 }
 
@@ -201,8 +221,17 @@ export function checkHfWeights(
   c: DecoderConfig,
   tensors: ReadonlyMap<string, { shape: readonly number[] }>,
   file = "<weights>",
-  opts: { allowExtra?: boolean } = {},
+  opts: { allowExtra?: boolean; configFile?: string } = {},
 ): void {
+  // The layer count first, without listing the expected weights (a list as long as the config says).
+  let layers = 0;
+  for (const n of tensors.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(n);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  if (layers < c.numHiddenLayers) {
+    throw new ConfigError(opts.configFile ?? CONFIG_FILE, `${c.numHiddenLayers} layers, but ${file} holds weights of ${layers}`, "num_hidden_layers");
+  }
   const expected = expectedHfWeights(c);
   const names = new Set(expected.map((e) => e.name));
   for (const e of expected) {
@@ -318,7 +347,7 @@ export function makeLoraConfig(
 export function parseAdapterConfig(json: unknown, file = ADAPTER_CONFIG_FILE): PeftLoraConfig {
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, "must be a JSON object");
   const pt = (json as { peft_type?: unknown }).peft_type;
-  if (pt !== "LORA") throw new ConfigError(file, `unsupported peft_type ${JSON.stringify(pt)} (only "LORA")`, "peft_type");
+  if (pt !== "LORA") throw new ConfigError(file, `unsupported peft_type ${shownValue(pt)} (only "LORA")`, "peft_type");
   const r = LoraConfigSchema.safeParse(json);
   if (!r.success) {
     throw zodToConfigError(file, r.error, json, {
@@ -362,13 +391,13 @@ export async function readAdapterConfig(p: string): Promise<PeftLoraConfig> {
     throw new ConfigError(p, `cannot read: ${(err as Error).message}`);
   }
   const file = adapterConfigPath(p, isDir);
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(await fs.readFile(file, "utf8"));
+    text = await fs.readFile(file, "utf8");
   } catch (err) {
-    throw new ConfigError(file, (err as NodeJS.ErrnoException).code ? `cannot read: ${(err as Error).message}` : `invalid JSON (${(err as Error).message})`);
+    throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
   }
-  return parseAdapterConfig(json, file);
+  return parseAdapterConfig(parseJsonText(text, file, (m) => new ConfigError(file, m)), file);
 }
 
 /** Write `<dir>/adapter_config.json` atomically (keys sorted, as PEFT writes them). */

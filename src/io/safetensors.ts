@@ -19,6 +19,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtype.js";
+import { parseJsonText, shownValue } from "./json.js";
 
 /** dtypes of the safetensors format and their sizes in bytes. */
 export const SAFETENSORS_DTYPE_SIZE = {
@@ -108,12 +109,7 @@ export function parseSafetensorsHeader(
   dataLength: number,
   file = "<memory>",
 ): SafetensorsHeader {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (err) {
-    throw new SafetensorsError(file, `header is not valid JSON (${(err as Error).message})`);
-  }
+  const raw = parseJsonText(json, file, (m) => new SafetensorsError(file, m.replace(/^invalid JSON/, "header is not valid JSON")));
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new SafetensorsError(file, "header must be a JSON object");
   }
@@ -135,15 +131,15 @@ export function parseSafetensorsHeader(
     }
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e.dtype !== "string" || !(e.dtype in SAFETENSORS_DTYPE_SIZE)) {
-      throw new SafetensorsError(file, `unknown dtype ${JSON.stringify(e.dtype)}`, name);
+      throw new SafetensorsError(file, `unknown dtype ${shownValue(e.dtype)}`, name);
     }
     const dtype = e.dtype as SafetensorsDtype;
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new SafetensorsError(file, `shape must be an array of non-negative integers, got ${JSON.stringify(e.shape)}`, name);
+      throw new SafetensorsError(file, `shape must be an array of non-negative integers, got ${shownValue(e.shape)}`, name);
     }
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0)) {
-      throw new SafetensorsError(file, `data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(off)}`, name);
+      throw new SafetensorsError(file, `data_offsets must be [begin, end] non-negative integers, got ${shownValue(off)}`, name);
     }
     const [begin, end] = off as [number, number];
     if (begin > end || end > dataLength) {
@@ -501,13 +497,7 @@ export interface SafetensorsIndex {
 
 /** Read and validate a `*.safetensors.index.json`. */
 export async function readSafetensorsIndex(indexFile: string): Promise<SafetensorsIndex> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await fs.readFile(indexFile, "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code) throw err;
-    throw new SafetensorsError(indexFile, `invalid JSON (${(err as Error).message})`);
-  }
+  const raw = parseJsonText(await fs.readFile(indexFile, "utf8"), indexFile, (m) => new SafetensorsError(indexFile, m));
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new SafetensorsError(indexFile, "index must be a JSON object");
   const r = raw as { metadata?: unknown; weight_map?: unknown };
   if (r.weight_map === null || typeof r.weight_map !== "object" || Array.isArray(r.weight_map)) {

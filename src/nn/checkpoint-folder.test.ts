@@ -58,4 +58,28 @@ describe('HF checkpoint folders', () => {
     writeFileSync(cfgFile, JSON.stringify({ ...cfg, hidden_act: 'gelu' }));
     await assert.rejects(loadModelFolder(join(dir, 'bad')), /config\.json: field "hidden_act"/);
   });
+
+  it('config.json sizes are checked against the limits and the safetensors header before anything is allocated', async () => {
+    const m = new Decoder(decoderPreset('tiny', { vocabSize: 200 }), { seed: 24 });
+    await saveModelFolder(join(dir, 'huge'), m);
+    const cfgFile = join(dir, 'huge', 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    const refused = async (patch: Record<string, unknown>, message: RegExp) => {
+      writeFileSync(cfgFile, JSON.stringify({ ...cfg, ...patch }));
+      const heap = process.memoryUsage().heapUsed;
+      const t0 = performance.now();
+      await assert.rejects(loadModelFolder(join(dir, 'huge')), (e: Error) => {
+        assert.match(e.message, message);
+        return true;
+      });
+      assert.ok(performance.now() - t0 < 2000, `refused in ${(performance.now() - t0).toFixed(0)} ms`);
+      assert.ok(process.memoryUsage().heapUsed - heap < 64 * 2 ** 20, 'no allocation the size of the claimed model');
+    };
+    // The review's case: one million layers ran the process out of memory (inspect: 47 s, 4.7 GB).
+    await refused({ num_hidden_layers: 1_000_000 }, new RegExp(`${cfgFile.replace(/[.]/g, '\\.')}: field "num_hidden_layers": 1000000 is above evorec's limit of 1024`));
+    // Within the limits, but not what the weights hold: the header says so before any tensor is read.
+    await refused({ num_hidden_layers: 1000 }, /config\.json: field "num_hidden_layers": 1000 layers, but .*model\.safetensors holds weights of 2/);
+    await refused({ hidden_size: 16384, num_attention_heads: 256, intermediate_size: 53248 }, /model\.safetensors: tensor "model\.embed_tokens\.weight": shape \[200, 64\] does not match config\.json \(expected \[200, 16384\]\)/);
+    await refused({ vocab_size: 1 << 20 }, /model\.safetensors: tensor "model\.embed_tokens\.weight": shape \[200, 64\] does not match config\.json \(expected \[1048576, 64\]\)/);
+  });
 });

@@ -16,6 +16,7 @@ import {
   type F32Tensor,
   HF_KEYS,
   locateCheckpoint,
+  readCheckpointHeaders,
   readHfConfig,
   readSafetensorsCheckpoint,
   type WritableDtype,
@@ -38,6 +39,8 @@ export async function loadModelFolder(dir: string, opts: { tokenizer?: boolean; 
   const files = await locateCheckpoint(dir);
   const config = await readHfConfig(files.config);
   const weightsFile = files.weights.kind === 'single' ? files.weights.file : files.weights.index;
+  // config.json against the safetensors headers before any tensor is read or allocated.
+  checkHfWeights(config, await readCheckpointHeaders(files), weightsFile, { configFile: files.config });
   const { tensors } = await readSafetensorsCheckpoint(files.dir);
   checkHfWeights(config, tensors, weightsFile);
   if (config.tieWordEmbeddings) tensors.delete(HF_KEYS.lmHead);

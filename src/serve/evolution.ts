@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { DEFAULT_EVOLVE, type EvolveOptions, type WorkerJob, type WorkerMessage, type WorkerResult } from './evolve-worker.js';
+import { stopSurvivor, workerArgs } from './lifetime.js';
 import type { ModelHost } from './model-host.js';
 import type { Evolution, ModelVersion, Storage } from './storage.js';
 
@@ -30,6 +31,16 @@ export class HttpError extends Error {
 
 const WORKER = join(import.meta.dirname, `evolve-worker${extname(import.meta.filename)}`);
 
+/** Environment variables the evolution child does not inherit: the service's tokens. */
+export const CHILD_ENV_WITHHELD = ['EVOREC_TOKEN', 'EVOREC_READ_TOKEN'];
+
+/** The service's environment without the tokens. */
+export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of CHILD_ENV_WITHHELD) delete out[k];
+  return out;
+}
+
 export class EvolutionManager {
   private child: ChildProcess | null = null;
   private running: Evolution | null = null;
@@ -48,11 +59,17 @@ export class EvolutionManager {
     return this.running;
   }
 
-  /** Marks jobs cut short by a stop of the service, and removes folders no version refers to. */
+  /**
+   * Marks jobs cut short by a stop of the service (stopping first a job's process if it survived the
+   * service), and removes folders no version refers to.
+   */
   async recover(): Promise<void> {
     for (const e of await this.storage.evolutions()) {
       if (e.status === 'running') {
-        await this.storage.updateEvolution(e.id, { status: 'interrupted', message: 'the service stopped during the evolution; the active model was kept', finishedAt: new Date().toISOString() });
+        const stopped = e.pid !== null && (await stopSurvivor(e.pid, e.id, this.dbFile));
+        if (stopped) this.log(`evolution ${e.id}: its process ${e.pid} outlived the service and was stopped`);
+        const message = `the service stopped during the evolution${stopped ? ` (its process ${e.pid} was still running and has been stopped)` : ''}; the active model was kept`;
+        await this.storage.updateEvolution(e.id, { status: 'interrupted', message, finishedAt: new Date().toISOString() });
       }
     }
     mkdirSync(this.versionsDir, { recursive: true });
@@ -79,7 +96,7 @@ export class EvolutionManager {
     rmSync(out, { recursive: true, force: true });
     const job: WorkerJob = { type: 'job', db: this.dbFile, folder: active.folder, out, fromSeq: e.fromSeq, toSeq: e.toSeq, options: opts };
     const execArgv = WORKER.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    const child = fork(WORKER, ['--evorec-evolve-worker'], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(WORKER, workerArgs(process.pid, e.id, this.dbFile), { execArgv, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {

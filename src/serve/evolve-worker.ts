@@ -13,7 +13,8 @@
  * 5. writes the new LLMRec folder beside the target and renames it into place (the backbone files are
  *    hard-linked from the base version's folder: the backbone is frozen, only the adapter changes).
  *
- * The job exits as soon as its parent goes away (IPC disconnect), so a killed service leaves no orphan.
+ * The job exits as soon as its parent goes away, so a killed service leaves no orphan: on the IPC
+ * disconnect when its event loop is free, and through a watchdog thread (lifetime.ts) while it computes.
  */
 import { copyFileSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ import { SASRec } from '../models/sasrec.js';
 import { trainSASRec } from '../models/sasrec-train.js';
 import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
+import { exitWithParent, parentFromArgs, WORKER_FLAG } from './lifetime.js';
 import { SqliteStorage } from './sqlite-storage.js';
 
 export interface EvolveOptions {
@@ -248,8 +250,9 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   try {
     linkBackbone(job.folder, tmp);
     await saveModelAdapter(join(tmp, 'adapter'), dec, adapterName, { baseModel: '.' });
+    // The parent's prompt and scoring settings: the new version ranks as its parent did.
     const { format, prompt } = manifest;
-    writeFileAtomic(join(tmp, LLMREC_FILE), JSON.stringify({ format, prompt, adapter: 'adapter', evolved_from: job.folder, trained_up_to_seq: job.toSeq, evolution: result }, null, 2) + '\n');
+    writeFileAtomic(join(tmp, LLMREC_FILE), JSON.stringify({ format, prompt, scoring: model.scoring, adapter: 'adapter', evolved_from: job.folder, trained_up_to_seq: job.toSeq, evolution: result }, null, 2) + '\n');
     renameSync(tmp, job.out);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
@@ -259,7 +262,9 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
 }
 
 // Entry point when forked by the service.
-if (process.send && process.argv[2] === '--evorec-evolve-worker') {
+if (process.send && process.argv[2] === WORKER_FLAG) {
+  // The parent went away while the job computes (the event loop is busy and sees no disconnect): a thread kills the process.
+  exitWithParent(parentFromArgs(process.argv) ?? process.ppid);
   let finished = false;
   // The parent went away (killed, or it stopped the job): stop at once.
   process.on('disconnect', () => process.exit(finished ? 0 : 3));

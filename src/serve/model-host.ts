@@ -37,8 +37,9 @@ export class ModelHost {
     if (changed && this.current) this.current = { ...this.current, model: this.rebuild(this.current.model) };
   }
 
+  /** The same model, prompt settings and scoring settings (the folder's), over the catalogue's titles. */
   private rebuild(m: LLMRec): LLMRec {
-    return new LLMRec(m.decoder, new PromptBuilder(m.prompts.tokenizer, this.titles, m.prompts.options));
+    return new LLMRec(m.decoder, new PromptBuilder(m.prompts.tokenizer, this.titles, m.prompts.options), m.scoring);
   }
 
   title(id: string): string {

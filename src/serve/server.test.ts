@@ -4,14 +4,18 @@
  * the middle of an evolution; bad input of every kind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../data/test-utils/tmp.js';
+import { loadLLMRec } from '../models/llmrec-io.js';
+import { commandLine, WORKER_FLAG, workerArgs } from './lifetime.js';
+import { SqliteStorage } from './sqlite-storage.js';
 import { createService, type Service } from './server.js';
-import { ITEMS, interactions, startServe, tinyLLMRecFolder, type ServeProcess } from './test-utils/fixture.js';
+import { ITEMS, NAMES, interactions, startServe, tinyLLMRecFolder, type ServeProcess } from './test-utils/fixture.js';
 
-const TOKEN = 'test-token';
+const TOKEN = 'test-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const FAST = { epochs: 1, lr: 3e-3, sasrecEpochs: 1, batchSize: 8 };
 
@@ -34,8 +38,8 @@ function client(base: string) {
 }
 
 const spawned: ServeProcess[] = [];
-async function serve(args: string[]): Promise<ServeProcess> {
-  const s = await startServe(args);
+async function serve(args: string[], env?: NodeJS.ProcessEnv): Promise<ServeProcess> {
+  const s = await startServe(args, env);
   spawned.push(s);
   return s;
 }
@@ -55,14 +59,8 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 30_0
   }
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+/** Is the process alive (a zombie, dead but not yet reaped by whoever adopted it, is not)? */
+const alive = (pid: number) => commandLine(pid) !== null;
 
 /** Catalogue, a base log of 30 users x 5, and a version registered as trained on it. */
 async function seedBase(call: ReturnType<typeof client>, model: string): Promise<number> {
@@ -87,7 +85,7 @@ describe('evorec serve', () => {
 
   it('ingests, recommends, evolves, activates, rolls back, and keeps everything across a restart', async () => {
     const db = join(dir, 'life.db');
-    let svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--quiet']);
+    let svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--models-root', dir, '--quiet']);
     let call = client(svc.url);
     const v0 = await seedBase(call, model);
 
@@ -134,6 +132,8 @@ describe('evorec serve', () => {
     assert.equal(nv.trainedUpTo, 240);
     assert.equal(nv.metrics.gate.passed, true);
     assert.ok(existsSync(join(nv.folder, 'adapter', 'adapter_model.safetensors')));
+    const manifest = (f: string) => JSON.parse(readFileSync(join(f, 'llmrec.json'), 'utf8'));
+    assert.deepEqual(manifest(nv.folder).scoring, manifest(model).scoring, "the evolved version keeps its parent's scoring settings");
     assert.equal((await call('POST', '/v1/recommendations', { user: 'u1', k: 2 })).body.version, v1, 'the evolved version serves');
     assert.equal((await call('POST', '/v1/evolutions', FAST)).status, 409, 'no new interactions since the cut-off');
 
@@ -155,7 +155,7 @@ describe('evorec serve', () => {
     // Restart (without --model): the log and the registry are intact, the same version serves.
     svc.proc.kill('SIGTERM');
     assert.equal(await svc.exited, 0);
-    svc = await serve(['--db', db, '--token', TOKEN, '--quiet']);
+    svc = await serve(['--db', db, '--token', TOKEN, '--models-root', dir, '--quiet']);
     call = client(svc.url);
     assert.deepEqual((await call('GET', '/v1/versions')).body, versions);
     const m2 = (await call('GET', '/metrics')).body;
@@ -171,7 +171,7 @@ describe('evorec serve', () => {
 
   it('keeps the previous model active when the evolution process is killed', async () => {
     const db = join(dir, 'killchild.db');
-    const svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--quiet']);
+    const svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--models-root', dir, '--quiet']);
     const call = client(svc.url);
     try {
       const v0 = await seedBase(call, model);
@@ -200,26 +200,40 @@ describe('evorec serve', () => {
     }
   });
 
-  it('keeps the previous model active, and every interaction, when the service is killed mid-evolution', async () => {
+  it('keeps the previous model active, and every interaction, when the service is killed mid-evolution; the job dies with it and never sees the tokens', async () => {
     const db = join(dir, 'killsvc.db');
-    let svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--quiet']);
+    // The `small` preset: its job computes for about 15 s after the kill, long enough to tell an orphan from a job that ended.
+    const small = await tinyLLMRecFolder(dir, 'small', { name: 'small' });
+    const READ = 'read-token-0123456789';
+    const env = { ...process.env, EVOREC_TOKEN: TOKEN, EVOREC_READ_TOKEN: READ };
+    let svc = await serve(['--db', db, '--model', small, '--models-root', dir, '--quiet'], env);
     let call = client(svc.url);
-    const v0 = await seedBase(call, model);
+    const v0 = await seedBase(call, small);
     await call('POST', '/v1/interactions', { interactions: interactions('new', 30, 3, 5) });
     const e = (await call('POST', '/v1/evolutions', { ...FAST, epochs: 100, batchSize: 1, sasrecEpochs: 200 })).body;
+    // Killed while it computes (SASRec, then the update: minutes of synchronous work on a real model).
     const pid = await until('the job at work', async () => {
       const x = (await call('GET', `/v1/evolutions/${e.id}`)).body;
-      return x.status === 'running' && x.pid && x.progress.stage !== 'starting' ? (x.pid as number) : undefined;
+      return x.status === 'running' && x.pid && ['train SASRec', 'EvoRec update'].includes(x.progress.stage) ? (x.pid as number) : undefined;
     });
+    if (process.platform === 'linux') {
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      assert.ok(environ.some((kv) => kv.startsWith('PATH=')), 'the rest of the environment is passed');
+      assert.ok(!environ.some((kv) => /^EVOREC_(READ_)?TOKEN=/.test(kv) || kv.includes(TOKEN) || kv.includes(READ)), 'no token in the evolution child');
+    }
+    assert.equal((await call('GET', '/v1/versions', undefined, { authorization: `Bearer ${READ}` })).status, 200, "the service's read token from the environment");
     svc.proc.kill('SIGKILL');
     await svc.exited;
-    await until('the orphaned job to stop', async () => (alive(pid) ? undefined : true), 10_000);
+    const t0 = Date.now();
+    await until('the orphaned job to stop', async () => (alive(pid) ? undefined : true), 3_000);
+    assert.ok(Date.now() - t0 < 3_000);
 
-    svc = await serve(['--db', db, '--model', model, '--token', TOKEN, '--quiet']);
+    svc = await serve(['--db', db, '--models-root', dir, '--quiet'], env);
     call = client(svc.url);
     try {
       const x = (await call('GET', `/v1/evolutions/${e.id}`)).body;
       assert.equal(x.status, 'interrupted');
+      assert.match(x.message, /^the service stopped during the evolution; the active model was kept$/, 'nothing was left to stop');
       assert.equal((await call('GET', '/healthz')).body.activeVersion, v0);
       const m = (await call('GET', '/metrics')).body;
       assert.equal(m.interactions, 240);
@@ -233,11 +247,98 @@ describe('evorec serve', () => {
     }
   });
 
+  it('a restart stops a job process that outlived the service, and never a process that is not the job', async () => {
+    const db = join(dir, 'survivor.db');
+    await (await createService({ db, model, token: TOKEN, modelsRoot: dir })).close();
+    const storage = new SqliteStorage(db);
+    await storage.migrate();
+    const v = (await storage.activeVersion())!;
+    const job = await storage.startEvolution({ baseVersionId: v.id, fromSeq: 0, toSeq: 0, options: {} });
+    const other = await storage.startEvolution({ baseVersionId: v.id, fromSeq: 0, toSeq: 0, options: {} });
+    // A job that outlived its service (as one did before the watchdog), and a process that only looks like one.
+    const idle = (args: string[]) => spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '--', ...args], { stdio: 'ignore' });
+    const survivor = idle(workerArgs(1, job.id, resolve(db)));
+    const bystander = idle([WORKER_FLAG, `--job=${other.id}`, `--db=${join(dir, 'another.db')}`]);
+    const ended = new Promise<string | null>((r) => survivor.on('exit', (_code, signal) => r(signal)));
+    try {
+      await until('the processes to start', async () => ([survivor.pid!, bystander.pid!].every((pid) => commandLine(pid)?.includes(WORKER_FLAG)) ? true : undefined));
+      await storage.updateEvolution(job.id, { pid: survivor.pid! });
+      await storage.updateEvolution(other.id, { pid: bystander.pid! });
+      await storage.close();
+      const svc = await createService({ db, token: TOKEN, modelsRoot: dir });
+      try {
+        assert.equal(await Promise.race([ended, sleep(5000).then(() => 'still running 5 s after the restart')]), 'SIGKILL');
+        const e = (await svc.storage.evolution(job.id))!;
+        assert.equal(e.status, 'interrupted');
+        assert.match(e.message!, new RegExp(`^the service stopped during the evolution \\(its process ${survivor.pid} was still running and has been stopped\\)`));
+        const o = (await svc.storage.evolution(other.id))!;
+        assert.equal(o.status, 'interrupted');
+        assert.match(o.message!, /^the service stopped during the evolution; the active model was kept$/);
+        assert.ok(alive(bystander.pid!), "a process that is not the job's is left alone");
+      } finally {
+        await svc.close();
+      }
+    } finally {
+      survivor.kill('SIGKILL');
+      bystander.kill('SIGKILL');
+    }
+  });
+
+  it('tokens: several, with read and write scopes, at least 16 characters', async () => {
+    const W2 = 'second-write-token-abcdefghij';
+    const R = 'read-only-token-0123456789';
+    const service = await createService({ db: join(dir, 'tokens.db'), model, modelsRoot: dir, tokens: [{ token: TOKEN, scope: 'write' }, { token: W2, scope: 'write' }, { token: R, scope: 'read' }] });
+    try {
+      const call = client(await service.app.listen({ host: '127.0.0.1', port: 0 }));
+      const as = (t: string) => ({ authorization: `Bearer ${t}` });
+      assert.equal((await call('PUT', '/v1/items', { items: ITEMS }, as(W2))).status, 200, 'the second write token writes');
+      assert.equal((await call('POST', '/v1/interactions', { interactions: interactions('t', 2, 3) }, as(TOKEN))).status, 200);
+      assert.equal((await call('GET', '/v1/versions', undefined, as(R))).status, 200, 'the read token reads');
+      assert.equal((await call('POST', '/v1/recommendations', { user: 'u0', k: 2 }, as(R))).status, 200);
+      assert.equal((await call('GET', '/metrics', undefined, as(W2))).status, 200, 'a write token reads too');
+      const denied = await call('PUT', '/v1/items', { items: ITEMS }, as(R));
+      assert.equal(denied.status, 403);
+      assert.match(denied.body.error, /^this token has read scope: this route needs a write token/);
+      assert.equal((await call('POST', '/v1/versions/rollback', undefined, as(R))).status, 403);
+      for (const wrong of ['x', R.slice(0, -1), TOKEN + 'x', 'y'.repeat(500)]) assert.equal((await call('GET', '/v1/versions', undefined, as(wrong))).status, 401, `${wrong.length} characters`);
+    } finally {
+      await service.close();
+    }
+    await assert.rejects(createService({ db: join(dir, 'tokens.db'), token: 'x', modelsRoot: dir }), /the write token 1 has 1 characters; a token needs at least 16/);
+    await assert.rejects(serve(['--db', join(dir, 'tokens.db'), '--token', 'short', '--models-root', dir]), /serve exited with 1: evorec: serve: the write token 1 has 5 characters; a token needs at least 16/);
+  });
+
+  it("serves with the folder's scoring settings: the same scores and ranking as the library's LLMRec.score", async () => {
+    const folder = await tinyLLMRecFolder(dir, 'tiny', { name: 'calibration-none', scoring: { reduction: 'mean', calibration: 'none' } });
+    const service = await createService({ db: join(dir, 'scoring.db'), model: folder, token: TOKEN, modelsRoot: dir });
+    try {
+      const call = client(await service.app.listen({ host: '127.0.0.1', port: 0 }));
+      await call('PUT', '/v1/items', { items: ITEMS });
+      await call('POST', '/v1/interactions', { interactions: [2, 7, 11].map((k, j) => ({ id: `s${j}`, user: 'u0', item: `i${k}`, timestamp: 1_700_000_000 + j })) });
+      const candidates = ITEMS.map((it) => it.id).filter((id) => !['i2', 'i7', 'i11'].includes(id));
+      const r = await call('POST', '/v1/recommendations', { user: 'u0', k: candidates.length, candidates });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const { model } = await loadLLMRec(folder, NAMES);
+      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none' });
+      const idx = (id: string) => Number(id.slice(1));
+      const library = model.score([[2, 7, 11]], [candidates.map(idx)])[0];
+      const served = new Map<string, number>(r.body.items.map((x: { id: string; score: number }) => [x.id, x.score]));
+      for (const [j, id] of candidates.entries()) assert.ok(Math.abs(served.get(id)! - library[j]) < 1e-5, `${id}: served ${served.get(id)}, library ${library[j]}`);
+      const order = candidates.map((_, j) => j).sort((a, b) => library[b] - library[a] || a - b).map((j) => candidates[j]);
+      assert.deepEqual(r.body.items.map((x: { id: string }) => x.id), order, "the library's ranking");
+      // The default calibration ranks otherwise: the check above tells the two apart.
+      const prior = model.score([[2, 7, 11]], [candidates.map(idx)], { calibration: 'prior' })[0];
+      assert.ok(candidates.some((id, j) => Math.abs(served.get(id)! - prior[j]) > 1e-3), 'served scores are not the prior-calibrated ones');
+    } finally {
+      await service.close();
+    }
+  });
+
   describe('bad input', () => {
     let service: Service;
     let call: ReturnType<typeof client>;
     before(async () => {
-      service = await createService({ db: join(dir, 'bad.db'), model, token: TOKEN, bodyLimit: 4096, maxBatch: 50 });
+      service = await createService({ db: join(dir, 'bad.db'), model, token: TOKEN, modelsRoot: dir, bodyLimit: 4096, maxBatch: 50 });
       const url = await service.app.listen({ host: '127.0.0.1', port: 0 });
       call = client(url);
       await call('PUT', '/v1/items', { items: ITEMS });
@@ -282,6 +383,62 @@ describe('evorec serve', () => {
       expect(await call('POST', '/v1/versions', { folder: model, trainedUpTo: 10_000 }), 400, /past the end of the log/);
     });
 
+    it('version folders: inside the models root, symlinks resolved, relative to it', async () => {
+      const outside = tempDir('evorec-outside-');
+      cpSync(model, join(outside, 'llmrec'), { recursive: true });
+      writeFileSync(join(outside, 'secret.txt'), 'root:x:0:0:root:/root:/bin/bash\n');
+      // The review's path, and an absolute one outside the root.
+      expect(await call('POST', '/v1/versions', { folder: '../../../../../tmp/a/../b', trainedUpTo: 'latest' }), 400, /^body\.folder: \/tmp\/b is outside the models root .* \(--models-root; symlinks resolved\)$/);
+      const dotted = `../../../../../../../..${outside}/a/../llmrec`;
+      assert.equal(resolve(dir, dotted), join(outside, 'llmrec'), 'a path out of the root to a model folder');
+      expect(await call('POST', '/v1/versions', { folder: dotted, trainedUpTo: 'latest' }), 400, /^body\.folder: .*llmrec is outside the models root/);
+      expect(await call('POST', '/v1/versions', { folder: join(outside, 'llmrec'), trainedUpTo: 'latest' }), 400, /^body\.folder: .*llmrec is outside the models root .*\(--models-root; symlinks resolved\)/);
+      // A link inside the root to a folder outside.
+      symlinkSync(join(outside, 'llmrec'), join(dir, 'linked-out'));
+      expect(await call('POST', '/v1/versions', { folder: 'linked-out', trainedUpTo: 'latest' }), 400, /^body\.folder: .*linked-out is outside the models root/);
+      // A folder inside whose llmrec.json is a link to a file outside (the review's /etc/passwd).
+      const f = join(dir, 'leaky');
+      cpSync(model, f, { recursive: true });
+      rmSync(join(f, 'llmrec.json'));
+      symlinkSync(join(outside, 'secret.txt'), join(f, 'llmrec.json'));
+      const leak = await call('POST', '/v1/versions', { folder: 'leaky', trainedUpTo: 'latest' });
+      expect(leak, 400, /^body\.folder: .*leaky\/llmrec\.json is a link to a file outside the models root/);
+      assert.doesNotMatch(leak.body.error, /root:x/);
+      // Inside the root but not JSON: the file and the position, not the text.
+      rmSync(join(f, 'llmrec.json'));
+      writeFileSync(join(f, 'llmrec.json'), 'root:x:0:0:root:/root:/bin/bash\n');
+      const bad = await call('POST', '/v1/versions', { folder: 'leaky', trainedUpTo: 'latest' });
+      expect(bad, 400, /^body\.folder: .*leaky\/llmrec\.json: invalid JSON at line 1, column 1$/);
+      assert.doesNotMatch(bad.body.error, /root:x/);
+      // A manifest whose adapter points outside the folder.
+      const m = JSON.parse(readFileSync(join(model, 'llmrec.json'), 'utf8'));
+      writeFileSync(join(f, 'llmrec.json'), JSON.stringify({ ...m, adapter: '../llmrec/adapter' }));
+      expect(await call('POST', '/v1/versions', { folder: 'leaky', trainedUpTo: 'latest' }), 400, /llmrec\.json: field "adapter": must be a folder inside the LLMRec folder/);
+      // A relative folder is relative to the root, and the real path is registered.
+      mkdirSync(join(dir, 'models'), { recursive: true });
+      symlinkSync(model, join(dir, 'models', 'current'));
+      const ok = await call('POST', '/v1/versions', { folder: 'models/current', trainedUpTo: 'latest' });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.folder, realpathSync(model));
+      assert.equal((await call('GET', '/v1/versions')).body.filter((v: { folder: string }) => v.folder !== realpathSync(model)).length, 0, 'only the folder inside the root was registered');
+      // The same for --model at the first start.
+      await assert.rejects(createService({ db: join(dir, 'outside.db'), model: join(outside, 'llmrec'), token: TOKEN, modelsRoot: dir }), /^RangeError: --model: .*llmrec is outside the models root/);
+      await assert.rejects(createService({ db: join(dir, 'outside.db'), model, token: TOKEN, modelsRoot: join(dir, 'nowhere') }), /models root .*nowhere does not exist \(--models-root\)/);
+    });
+
+    it('a config.json above the size limits is refused at once (one million layers ran the service out of memory)', async () => {
+      const f = join(dir, 'million-layers');
+      cpSync(model, f, { recursive: true });
+      const cfg = JSON.parse(readFileSync(join(f, 'config.json'), 'utf8'));
+      writeFileSync(join(f, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1_000_000 }));
+      const t0 = performance.now();
+      expect(await call('POST', '/v1/versions', { folder: f, trainedUpTo: 'latest' }), 400, /^body\.folder: .*million-layers\/config\.json: field "num_hidden_layers": 1000000 is above evorec's limit of 1024/);
+      assert.ok(performance.now() - t0 < 2000);
+      writeFileSync(join(f, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1000 }));
+      expect(await call('POST', '/v1/versions', { folder: f, trainedUpTo: 'latest' }), 400, /config\.json: field "num_hidden_layers": 1000 layers, but .*model\.safetensors holds weights of 2/);
+      assert.equal((await call('GET', '/healthz', undefined, {})).status, 200, 'the service is up');
+    });
+
     it('oversized body and batch', async () => {
       const big = { interactions: Array.from({ length: 200 }, (_, k) => ({ id: `big-${k}`, user: 'u0', item: 'i1' })) };
       expect(await call('POST', '/v1/interactions', big), 413, /body is too large/i);
@@ -295,7 +452,7 @@ describe('evorec serve', () => {
       expect(await call('POST', '/v1/recommendations', { user: 'u0' }, {}), 401, /^missing bearer token/);
       expect(await call('POST', '/v1/versions/rollback', undefined, {}), 401, /^missing bearer token/);
       assert.equal((await call('GET', '/healthz', undefined, {})).status, 200);
-      const open = await createService({ db: join(dir, 'bad.db'), token: TOKEN, openReads: true });
+      const open = await createService({ db: join(dir, 'bad.db'), token: TOKEN, modelsRoot: dir, openReads: true });
       try {
         const c = client(await open.app.listen({ host: '127.0.0.1', port: 0 }));
         assert.equal((await c('POST', '/v1/recommendations', { user: 'u0', k: 2 }, {})).status, 200);

@@ -1,17 +1,20 @@
 /**
  * The recommendation service: a fastify HTTP API over a Storage, the served model (ModelHost) and the
  * evolution jobs. Every route has JSON schemas for its input and output; the OpenAPI document built from
- * them is served at /openapi.json. Write routes need the bearer token; read routes too unless `openReads`.
+ * them is served at /openapi.json. Write routes need a write token; read routes a read or write token
+ * unless `openReads`. Model folders are read only from inside the models root.
  * Input that is wrong answers 4xx with a message naming the field; only a fault of the service is a 500.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { TokenSet, type ScopedToken } from './auth.js';
 import { DEFAULT_EVOLVE, type EvolveOptions } from './evolve-worker.js';
 import { EvolutionManager, HttpError, versionsDirFor, type GateConfig } from './evolution.js';
 import { Metrics } from './metrics.js';
 import { ModelHost } from './model-host.js';
+import { confineFolder, FolderError, modelsRootPath } from './paths.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import { IdConflictError, type Evolution, type ModelVersion, type Storage } from './storage.js';
 
@@ -20,12 +23,20 @@ export interface ServeConfig {
   db: string;
   /** Where evolved versions' folders go (default `<db>.versions`). */
   versionsDir?: string;
-  /** LLMRec folder registered (and activated) when the registry is empty. */
+  /** LLMRec folder registered (and activated) when the registry is empty (inside the models root). */
   model?: string;
+  /**
+   * The only place model folders are read from (default: the current directory): a folder given by
+   * `model` or by POST /v1/versions must lie inside it, and so must everything in it, symlinks resolved.
+   * Relative folders are taken relative to it. Evolved versions go to `versionsDir`, wherever that is.
+   */
+  modelsRoot?: string;
   /** The initial model was trained on the log up to this seq ('latest' = everything stored now). */
   modelTrainedUpTo?: number | 'latest';
-  /** Bearer token of write routes (and of read routes unless openReads). */
-  token: string;
+  /** A write token (bearer token of every route); the same as `tokens: [{token, scope: 'write'}]`. */
+  token?: string;
+  /** Bearer tokens with their scopes: write tokens call every route, read tokens the read routes. */
+  tokens?: ScopedToken[];
   openReads?: boolean;
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number;
@@ -140,6 +151,8 @@ export interface Service {
 
 export async function createService(config: ServeConfig): Promise<Service> {
   const log = config.log ?? (() => {});
+  const tokens = new TokenSet([...(config.token !== undefined ? [{ token: config.token, scope: 'write' as const }] : []), ...(config.tokens ?? [])]);
+  const modelsRoot = modelsRootPath(config.modelsRoot ?? '.');
   const storage = new SqliteStorage(config.db);
   await storage.migrate();
   const host = new ModelHost();
@@ -157,10 +170,17 @@ export async function createService(config: ServeConfig): Promise<Service> {
   if (!active && config.model) {
     const { lastSeq } = await storage.logState();
     const upTo = config.modelTrainedUpTo === undefined || config.modelTrainedUpTo === 'latest' ? lastSeq : config.modelTrainedUpTo;
-    const v = await storage.addVersion({ folder: resolve(config.model), parentId: null, trainedUpTo: upTo, metrics: {}, note: 'registered at start' });
+    let folder: string;
+    try {
+      folder = confineFolder(modelsRoot, resolve(config.model));
+    } catch (e) {
+      if (e instanceof FolderError) throw new RangeError(`--model: ${e.message}`);
+      throw e;
+    }
+    const v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: 'registered at start' });
     active = await storage.activateVersion(v.id, 'registered at start');
     log(`registered ${v.folder} as version ${v.id} (trained up to seq ${upTo})`);
-  } else if (active && config.model && resolve(config.model) !== active.folder) {
+  } else if (active && config.model && realpathOr(resolve(config.model)) !== active.folder) {
     log(`the registry already has an active version (${active.id}); --model ${config.model} is not registered`);
   }
   if (!active) throw new RangeError(`${config.db}: no model version yet; give --model <LLMRec folder> for the first start`);
@@ -182,20 +202,21 @@ export async function createService(config: ServeConfig): Promise<Service> {
     },
   });
 
-  const token = Buffer.from(config.token);
-  const authorised = (req: FastifyRequest) => {
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/i.exec(h);
-    if (!m) return false;
-    const given = Buffer.from(m[1]);
-    return given.length === token.length && timingSafeEqual(given, token);
+  const scopeOf = (req: FastifyRequest) => {
+    const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
+    return m ? tokens.scopeOf(m[1]) : null;
   };
   app.addHook('onRequest', async (req, reply) => {
     const access = req.routeOptions.config?.access ?? 'write';
     if (access === 'open' || (access === 'read' && config.openReads)) return;
-    if (!authorised(req)) {
+    const scope = scopeOf(req);
+    if (!scope) {
       reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, req.headers.authorization ? 'invalid bearer token' : 'missing bearer token (Authorization: Bearer <token>)');
+    }
+    if (access === 'write' && scope !== 'write') {
+      reply.header('www-authenticate', 'Bearer error="insufficient_scope", scope="write"');
+      throw new HttpError(403, 'this token has read scope: this route needs a write token');
     }
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -254,7 +275,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
           required: ['items'],
           properties: { items: { type: 'array', minItems: 1, maxItems: maxBatch, items: { type: 'object', additionalProperties: false, required: ['id', 'title'], properties: { id: ID, title: { type: 'string', minLength: 1, maxLength: 2000 } } } } },
         },
-        response: { 200: { type: 'object', properties: { created: { type: 'integer' }, updated: { type: 'integer' }, items: { type: 'integer' } } }, ...errors(400, 401, 413) },
+        response: { 200: { type: 'object', properties: { created: { type: 'integer' }, updated: { type: 'integer' }, items: { type: 'integer' } } }, ...errors(400, 401, 403, 413) },
       },
     },
     async (req) => {
@@ -317,7 +338,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
               results: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string', enum: ['created', 'duplicate'] }, seq: { type: 'integer' } } } },
             },
           },
-          ...errors(400, 401, 409, 413),
+          ...errors(400, 401, 403, 409, 413),
         },
       },
     },
@@ -409,7 +430,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
         tags: ['evolution'],
         summary: "start an EvoRec evolution of the active version over the interactions since its cut-off (a background child process); the result is activated when it passes the gate",
         body: EVOLVE_OPTIONS,
-        response: { 202: EVOLUTION, ...errors(400, 401, 409) },
+        response: { 202: EVOLUTION, ...errors(400, 401, 403, 409) },
       },
     },
     async (req, reply) => {
@@ -466,14 +487,20 @@ export async function createService(config: ServeConfig): Promise<Service> {
             note: { type: 'string', maxLength: 2000 },
           },
         },
-        response: { 201: VERSION, ...errors(400, 401, 409) },
+        response: { 201: VERSION, ...errors(400, 401, 403, 409) },
       },
     },
     async (req, reply) => {
       const { lastSeq } = await storage.logState();
       const upTo = req.body.trainedUpTo === 'latest' ? lastSeq : req.body.trainedUpTo;
       if (upTo > lastSeq) throw new HttpError(400, `body.trainedUpTo: ${upTo} is past the end of the log (seq ${lastSeq})`);
-      const folder = resolve(req.body.folder);
+      let folder: string;
+      try {
+        folder = confineFolder(modelsRoot, req.body.folder);
+      } catch (e) {
+        if (e instanceof FolderError) throw new HttpError(400, `body.folder: ${e.message}`);
+        throw e;
+      }
       // Load it once before registering: a folder that does not load is refused.
       await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
         throw new HttpError(400, `body.folder: ${err instanceof Error ? err.message : String(err)}`);
@@ -485,12 +512,12 @@ export async function createService(config: ServeConfig): Promise<Service> {
   );
   app.post<{ Params: { id: string } }>(
     '/v1/versions/:id/activate',
-    { ...route('write'), schema: { tags: ['versions'], summary: 'serve this version from now on (any registered version, rejected ones included)', params: versionParam, response: { 200: VERSION, ...errors(400, 401, 404, 409) } } },
+    { ...route('write'), schema: { tags: ['versions'], summary: 'serve this version from now on (any registered version, rejected ones included)', params: versionParam, response: { 200: VERSION, ...errors(400, 401, 403, 404, 409) } } },
     async (req) => activate(await getVersion(req.params.id), 'activated by request'),
   );
   app.post(
     '/v1/versions/rollback',
-    { ...route('write'), schema: { tags: ['versions'], summary: 'serve again the version that was active before the current one', response: { 200: VERSION, ...errors(401, 409) } } },
+    { ...route('write'), schema: { tags: ['versions'], summary: 'serve again the version that was active before the current one', response: { 200: VERSION, ...errors(401, 403, 409) } } },
     async () => {
       // The activation history as a stack: an activation pushes, a rollback pops what it rolled back from.
       const stack: number[] = [];
@@ -517,6 +544,14 @@ export async function createService(config: ServeConfig): Promise<Service> {
       await storage.close();
     },
   };
+}
+
+function realpathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 export type { Evolution };

@@ -8,6 +8,7 @@ import { promises as fs, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { Tokenizer as HfJsTokenizer } from "@huggingface/tokenizers";
 import { writeJsonAtomic } from "../io/atomic.js";
+import { parseJsonText } from "../io/json.js";
 import { BpeEncoder, type BpeTrainOptions, type BpeTrainStats, trainBpe } from "./bpe-trainer.js";
 import { BYTE_LEVEL_ALPHABET } from "./byte-level.js";
 import { GPT2_PATTERN, PRE_SPLIT_PATTERNS, type PreSplitPattern } from "./pretokenize.js";
@@ -216,21 +217,11 @@ function tokenizerPaths(p: string): { jsonPath: string; configPath: string } {
 }
 
 async function readJson(file: string): Promise<unknown> {
-  const text = await fs.readFile(file, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: invalid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(await fs.readFile(file, "utf8"), file);
 }
 
 function readJsonSync(file: string): unknown {
-  const text = readFileSync(file, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: invalid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(readFileSync(file, "utf8"), file);
 }
 
 function validateTokenizerJson(json: TokenizerJson, source: string): void {

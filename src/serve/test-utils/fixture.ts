@@ -14,13 +14,13 @@ export const NAMES = [
 ];
 export const ITEMS = NAMES.map((title, k) => ({ id: `i${k}`, title }));
 
-/** A randomly initialised `tiny` LLMRec with a LoRA adapter, saved as a folder. */
-export async function tinyLLMRecFolder(dir: string, preset: 'tiny' | 'small' = 'tiny'): Promise<string> {
+/** A randomly initialised `tiny` LLMRec with a LoRA adapter, saved as a folder (`<dir>/<name>`). */
+export async function tinyLLMRecFolder(dir: string, preset: 'tiny' | 'small' = 'tiny', opts: { name?: string; scoring?: LLMRec['scoring'] } = {}): Promise<string> {
   const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
   const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
   decoder.addAdapter('default', { r: 4, alpha: 8, dropout: 0 }, { seed: 1, freezeBase: true });
-  const model = new LLMRec(decoder, new PromptBuilder(tokenizer, NAMES, { history: 3 }));
-  const out = join(dir, 'llmrec');
+  const model = new LLMRec(decoder, new PromptBuilder(tokenizer, NAMES, { history: 3 }), opts.scoring);
+  const out = join(dir, opts.name ?? 'llmrec');
   await saveLLMRec(out, model);
   return out;
 }
@@ -43,9 +43,9 @@ export interface ServeProcess {
 }
 
 /** Starts `evorec serve` as a process on an ephemeral loopback port and waits for its address. */
-export async function startServe(args: string[]): Promise<ServeProcess> {
+export async function startServe(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
   const main = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
-  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
