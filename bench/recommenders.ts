@@ -9,7 +9,7 @@
  *   (bench/full-catalogue.ts);
  * - SASRec evaluation throughput on the same users.
  * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
- * BENCH_FULL_USERS, default 2, 0 skips the full-catalogue timing (about 40 s per user);
+ * BENCH_FULL_USERS, default 2, 0 skips the full-catalogue timing (about a minute per user and path);
  * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: read the medians.
  */
 import { CandidateSampler } from '../src/data/candidates.js';
