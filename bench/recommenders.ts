@@ -5,8 +5,11 @@
  *   (randomly initialised: the cost does not depend on the weights), KV-cached shared prompts;
  * - LLMRec training throughput: LmTrainer steps (forward, backward, AdamW) on trainLLMRec's batches of 16
  *   right-padded prompt + answer sequences, LoRA r16 (dropout 0.05) on all seven projections, base frozen;
+ * - LLMRec exact full-catalogue scoring, seconds per user, chunked and through the answers' trie
+ *   (bench/full-catalogue.ts);
  * - SASRec evaluation throughput on the same users.
  * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
+ * BENCH_FULL_USERS, default 2, 0 skips the full-catalogue timing (about a minute per user and path);
  * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: read the medians.
  */
 import { CandidateSampler } from '../src/data/candidates.js';
@@ -19,6 +22,7 @@ import { SASRec } from '../src/models/sasrec.js';
 import { Decoder } from '../src/nn/decoder.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { LmTrainer } from '../src/train/lm-trainer.js';
+import { benchFullCatalogue, formatFullCatalogue } from './full-catalogue.js';
 import { benchPrepare } from './prepare.js';
 
 const users = Number(process.env.BENCH_USERS ?? 200);
@@ -28,6 +32,7 @@ if (!process.env.BENCH_SKIP_PREPARE) {
   console.log(`prepare (Beauty, full data, T=3): best of 2 ${prep.bestSeconds.toFixed(2)} s`);
 }
 const steps = Number(process.env.BENCH_STEPS ?? 12);
+const fullUsers = Number(process.env.BENCH_FULL_USERS ?? 2);
 
 const { split } = await loadSplit({ data: 'beauty' });
 const test = split.periods[0].test.slice(0, users);
@@ -49,6 +54,8 @@ for (const preset of ['small'] as const) {
     `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
       `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s)`,
   );
+
+  if (fullUsers > 0) console.log(formatFullCatalogue(benchFullCatalogue(model, split, test.slice(0, fullUsers)), fullUsers, preset));
 
   const train = split.periods[0].train.slice(0, 16 * steps);
   const batches = llmrecBatches(model, train, (s) => split.history(s, 10), 16);

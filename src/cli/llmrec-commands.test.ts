@@ -34,7 +34,7 @@ describe('evorec train-base and evaluate (LLMRec)', () => {
       assert.ok(existsSync(join(out, f)), f);
     }
     const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).results;
-    const again = await run('node', [...cli, 'evaluate', ...common, '--model', out, '--out', join(dir, 'again.json')]);
+    const again = await run('node', [...cli, 'evaluate', ...common, '--model', out, '--full-users', '3', '--out', join(dir, 'again.json')]);
     assert.match(again.stdout, /\| llmrec \| all \|/);
     const reloaded = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8'));
     for (const sampler of ['matched', 'uniform']) {
@@ -42,6 +42,10 @@ describe('evorec train-base and evaluate (LLMRec)', () => {
       const b = reloaded[sampler].llmrec.groups.all.metrics;
       for (const k of Object.keys(a)) assert.ok(Math.abs(a[k] - b[k]) < 1e-9, `${sampler} ${k}: ${a[k]} vs ${b[k]}`);
     }
+    // --full-users: every title scored exactly (the answers' trie) for a fixed sample of 3 users
+    const exact = reloaded.full['llmrec (3 users)'].groups.all.metrics;
+    for (const k of ['HR@10', 'NDCG@10', 'HR@20', 'NDCG@20']) assert.ok(exact[k] >= 0 && exact[k] <= 1, `${k}: ${exact[k]}`);
+    assert.match(again.stdout, /full catalogue/);
   });
 
   it('tells the user to pretrain when the backbone folder is missing', async () => {

@@ -76,4 +76,35 @@ describe('LLMRec ranking', () => {
     const prior2 = m.scoreReference([], [2]);
     assert.ok(Math.abs(moved[0][0] - (plain2[0][0] - prior2[0])) < 1e-4, 'stale prior scores after a weight change');
   });
+
+  it('scoreAll (the answers\' trie) equals score on every item: shared prefixes, duplicates, a title that is a prefix of another', () => {
+    const shared = ['Rose Water', 'Rose Water Toner', 'Rose Water Toner', 'Soap', 'Rose', 'Rose Water Toner Spray 8 oz', 'Nail Polish', 'Nail'];
+    const tok = trainTokenizer([...shared, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 }).tokenizer;
+    const d = new Decoder(decoderPreset('tiny', { vocabSize: tok.vocabSize }), { seed: 3 });
+    const m = new LLMRec(d, new PromptBuilder(tok, shared));
+    const old = new LLMRec(d, m.prompts); // its own prior cache: the prior scores are compared too
+    const all = shared.map((_, i) => i);
+    const trie = m.answerTrie();
+    assert.ok(trie.size < trie.totalTokens, `${trie.size} nodes for ${trie.totalTokens} tokens`);
+    assert.equal(trie.terminal[1], trie.terminal[2]);
+    const histories = [[0, 3], [6], []];
+    for (const reduction of ['mean', 'sum'] as const) {
+      for (const calibration of ['none', 'prior'] as const) {
+        for (const chunk of [1, 3, 1024]) {
+          const got = m.scoreAll(histories, { reduction, calibration, chunk });
+          const want = old.score(histories, histories.map(() => all), { reduction, calibration });
+          histories.forEach((_, u) => {
+            assert.equal(got[u].length, shared.length);
+            for (let i = 0; i < all.length; i++) {
+              assert.ok(Math.abs(got[u][i] - want[u][i]) < 1e-4 * Math.max(1, Math.abs(want[u][i])), `${reduction}/${calibration}/chunk ${chunk} u${u} item ${i}: ${got[u][i]} vs ${want[u][i]}`);
+            }
+          });
+        }
+      }
+    }
+    // A subset of the catalogue, and a split with more items than titles.
+    assert.equal(m.scoreAll([[1]], { items: 3 })[0].length, 3);
+    const big = { dataset: { numItems: shared.length + 1 } } as unknown as PeriodSplit;
+    assert.throws(() => llmrecFullScorer(m, big), /titles/);
+  });
 });

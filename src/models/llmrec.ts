@@ -13,6 +13,7 @@ import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { BatchScorer } from '../eval/evaluate.js';
 import { MetricAccumulator } from '../eval/metrics.js';
 import type { Decoder } from '../nn/decoder.js';
+import { scoreTrie, TokenTrie } from '../nn/trie.js';
 import type { PromptBuilder } from './prompt.js';
 
 export type ScoreReduction = 'mean' | 'sum';
@@ -75,15 +76,61 @@ export class LLMRec {
     return out;
   }
 
+  private trie: { items: number; trie: TokenTrie } | null = null;
+
+  /** The trie of the answers (title tokens and end-of-sequence) of items 0 .. items - 1, built once. */
+  answerTrie(items = this.prompts.titles.length): TokenTrie {
+    if (!this.trie || this.trie.items !== items) {
+      this.trie = { items, trie: new TokenTrie(Array.from({ length: items }, (_, i) => this.prompts.answer(i))) };
+    }
+    return this.trie.trie;
+  }
+
+  /**
+   * Exact scores of every item 0 .. items - 1 (default: every title) after each history: the numbers
+   * `score` gives for the whole catalogue, computed through the answers' trie (nn/trie.ts): the prompt
+   * runs once into a KV cache, and each distinct answer prefix once, however many titles share it. With
+   * 'prior' calibration the history-free scores come from the same trie, once while the weights are
+   * unchanged. `chunk`: tokens per forward (default 4096).
+   */
+  scoreAll(histories: readonly (readonly number[])[], opts: Omit<ScoreOptions, 'usersPerBatch'> & { items?: number; chunk?: number } = {}): Float32Array[] {
+    const reduction = opts.reduction ?? this.scoring.reduction;
+    const calibration = opts.calibration ?? this.scoring.calibration;
+    const trie = this.answerTrie(opts.items);
+    const one = (prompt: readonly number[]): Float32Array => {
+      const r = scoreTrie(this.decoder, prompt, trie, { chunk: opts.chunk });
+      return Float32Array.from(reduction === 'mean' ? r.mean : r.logProb);
+    };
+    const out = histories.map((h) => one(this.prompts.prompt(h)));
+    if (calibration === 'prior') {
+      const n = trie.terminal.length;
+      let prior = this.cachedPrior(reduction);
+      let missing = false;
+      for (let i = 0; i < n && !missing; i++) if (!prior.has(i)) missing = true;
+      if (missing) {
+        const sc = one(this.prompts.prompt([]));
+        prior = this.cachedPrior(reduction);
+        for (let i = 0; i < n; i++) prior.set(i, sc[i]);
+      }
+      for (const sc of out) for (let i = 0; i < n; i++) sc[i] -= prior.get(i)!;
+    }
+    return out;
+  }
+
   private priorCache: { key: string; reduction: ScoreReduction; scores: Map<number, number> } | null = null;
 
-  /** Scores of items after the history-free prompt, cached while the model's weights are unchanged. */
-  priorScores(items: readonly number[], reduction: ScoreReduction = 'mean'): Map<number, number> {
+  /** The prior-score cache for the current weights and this reduction (emptied when either changed). */
+  private cachedPrior(reduction: ScoreReduction): Map<number, number> {
     const key = this.fingerprint();
     if (!this.priorCache || this.priorCache.key !== key || this.priorCache.reduction !== reduction) {
       this.priorCache = { key, reduction, scores: new Map() };
     }
-    const cache = this.priorCache.scores;
+    return this.priorCache.scores;
+  }
+
+  /** Scores of items after the history-free prompt, cached while the model's weights are unchanged. */
+  priorScores(items: readonly number[], reduction: ScoreReduction = 'mean'): Map<number, number> {
+    const cache = this.cachedPrior(reduction);
     const missing = [...new Set(items)].filter((i) => !cache.has(i));
     const neutral = this.prompts.prompt([]);
     noGrad(() => {
@@ -227,23 +274,17 @@ export function validationNdcg3(model: LLMRec, samples: readonly Sample[], candi
 }
 
 /**
- * The full-catalogue view for LLMRec: every item's title scored after the user's prompt (the prompt's KV
- * cache shared by all titles), in chunks of `chunk` titles. Exact, and costly: every title is a forward
- * of its tokens, so it is used on a fixed user sample; the two-stage form (full-ranking.ts) is the one
- * for all users.
+ * The full-catalogue view for LLMRec: every item's title scored exactly after the user's prompt, the
+ * numbers `model.score` would give for the whole catalogue (`LLMRec.scoreAll`): the prompt runs once per
+ * user into a KV cache, and the answers' trie is scored after it (nn/trie.ts) in forwards of about
+ * `chunk` tokens, so tokens that titles share as a common prefix are computed once. Still costly (every
+ * distinct title prefix is a token of forward and LM head per user), so it is used on a fixed user
+ * sample; the two-stage form (full-ranking.ts) is the one for all users.
  */
-export function llmrecFullScorer(model: LLMRec, split: PeriodSplit, historyOf?: (s: Sample) => number[], chunk = 256): (samples: Sample[]) => Float32Array[] {
+export function llmrecFullScorer(model: LLMRec, split: PeriodSplit, historyOf?: (s: Sample) => number[], chunk = 4096): (samples: Sample[]) => Float32Array[] {
   const H = model.prompts.options.history;
   const hist = historyOf ?? ((s: Sample) => split.history(s, H));
   const n = split.dataset.numItems;
-  return (samples) =>
-    samples.map((s) => {
-      const out = new Float32Array(n);
-      const h = hist(s);
-      for (let start = 0; start < n; start += chunk) {
-        const items = Array.from({ length: Math.min(chunk, n - start) }, (_, j) => start + j);
-        out.set(model.score([h], [items])[0], start);
-      }
-      return out;
-    });
+  if (n > model.prompts.titles.length) throw new RangeError(`llmrecFullScorer: ${n} items but ${model.prompts.titles.length} titles`);
+  return (samples) => samples.map((s) => model.scoreAll([hist(s)], { items: n, chunk })[0]);
 }

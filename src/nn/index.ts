@@ -8,3 +8,4 @@ export * from './lora.js';
 export * from './checkpoint-folder.js';
 export * from './batch.js';
 export * from './score.js';
+export * from './trie.js';
