@@ -47,6 +47,12 @@ const nUsers = Number(process.env.BENCH_TWIN_USERS ?? 64);
 const nSteps = Number(process.env.BENCH_TWIN_STEPS ?? 12);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const threadList = (process.env.BENCH_TWIN_THREADS ?? '1,2').split(',').map(Number);
+// PyTorch configurations: 't' (torch.set_num_threads and OpenBLAS threads t) or 't:b' (OpenBLAS b); the
+// ratio at n threads is taken to the fastest configuration using n cores (max(t, b) = n)
+const torchConfigs = (process.env.BENCH_TWIN_TORCH_THREADS ?? threadList.join(',')).split(',').map((c) => {
+  const [t, b] = c.split(':').map(Number);
+  return { t, b: b ?? t, key: `${t}:${b ?? t}` };
+});
 const WARMUP = 1;
 const PER = 8; // users per scoring forward (LLMRec.score's default)
 const LORA = { r: 16, alpha: 32, dropout: 0.05 };
@@ -144,7 +150,7 @@ function ours(threads: number): Figures {
   return { trainMs: median(times), usersPerS: nUsers / secs, load: l };
 }
 
-interface TwinRun { threads: number; train_ms: number[]; score_padded_s: number; score_packed_s: number }
+interface TwinRun { threads: number; blas_threads: number; train_ms: number[]; score_padded_s: number; score_packed_s: number }
 interface TwinOut {
   blas: { kind: string; openblas: { core: string } | null };
   verify?: Record<string, number>;
@@ -163,12 +169,12 @@ if (py) {
   caveat = torchBlasCaveat(b);
   console.log(`${b?.describe ?? 'PyTorch BLAS: unknown'}; ${b?.gflops_512.toFixed(1) ?? '?'} GFLOP/s on 512^3 at 1 thread`);
   if (forced) console.log(`  (OpenBLAS picked ${b0!.openblas!.core} kernels on this CPU, ${b0!.gflops_512.toFixed(1)} GFLOP/s: PyTorch runs with OPENBLAS_CORETYPE=${forced})`);
-  console.log(`  PyTorch threads: torch.set_num_threads(t) and openblas_set_num_threads(t) for t in ${threadList.join(', ')}`);
+  console.log(`  PyTorch threads: torch.set_num_threads(t), openblas_set_num_threads(b) for t:b in ${torchConfigs.map((c) => c.key).join(', ')}`);
 }
 
 function twin(verify: boolean): TwinOut | null {
-  const r = spawnSync(py!, [join(here, 'torch_llmrec.py'), dir, threadList.join(','), verify ? '1' : '0'], {
-    env: { ...process.env, ...torchEnv, OMP_NUM_THREADS: String(Math.max(...threadList)) }, encoding: 'utf8', maxBuffer: 1 << 26,
+  const r = spawnSync(py!, [join(here, 'torch_llmrec.py'), dir, torchConfigs.map((c) => c.key).join(','), verify ? '1' : '0'], {
+    env: { ...process.env, ...torchEnv, OMP_NUM_THREADS: String(Math.max(...torchConfigs.map((c) => c.t))) }, encoding: 'utf8', maxBuffer: 1 << 26,
   });
   if (r.status !== 0) {
     console.error('PyTorch twin failed:', r.stderr.slice(-3000));
@@ -178,7 +184,7 @@ function twin(verify: boolean): TwinOut | null {
 }
 
 const oursRuns = new Map<number, Figures[]>();
-const torchRuns = new Map<number, { trainMs: number; paddedUps: number; packedUps: number; load: string }[]>();
+const torchRuns = new Map<string, { trainMs: number; paddedUps: number; packedUps: number; load: string }[]>();
 let verified: Record<string, number> | undefined;
 for (let round = 0; round < rounds; round++) {
   for (const t of threadList) {
@@ -191,7 +197,8 @@ for (let round = 0; round < rounds; round++) {
   if (!out) continue;
   if (out.verify) verified = out.verify;
   for (const r of out.runs) {
-    torchRuns.set(r.threads, [...(torchRuns.get(r.threads) ?? []), { trainMs: median(r.train_ms), paddedUps: nUsers / r.score_padded_s, packedUps: nUsers / r.score_packed_s, load: l }]);
+    const key = `${r.threads}:${r.blas_threads}`;
+    torchRuns.set(key, [...(torchRuns.get(key) ?? []), { trainMs: median(r.train_ms), paddedUps: nUsers / r.score_padded_s, packedUps: nUsers / r.score_packed_s, load: l }]);
   }
 }
 setThreads(Math.max(...threadList));
@@ -216,25 +223,29 @@ if (verified) {
 }
 const f1 = (x: number): string => x.toFixed(1);
 const ratio = (x: number): string => (caveat ? '-' : x.toFixed(2));
-console.log(`\n${'threads'.padEnd(8)}${'measure'.padEnd(40)}${'ours'.padStart(10)}${'PyTorch'.padStart(10)}   ours/PyTorch (time)   load (ours; PyTorch)`);
-for (const t of threadList) {
-  const o = oursRuns.get(t) ?? [];
-  const p = torchRuns.get(t) ?? [];
+const loadsOf = (xs: { load: string }[]): string => xs.map((x) => x.load.split(' ')[0]).join('/') || '-';
+console.log(`\n${'threads'.padEnd(8)}${'measure'.padEnd(30)}${'ours'.padStart(8)}${'PyTorch'.padStart(9)}  ${'ours/PyTorch (time)'.padStart(19)}  ${'PyTorch t:b'.padEnd(12)}1-min load (ours; PyTorch)`);
+for (const n of threadList) {
+  const o = oursRuns.get(n) ?? [];
   const oTrain = median(o.map((x) => x.trainMs));
   const oUps = median(o.map((x) => x.usersPerS));
-  const loads = `${o.map((x) => x.load.split(' ')[0]).join('/')}; ${p.map((x) => x.load.split(' ')[0]).join('/') || '-'}`;
-  const row = (what: string, a: string, b: string, r: string, l = ''): void => console.log(`${String(t).padEnd(8)}${what.padEnd(40)}${a.padStart(10)}${b.padStart(10)}   ${r.padStart(20)}   ${l}`);
-  if (!p.length) {
-    row('training ms/step (median)', f1(oTrain), '-', '-', loads);
-    row('scoring users/s', f1(oUps), '-', '-');
-    continue;
-  }
-  const pTrain = median(p.map((x) => x.trainMs));
-  const pPad = median(p.map((x) => x.paddedUps));
-  const pPack = median(p.map((x) => x.packedUps));
-  row('training ms/step (median)', f1(oTrain), f1(pTrain), ratio(oTrain / pTrain), loads);
-  row('scoring users/s, PyTorch padded batches', f1(oUps), f1(pPad), ratio(pPad / oUps));
-  row('scoring users/s, PyTorch packed (as ours)', f1(oUps), f1(pPack), ratio(pPack / oUps));
+  const cfgs = torchConfigs.filter((c) => Math.max(c.t, c.b) === n && torchRuns.has(c.key)).map((c) => {
+    const p = torchRuns.get(c.key)!;
+    return { key: c.key, p, train: median(p.map((x) => x.trainMs)), pad: median(p.map((x) => x.paddedUps)), pack: median(p.map((x) => x.packedUps)) };
+  });
+  const row = (what: string, a: number, b: number | null, r: number | null, cfg: string, l: string): void =>
+    console.log(`${String(n).padEnd(8)}${what.padEnd(30)}${f1(a).padStart(8)}${(b === null ? '-' : f1(b)).padStart(9)}  ${(r === null ? '-' : ratio(r)).padStart(19)}  ${cfg.padEnd(12)}${l}`);
+  const bestBy = (f: (c: (typeof cfgs)[number]) => number, low: boolean) => cfgs.slice().sort((x, y) => (low ? f(x) - f(y) : f(y) - f(x)))[0];
+  const tr = bestBy((c) => c.train, true), pd = bestBy((c) => c.pad, false), pk = bestBy((c) => c.pack, false);
+  row('training ms/step (median)', oTrain, tr?.train ?? null, tr ? oTrain / tr.train : null, tr?.key ?? '-', `${loadsOf(o)}; ${tr ? loadsOf(tr.p) : '-'}`);
+  row('scoring users/s, padded twin', oUps, pd?.pad ?? null, pd ? pd.pad / oUps : null, pd?.key ?? '-', '');
+  row('scoring users/s, packed twin', oUps, pk?.pack ?? null, pk ? pk.pack / oUps : null, pk?.key ?? '-', '');
+}
+if (torchConfigs.length > threadList.length) {
+  console.log('every PyTorch configuration (t:b = torch threads : OpenBLAS threads): ' + torchConfigs.filter((c) => torchRuns.has(c.key)).map((c) => {
+    const p = torchRuns.get(c.key)!;
+    return `${c.key} ${f1(median(p.map((x) => x.trainMs)))} ms/step, ${f1(median(p.map((x) => x.paddedUps)))} / ${f1(median(p.map((x) => x.packedUps)))} users/s`;
+  }).join('; '));
 }
 if (caveat) console.log(`no ratio: ${caveat}`);
 console.log(`(medians of ${rounds} rounds; training: median of ${batches.length} steps per round after ${WARMUP} warm-up step; scoring: ${nUsers} users per round after an ${PER}-user warm-up)`);

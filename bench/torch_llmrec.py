@@ -16,7 +16,7 @@ on all seven projections, y = W x + b + (alpha / r) B A dropout(x), base frozen.
     PyTorch model does); 'packed' skips padded positions in the per-token work, as ours does
     (only attention sees the padded layout).
 
-Usage: python3 bench/torch_llmrec.py <dir written by llmrec-twin.ts> <threads, comma-separated> <verify 0|1>
+Usage: python3 bench/torch_llmrec.py <dir written by llmrec-twin.ts> <threads: t or t:b (torch t, OpenBLAS b), comma-separated> <verify 0|1>
 Prints one JSON line. Python is only for benches: no test depends on it.
 """
 import json
@@ -248,7 +248,8 @@ def score_all(model, sc, pack, n_users=None):
 
 def main():
     d = sys.argv[1]
-    threads = [int(t) for t in sys.argv[2].split(',')]
+    # 't' (torch and OpenBLAS threads t) or 't:b' (torch threads t, OpenBLAS threads b)
+    threads = [tuple(int(x) for x in (c.split(':') * 2)[:2]) for c in sys.argv[2].split(',')]
     verify = sys.argv[3] == '1'
     data = json.load(open(os.path.join(d, 'data.json')))
     W = read_safetensors(os.path.join(d, 'weights.safetensors'))
@@ -288,9 +289,9 @@ def main():
 
     res['runs'] = []
     warm = data['warmup']
-    for t in threads:
+    for t, bt in threads:
         torch.set_num_threads(t)
-        set_blas_threads(t)
+        set_blas_threads(bt)
         model = Twin(cfg, lora, W)
         opt = make_opt(model, topt)
         for i in range(warm):
@@ -301,7 +302,7 @@ def main():
             train_step(model, opt, b, topt['clipNorm'])
             times.append((time.perf_counter() - t0) * 1000)
         model = Twin(cfg, lora, W)
-        run = dict(threads=t, train_ms=times)
+        run = dict(threads=t, blas_threads=bt, train_ms=times)
         for mode in ('padded', 'packed'):
             score_all(model, sc, pack=mode == 'packed', n_users=sc['usersPerBatch'])  # warm-up
             t0 = time.perf_counter()
