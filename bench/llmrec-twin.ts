@@ -23,7 +23,8 @@
  * runs with OPENBLAS_CORETYPE forced (as bench/run.ts does for our OpenBLAS), and says so.
  *
  * Env: BENCH_TWIN_USERS (default 64), BENCH_TWIN_STEPS (batches, default 12), BENCH_ROUNDS,
- * BENCH_TWIN_THREADS (default 1,2), PYTHON, BENCH_OPENBLAS_CORETYPE ('none': PyTorch's own pick).
+ * BENCH_TWIN_THREADS (default 1,2), BENCH_TWIN_TORCH_THREADS (PyTorch's t:b = torch threads : OpenBLAS
+ * threads, default 1:1, 2:2, 1:2), PYTHON, BENCH_OPENBLAS_CORETYPE ('none': PyTorch's own pick).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,7 +50,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const threadList = (process.env.BENCH_TWIN_THREADS ?? '1,2').split(',').map(Number);
 // PyTorch configurations: 't' (torch.set_num_threads and OpenBLAS threads t) or 't:b' (OpenBLAS b); the
 // ratio at n threads is taken to the fastest configuration using n cores (max(t, b) = n)
-const torchConfigs = (process.env.BENCH_TWIN_TORCH_THREADS ?? threadList.join(',')).split(',').map((c) => {
+// (default: each n of BENCH_TWIN_THREADS, and 1:2 beside 2, as torch's two OpenMP threads lose most on a busy machine)
+const torchConfigs = (process.env.BENCH_TWIN_TORCH_THREADS ?? [...threadList.map(String), ...(threadList.includes(2) ? ['1:2'] : [])].join(',')).split(',').map((c) => {
   const [t, b] = c.split(':').map(Number);
   return { t, b: b ?? t, key: `${t}:${b ?? t}` };
 });
