@@ -15,13 +15,13 @@
  * but the portable loop, comma-separated EVOREC_GEMM values).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { getKernels, kernelInfo, setKernels, tsKernels, loadNativeKernels, type Kernels } from '../src/core/index.js';
 import { BENCH } from './config.js';
 import { SHAPES, type GemmResult } from './gemm.js';
+import { findPython, forcedCoretype, torchBlas, torchBlasCaveat } from './torch-env.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -53,17 +53,9 @@ function runOurs(mode: 'full' | 'lora', env: Record<string, string>, n = steps, 
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as StepResult;
 }
 
-function findPython(): string | null {
-  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
-    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
 function runTorch(py: string, mode: 'full' | 'lora', threads: number): StepResult | null {
   const r = spawnSync(py, [join(here, 'torch_step.py'), JSON.stringify(BENCH), mode, String(steps), '3', String(threads)], {
-    cwd: root, env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads) }, encoding: 'utf8',
+    cwd: root, env: { ...process.env, ...torchEnv, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads) }, encoding: 'utf8',
   });
   if (r.status !== 0) {
     console.error(`torch ${mode} failed:`, r.stderr.slice(-2000));
@@ -77,20 +69,6 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)];
 };
 const f1 = (x: number): string => x.toFixed(1);
-
-/** OPENBLAS_CORETYPE to time besides OpenBLAS's own choice, or null when its choice fits the CPU. */
-function forcedCoretype(detected: string): string | null {
-  const env = process.env.BENCH_OPENBLAS_CORETYPE;
-  if (env) return env === 'none' ? null : env;
-  let flags = '';
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
-  } catch { /* not Linux */ }
-  const avx512 = ['SkylakeX', 'Cooperlake', 'SapphireRapids'];
-  if (/\bavx512f\b/.test(flags)) return avx512.includes(detected) ? null : 'SkylakeX';
-  if (/\bavx2\b/.test(flags)) return ['Haswell', 'Zen', ...avx512].includes(detected) ? null : 'Haswell';
-  return null;
-}
 
 function gemmChild(gemms: string[], env: Record<string, string>): GemmResult[] {
   const arg = JSON.stringify({ gemms, threads: [1, 2], budgetMs: Number(process.env.BENCH_GEMM_MS ?? 150) });
@@ -157,6 +135,17 @@ void getKernels;
 
 const py = findPython();
 if (!py) console.log('PyTorch: not importable ($PYTHON or /usr/bin/python3): no ratio');
+// which BLAS PyTorch runs on: no ratio against the reference BLAS; OpenBLAS's core forced as for ours
+let torchEnv: Record<string, string> = {};
+let torchCaveat: string | null = null;
+if (py) {
+  const tb0 = torchBlas(py);
+  const forced = tb0?.openblas ? forcedCoretype(tb0.openblas.core) : null;
+  if (forced) torchEnv = { OPENBLAS_CORETYPE: forced };
+  const tb = forced ? torchBlas(py, torchEnv) : tb0;
+  torchCaveat = torchBlasCaveat(tb);
+  console.log(`${tb?.describe ?? 'PyTorch BLAS: unknown'}${forced ? ` (OpenBLAS picked ${tb0!.openblas!.core} kernels on this CPU: PyTorch runs with OPENBLAS_CORETYPE=${forced})` : ''}`);
+}
 
 type Key = string;
 const results = new Map<Key, StepResult[]>();
@@ -204,7 +193,8 @@ for (const [k, rs] of results) {
 for (const mode of ['full', 'lora'] as const) {
   const ours = [...summary].filter(([k]) => k.startsWith(`ours ${mode} native`)).sort((a, b) => a[1] - b[1])[0];
   const torch = [...summary].filter(([k]) => k.startsWith(`torch ${mode}`)).sort((a, b) => a[1] - b[1])[0];
-  if (ours && torch) {
+  if (ours && torch && torchCaveat) console.log(`ratio ours/PyTorch (${mode}): not printed: ${torchCaveat}`);
+  else if (ours && torch) {
     console.log(`ratio ours/PyTorch (${mode}): ${(ours[1] / torch[1]).toFixed(2)}  [best ours: ${ours[0]} ${f1(ours[1])} ms; best PyTorch: ${torch[0]} ${f1(torch[1])} ms]`);
   }
   const ph = results.get(ours?.[0] ?? '')?.[0]?.phases_ms;
