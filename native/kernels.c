@@ -495,3 +495,79 @@ void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64
   }
   st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
 }
+
+/* ---- Fused LM head + log-softmax at target tokens (scoring): out[r] = log softmax(x_r W^T + b)[t_r],
+ * without a rows x V logits array. Rows go in blocks of LP_RB, the vocabulary in tiles of LP_VT: a
+ * tile of logits (LP_RB x LP_VT floats, 384 KiB) is computed by the GEMM into a per-thread buffer that
+ * stays in L2, folded into a running max and sum of exponentials per row (rescaled when the max
+ * grows), and the target's logit is picked up in its tile. Threads claim row blocks. */
+#include <stdlib.h>
+#define LP_RB 192
+#define LP_VT 512
+typedef struct {
+  const float* x;
+  const float* W;
+  const float* bias;
+  const int32_t* t;
+  float* out;
+  int64_t rows;
+  int V, D, ignore;
+  int64_t blocks, next;
+  int oom;
+} LpCtx;
+
+static void lp_range(void* p, int64_t b_unused, int64_t e_unused, int part) {
+  (void)b_unused, (void)e_unused, (void)part;
+  LpCtx* c = (LpCtx*)p;
+  float* tile = NULL;
+  if (posix_memalign((void**)&tile, 64, sizeof(float) * LP_RB * LP_VT) != 0) {
+    c->oom = 1;
+    return;
+  }
+  float mx[LP_RB], sm[LP_RB], tg[LP_RB];
+  for (;;) {
+    int64_t b = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+    if (b >= c->blocks) break;
+    int64_t r0 = b * LP_RB;
+    int n = c->rows - r0 < LP_RB ? (int)(c->rows - r0) : LP_RB;
+    for (int i = 0; i < n; i++) mx[i] = -INFINITY, sm[i] = 0.0f, tg[i] = 0.0f;
+    for (int v0 = 0; v0 < c->V; v0 += LP_VT) {
+      int nv = c->V - v0 < LP_VT ? c->V - v0 : LP_VT;
+      float beta = 0.0f;
+      if (c->bias) {
+        for (int i = 0; i < n; i++) memcpy(tile + (int64_t)i * nv, c->bias + v0, sizeof(float) * nv);
+        beta = 1.0f;
+      }
+      ev_gemm(0, 1, n, nv, c->D, 1.0f, c->x + r0 * c->D, c->D, c->W + (int64_t)v0 * c->D, c->D, beta, tile, nv);
+      for (int i = 0; i < n; i++) {
+        const float* row = tile + (int64_t)i * nv;
+        float m = row[0];
+        for (int j = 1; j < nv; j++) m = row[j] > m ? row[j] : m;
+        if (m > mx[i]) {
+          sm[i] = sm[i] == 0.0f ? 0.0f : sm[i] * ev_expf(mx[i] - m);
+          mx[i] = m;
+        }
+        sm[i] += exp_sum(row, nv, mx[i]);
+        int t = c->t[r0 + i];
+        if (t >= v0 && t < v0 + nv) tg[i] = row[t - v0];
+      }
+    }
+    for (int i = 0; i < n; i++) c->out[r0 + i] = c->t[r0 + i] == c->ignore ? 0.0f : tg[i] - (mx[i] + logf(sm[i]));
+  }
+  free(tile);
+}
+
+/* 0 on success, -1 when a target is out of range (out untouched), -2 without memory */
+int ev_linear_log_probs(const float* x, const float* W, const float* bias, const int32_t* t, float* out, int64_t rows,
+                        int V, int D, int ignore) {
+  for (int64_t r = 0; r < rows; r++)
+    if (t[r] != ignore && (t[r] < 0 || t[r] >= V)) return -1;
+  if (rows <= 0) return 0;
+  LpCtx c = {x, W, bias, t, out, rows, V, D, ignore, (rows + LP_RB - 1) / LP_RB, 0, 0};
+  int parts = ev_get_threads();
+  if (parts > c.blocks) parts = (int)c.blocks;
+  if ((int64_t)rows * V * D < (1 << 22)) parts = 1;
+  if (parts > 1) ev_parallel_parts(parts, parts, lp_range, &c);
+  else lp_range(&c, 0, 1, 0);
+  return c.oom ? -2 : 0;
+}
