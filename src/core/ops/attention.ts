@@ -98,7 +98,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     return q.ndim === 3 ? res : reshape(res, q.shape);
   }
   const P = floats(B * Hq * T * S);
-  const out = floats(q.size);
+  const out = floats(q.size, false); // every row written (zeros where no key is visible)
   getKernels().attentionForward(q.data, k.data, v.data, out, P, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask);
   const Wo = Hq * Dh;
   if (queryMask) for (let r = 0; r < B * T; r++) if (!queryMask[r]) out.fill(0, r * Wo, (r + 1) * Wo);

@@ -36,7 +36,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batch = Math.max(nA, nB);
   const sA = aBatch.length === 0 ? 0 : M * K, sB = bBatch.length === 0 ? 0 : K * N, sC = M * N;
   const lda = aC, ldb = bC;
-  const out = floats(batch * M * N);
+  const out = floats(batch * M * N, false);
   const k = getKernels();
   // Fold the batch into M when b is shared and a is not transposed: one large product.
   const fold = sB === 0 && !tA && batch > 1;
@@ -72,7 +72,7 @@ export function linear(x: Tensor, W: Tensor, bias?: Tensor | null): Tensor {
   if (x.dim(-1) !== I) throw new Error(`linear: input [${x.shape}] does not match weight [${W.shape}]`);
   if (bias && bias.size !== O) throw new Error('linear: bias size must equal out features');
   const rows = x.size / I;
-  const out = floats(rows * O);
+  const out = floats(rows * O, false);
   let beta = 0;
   if (bias) {
     for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
@@ -123,7 +123,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   const s = opts.scale;
   const rows = x.size / I;
   const k = getKernels();
-  const out = floats(rows * O);
+  const out = floats(rows * O, false);
   let beta = 0;
   if (bias) {
     for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
@@ -143,10 +143,10 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     if (!needsGrad(...inputs)) return res;
     return record(res, 'loraLinear', inputs, (g) => {
       const k2 = getKernels();
-      const gu = floats(rows * R); // s * g B
+      const gu = floats(rows * R, false); // s * g B
       k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
       if (B.requiresGrad) {
-        const u = floats(rows * R); // x A^T
+        const u = floats(rows * R, false); // x A^T
         k2.gemm(false, true, rows, R, I, 1, x.data, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
         k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
       }
@@ -165,8 +165,8 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   let mask: Float32Array | null = null;
   {
     if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
-    mask = floats(x.size);
-    xa = floats(x.size);
+    mask = floats(x.size, false);
+    xa = floats(x.size, false);
     const keep = 1 / (1 - p);
     const rng = opts.rng;
     if (rng instanceof Rng) {
@@ -179,7 +179,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
       for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
     }
   }
-  const u = floats(rows * R);
+  const u = floats(rows * R, false);
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
   k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
   const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
@@ -187,7 +187,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   return record(res, 'loraLinear', inputs, (g) => {
     const k2 = getKernels();
     // gu = s * g B  [rows, R]
-    const gu = floats(rows * R);
+    const gu = floats(rows * R, false);
     k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
     if (B.requiresGrad) k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
     if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);

@@ -30,8 +30,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const dim = x.dim(-1);
   if (weight.size !== dim) throw new Error('rmsNorm: weight size must equal the last dim');
   const rows = x.size / dim;
-  const out = floats(x.size);
-  const rstd = floats(rows);
+  const out = floats(x.size, false);
+  const rstd = floats(rows, false);
   getKernels().rmsNorm(x.data, weight.data, out, rstd, rows, dim, eps);
   return record(new Tensor(out, x.shape), 'rmsNorm', [x, weight], (g) => {
     const k = getKernels();
@@ -122,7 +122,7 @@ export function rope(x: Tensor, opts: RopeOptions): Tensor {
     if (pos[i] > maxP) maxP = pos[i];
   }
   const tab = ropeTable(base, headDim, maxP + 1);
-  const out = floats(x.size);
+  const out = floats(x.size, false);
   const p = pos;
   getKernels().rope(x.data, out, tab.cos, tab.sin, p, B * T, heads, headDim, 1);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
@@ -155,7 +155,7 @@ export function logSoftmax(x: Tensor): Tensor {
 /** SwiGLU gate: silu(gate) * up, fused (Llama MLP: down(swiglu(gate(x), up(x)))). */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size) throw new Error('swiglu: gate and up must have the same shape');
-  const out = floats(gate.size);
+  const out = floats(gate.size, false);
   getKernels().swiglu(gate.data, up.data, out, gate.size);
   return record(new Tensor(out, gate.shape), 'swiglu', [gate, up], (g) => {
     const gg = gate.requiresGrad ? gradBuffer(gate) : null;
