@@ -71,6 +71,17 @@ export function floats(n: number, zero = true): Float32Array {
     freeBytes -= ab.byteLength;
   }
   const reused = ab !== null;
+  if (!ab && lo > 0) {
+    // a miss with smaller buffers free: they are likely this role's from a smaller step; drop the
+    // largest of them, so that growing steps (batches sorted by length) do not pile up memory
+    const c = caps[lo - 1];
+    const list = free.get(c)!;
+    freeBytes -= list.pop()!.byteLength;
+    if (list.length === 0) {
+      free.delete(c);
+      caps.splice(lo - 1, 1);
+    }
+  }
   if (!ab) {
     ab = new ArrayBuffer(cls * 4);
     freshBytes += cls * 4;

@@ -74,10 +74,13 @@ function binary(kind: Bin, a: Tensor, b: Tensor): Tensor {
   const ma = broadcastMap(shape, a.shape);
   const mb = broadcastMap(shape, b.shape);
   const A = a.data, Bd = b.data;
-  const out = floats(n);
+  const out = floats(n, false); // every element written below
   if (ma === null && mb === null) {
-    if (kind === 'add') for (let i = 0; i < n; i++) out[i] = A[i] + Bd[i];
-    else if (kind === 'sub') for (let i = 0; i < n; i++) out[i] = A[i] - Bd[i];
+    if (kind === 'add') {
+      // a copy and a native axpy (1 * b + a rounds exactly as a + b): the residual adds of a decoder
+      out.set(A);
+      getKernels().axpy(n, 1, Bd, out);
+    } else if (kind === 'sub') for (let i = 0; i < n; i++) out[i] = A[i] - Bd[i];
     else if (kind === 'mul') for (let i = 0; i < n; i++) out[i] = A[i] * Bd[i];
     else for (let i = 0; i < n; i++) out[i] = A[i] / Bd[i];
   } else {
