@@ -136,28 +136,37 @@ void ev_attention_backward(const float* q, const float* k, const float* v, const
  * of the output is one large sgemm per kv head instead of B*Hq small ones; the own part is one product
  * per row. Leading keys that are masked for every row of a run (left padding) are not computed.
  * Scratch is bounded (runs are split at about 4M score floats). */
-void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
-                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
-                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask) {
+typedef struct {
+  const float *q, *kPre, *vPre, *k, *v;
+  const int32_t* rowMap;
+  float* out;
+  int S0, S1, B, T, Hq, Hkv, Dh, causal, maxRun;
+  float scale;
+  const uint8_t *keyMask, *queryMask;
+  const int* runs; /* [b0, b1) pairs */
+} InferCtx;
+
+/* Runs [r0, r1) of rows, each with its own scratch (a part of the loop threads). Within a run the
+ * products and their order are the serial ones, so the result does not depend on the thread count. */
+static void infer_runs(void* p, int64_t r0, int64_t r1, int part) {
+  (void)part;
+  const InferCtx* c = (const InferCtx*)p;
+  const float *q = c->q, *kPre = c->kPre, *vPre = c->vPre, *k = c->k, *v = c->v;
+  const int32_t* rowMap = c->rowMap;
+  float* out = c->out;
+  const int S0 = c->S0, S1 = c->S1, T = c->T, Hq = c->Hq, Hkv = c->Hkv, Dh = c->Dh, causal = c->causal, maxRun = c->maxRun;
+  const float scale = c->scale;
+  const uint8_t *keyMask = c->keyMask, *queryMask = c->queryMask;
   const int Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, S = S0 + S1, GT = G * T;
-  if (B <= 0 || T <= 0) return;
-  if (queryMask) /* skipped rows output zeros */
-    for (int64_t r = 0; r < (int64_t)B * T; r++)
-      if (!queryMask[r]) memset(out + r * Wq, 0, sizeof(float) * Wq);
   int64_t perRow = (int64_t)GT * (S > 0 ? S : 1);
-  int maxRun = (int)(((int64_t)1 << 22) / perRow);
-  if (maxRun < 1) maxRun = 1;
-  if (maxRun > B) maxRun = B;
   float* sc = (float*)malloc(sizeof(float) * (size_t)(perRow * maxRun));
   float* qg = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
   float* og = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
   int* rt = (int*)malloc(sizeof(int) * (size_t)T * maxRun);      /* query position of each gathered (b, t) */
   int* rstart = (int*)malloc(sizeof(int) * (size_t)(maxRun + 1)); /* first gathered row of each b (in units of T-rows) */
   if (!sc || !qg || !og || !rt || !rstart) { free(sc); free(qg); free(og); free(rt); free(rstart); return; }
-  int b0 = 0;
-  while (b0 < B) {
-    int b1 = b0 + 1;
-    if (S0 > 0) while (b1 < B && b1 - b0 < maxRun && rowMap[b1] == rowMap[b0]) b1++;
+  for (int64_t run = r0; run < r1; run++) {
+    const int b0 = c->runs[2 * run], b1 = c->runs[2 * run + 1];
     /* queries kept per row */
     int nq = 0;
     for (int b = b0; b < b1; b++) {
@@ -166,7 +175,7 @@ void ev_attention_infer(const float* q, const float* kPre, const float* vPre, co
         if (!queryMask || queryMask[(int64_t)b * T + t]) rt[nq++] = t;
     }
     rstart[b1 - b0] = nq;
-    if (nq == 0) { b0 = b1; continue; }
+    if (nq == 0) continue;
     /* leading keys masked for every row of the run */
     int j0 = 0;
     if (keyMask) {
@@ -244,11 +253,41 @@ void ev_attention_infer(const float* q, const float* kPre, const float* vPre, co
           }
       }
     }
-    b0 = b1;
   }
   free(sc);
   free(qg);
   free(og);
   free(rt);
   free(rstart);
+}
+
+void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
+                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
+                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask) {
+  const int Wq = Hq * Dh, G = Hq / Hkv, S = S0 + S1, GT = G * T;
+  if (B <= 0 || T <= 0) return;
+  if (queryMask) /* skipped rows output zeros */
+    for (int64_t r = 0; r < (int64_t)B * T; r++)
+      if (!queryMask[r]) memset(out + r * Wq, 0, sizeof(float) * Wq);
+  int64_t perRow = (int64_t)GT * (S > 0 ? S : 1);
+  int maxRun = (int)(((int64_t)1 << 22) / perRow);
+  if (maxRun < 1) maxRun = 1;
+  if (maxRun > B) maxRun = B;
+  /* runs of consecutive rows that share a prefix row (at most maxRun), then split over the threads */
+  int* runs = (int*)malloc(sizeof(int) * 2 * (size_t)B);
+  if (!runs) return;
+  int nruns = 0;
+  for (int b0 = 0; b0 < B;) {
+    int b1 = b0 + 1;
+    if (S0 > 0) while (b1 < B && b1 - b0 < maxRun && rowMap[b1] == rowMap[b0]) b1++;
+    runs[2 * nruns] = b0;
+    runs[2 * nruns + 1] = b1;
+    nruns++;
+    b0 = b1;
+  }
+  InferCtx c = {.q = q, .kPre = kPre, .vPre = vPre, .k = k, .v = v, .rowMap = rowMap, .out = out, .S0 = S0, .S1 = S1,
+                .B = B, .T = T, .Hq = Hq, .Hkv = Hkv, .Dh = Dh, .causal = causal, .maxRun = maxRun, .scale = scale,
+                .keyMask = keyMask, .queryMask = queryMask, .runs = runs};
+  ev_parallel_for(nruns, 1, infer_runs, &c);
+  free(runs);
 }
