@@ -392,7 +392,7 @@ void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int 
   }
 }
 
-void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
+static void swiglu_serial(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;
 #ifdef EV_AVX2
   for (; i + 8 <= n; i += 8) {
@@ -406,7 +406,7 @@ void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
-void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
+static void swiglu_backward_serial(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
   int64_t i = 0;
 #ifdef EV_AVX2
   __m256 one = _mm256_set1_ps(1.0f);
@@ -434,6 +434,31 @@ void ev_swiglu_backward(const float* gate, const float* up, const float* gy, flo
       ggate[i] += gy[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
   }
+}
+
+/* SwiGLU is memory-bound (5-7 streams of n floats): elementwise, so split over the loop threads
+ * without changing any result */
+typedef struct {
+  const float *gate, *up, *gy;
+  float *out, *ggate, *gup;
+} SwigluCtx;
+static void swiglu_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  const SwigluCtx* c = (const SwigluCtx*)p;
+  swiglu_serial(c->gate + a, c->up + a, c->out + a, b - a);
+}
+static void swiglu_backward_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  const SwigluCtx* c = (const SwigluCtx*)p;
+  swiglu_backward_serial(c->gate + a, c->up + a, c->gy + a, c->ggate ? c->ggate + a : NULL, c->gup ? c->gup + a : NULL, b - a);
+}
+void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  SwigluCtx c = {gate, up, NULL, out, NULL, NULL};
+  ev_parallel_for(n, 1 << 17, swiglu_range, &c);
+}
+void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
+  SwigluCtx c = {gate, up, gy, NULL, ggate, gup};
+  ev_parallel_for(n, 1 << 17, swiglu_backward_range, &c);
 }
 
 void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64_t n, int dim) {
