@@ -4,8 +4,8 @@
  *
  * Every op allocates its output (and its intermediate gradients) with `floats(n)`. Outside a scope
  * that is `new Float32Array(n)`. Inside one, large arrays come from free lists of earlier scopes'
- * buffers (the smallest free one that holds the request; sizes rounded up to 2^e x {1, 1.25, 1.5,
- * 1.75}), zero-filled unless the caller overwrites
+ * buffers (the smallest free one that holds the request; a new one gets 25% headroom, rounded up to
+ * 2^e x {1, 1.25, 1.5, 1.75}), zero-filled unless the caller overwrites
  * them; when the outermost scope ends, everything it handed out goes back to the free lists. A
  * step then allocates no fresh ArrayBuffers once the lists are warm: no page faults on new memory,
  * and none of the major GCs that V8 starts for "external memory pressure" (a training step of the
@@ -20,6 +20,7 @@
  */
 
 const MIN_FLOATS = 4096; // smaller arrays: V8 allocates them cheaply on its own heap
+const HEADROOM = 1.25;
 
 let depth = 0;
 /** Free buffers by capacity (floats), and the capacities that have any, ascending. */
@@ -83,8 +84,11 @@ export function floats(n: number, zero = true): Float32Array {
     }
   }
   if (!ab) {
-    ab = new ArrayBuffer(cls * 4);
-    freshBytes += cls * 4;
+    // with headroom, so that the same role in a slightly larger step (batches sorted by length, or a
+    // longer prompt) finds it again
+    const cap = sizeClass(Math.ceil(n * HEADROOM));
+    ab = new ArrayBuffer(cap * 4);
+    freshBytes += cap * 4;
   }
   used.add(ab);
   const v = new Float32Array(ab, 0, n);
