@@ -502,15 +502,51 @@ void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr,
 /* Dropout mask from xoshiro128** state st[4] (the same stream as src/core/random.ts Rng.uniform(), one
  * draw per element): mask[i] = (u / 2^32 >= p) ? keep : 0, xa[i] = x[i] * mask[i] when xa is given. */
 static inline uint32_t ev_rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
-void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep) {
+/* ---- xoshiro128** jump-ahead, so that one dropout mask can be drawn by several threads and still
+ * be exactly the serial stream: the generator is linear over GF(2) on its 128-bit state, so n steps
+ * are one 128 x 128 bit matrix T^n; T^(2^i) are tabulated once (columns of 4 words), and a jump by n
+ * applies the tables of n's set bits (they commute). */
+#include <pthread.h>
+#define XO_POW 48
+static uint32_t xo_tab[XO_POW][128][4];
+static pthread_once_t xo_once = PTHREAD_ONCE_INIT;
+
+static void xo_step(uint32_t s[4]) {
+  const uint32_t t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = ev_rotl32(s[3], 11);
+}
+/* out = M v, M as 128 columns */
+static void xo_apply(uint32_t M[128][4], const uint32_t v[4], uint32_t out[4]) {
+  uint32_t r[4] = {0, 0, 0, 0};
+  for (int b = 0; b < 128; b++)
+    if ((v[b >> 5] >> (b & 31)) & 1u)
+      for (int w = 0; w < 4; w++) r[w] ^= M[b][w];
+  for (int w = 0; w < 4; w++) out[w] = r[w];
+}
+static void xo_init(void) {
+  for (int b = 0; b < 128; b++) {
+    uint32_t e[4] = {0, 0, 0, 0};
+    e[b >> 5] = 1u << (b & 31);
+    xo_step(e);
+    for (int w = 0; w < 4; w++) xo_tab[0][b][w] = e[w];
+  }
+  for (int i = 1; i < XO_POW; i++) /* T^(2^i) = T^(2^(i-1)) T^(2^(i-1)), column by column */
+    for (int b = 0; b < 128; b++) xo_apply(xo_tab[i - 1], xo_tab[i - 1][b], xo_tab[i][b]);
+}
+static void xo_jump(uint32_t s[4], int64_t n) {
+  pthread_once(&xo_once, xo_init);
+  for (int i = 0; i < XO_POW && n > 0; i++, n >>= 1)
+    if (n & 1) xo_apply(xo_tab[i], s, s);
+}
+
+/* mask[0:n) from state st (advanced past the n draws) */
+static void dropout_serial(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, uint64_t thr_u, uint32_t kb) {
   uint32_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
-  /* (double)result >= p * 2^32  <=>  result >= ceil(p * 2^32) for an integer result: compared in
-   * integers and turned into the mask bits without a branch (GCC makes a ternary a branch, 5%
-   * mispredicted); the serial generator loop writes the mask only, x * mask is a second, vector loop */
-  const double thr = ceil(p * 4294967296.0);
-  const uint64_t thr_u = thr <= 0.0 ? 0 : thr >= 4294967296.0 ? (uint64_t)1 << 32 : (uint64_t)thr;
-  uint32_t kb;
-  memcpy(&kb, &keep, sizeof kb);
   uint32_t* mb = (uint32_t*)mask;
   for (int64_t i = 0; i < n; i++) {
     const uint32_t result = ev_rotl32(s1 * 5u, 7) * 9u;
@@ -526,6 +562,46 @@ void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64
   st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
   if (xa)
     for (int64_t i = 0; i < n; i++) xa[i] = x[i] * mask[i];
+}
+
+typedef struct {
+  uint32_t st[4];
+  const float* x;
+  float *xa, *mask;
+  int64_t n;
+  int parts;
+  uint64_t thr_u;
+  uint32_t kb;
+  uint32_t end[4];
+} DropCtx;
+/* chunks [a, b) of `parts` equal pieces of the stream (all of them when the pool runs it serially) */
+static void dropout_part(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  DropCtx* c = (DropCtx*)p;
+  const int64_t i0 = c->n * a / c->parts, i1 = c->n * b / c->parts;
+  uint32_t s[4] = {c->st[0], c->st[1], c->st[2], c->st[3]};
+  xo_jump(s, i0);
+  dropout_serial(s, c->x ? c->x + i0 : NULL, c->xa ? c->xa + i0 : NULL, c->mask + i0, i1 - i0, c->thr_u, c->kb);
+  if (b == c->parts) memcpy(c->end, s, sizeof s);
+}
+
+void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep) {
+  /* (double)result >= p * 2^32  <=>  result >= ceil(p * 2^32) for an integer result: compared in
+   * integers and turned into the mask bits without a branch (GCC makes a ternary a branch, 5%
+   * mispredicted); the serial generator loop writes the mask only, x * mask is a second, vector loop */
+  const double thr = ceil(p * 4294967296.0);
+  const uint64_t thr_u = thr <= 0.0 ? 0 : thr >= 4294967296.0 ? (uint64_t)1 << 32 : (uint64_t)thr;
+  uint32_t kb;
+  memcpy(&kb, &keep, sizeof kb);
+  int parts = ev_loop_threads();
+  if (n < (1 << 16) || parts < 2) {
+    dropout_serial(st, x, xa, mask, n, thr_u, kb);
+    return;
+  }
+  /* the stream split at n * part / parts: each part jumps its start state there */
+  DropCtx c = {.st = {st[0], st[1], st[2], st[3]}, .x = x, .xa = xa, .mask = mask, .n = n, .parts = parts, .thr_u = thr_u, .kb = kb};
+  ev_parallel_parts(parts, parts, dropout_part, &c);
+  memcpy(st, c.end, sizeof c.end);
 }
 
 /* ---- Fused LM head + log-softmax at target tokens (scoring): out[r] = log softmax(x_r W^T + b)[t_r],

@@ -151,8 +151,11 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
-  it('dropout mask: both kernels follow Rng.uniform() exactly', () => {
-    const n = 1003, x = randArr(n);
+  it('dropout mask: both kernels follow Rng.uniform() exactly (the native one split over threads by jump-ahead above 2^16)', () => {
+    for (const n of [1003, 200_003]) dropoutStream(n);
+  });
+  function dropoutStream(n: number): void {
+    const x = randArr(n);
     const r = new Rng(5);
     const expect = Float32Array.from({ length: n }, () => (r.uniform() >= 0.1 ? 1 / 0.9 : 0));
     for (const kk of native ? [native, tsKernels] : [tsKernels]) {
@@ -166,7 +169,7 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
       assert.equal(g.nextU32(), r.nextU32());
       r.setState(new Rng(5).getState()); for (let i = 0; i < n; i++) r.uniform();
     }
-  });
+  }
 
   it('inference attention with a shared prefix equals attentionForward on the materialised keys', () => {
     const Bp = 2, S0 = 6, B = 5, T = 3, S1 = 4, Hq = 4, Hkv = 2, Dh = 8, W = Hkv * Dh, S = S0 + S1;
