@@ -8,8 +8,10 @@
  *   frozen, and full fine-tuning (every base weight, no adapter);
  * - SASRec evaluation throughput on the same users.
  * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
- * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: read the medians.
+ * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: each figure is printed with the
+ * 1-minute load average; compare figures taken at a similar load, or interleave runs.
  */
+import { loadavg } from 'node:os';
 import { CandidateSampler } from '../src/data/candidates.js';
 import { loadSplit } from '../src/data/prepare.js';
 import { decoderPreset } from '../src/io/hf-config.js';
@@ -23,6 +25,8 @@ import { LmTrainer } from '../src/train/lm-trainer.js';
 import { benchPrepare } from './prepare.js';
 
 const users = Number(process.env.BENCH_USERS ?? 200);
+/** The 1-minute load average, printed with every figure: the machine may be shared. */
+const load = (): string => `[load ${loadavg()[0].toFixed(1)}]`;
 
 if (!process.env.BENCH_SKIP_PREPARE) {
   const prep = await benchPrepare(2);
@@ -48,7 +52,7 @@ for (const preset of ['small'] as const) {
   const promptTokens = hist.reduce((a, h) => a + model.prompts.prompt(h).length, 0) / hist.length;
   console.log(
     `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
-      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s)`,
+      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s) ${load()}`,
   );
 
   const train = split.periods[0].train.slice(0, 16 * steps);
@@ -69,7 +73,7 @@ for (const preset of ['small'] as const) {
   const report = (what: string, sps: number) =>
     console.log(
       `LLMRec training (${preset} preset, ${what}, batches of 16, ${tokens.toFixed(0)} padded tokens per batch on average): ` +
-        `${sps.toFixed(2)} steps/s = ${(16 * sps).toFixed(1)} samples/s (median of ${batches.length} steps)`,
+        `${sps.toFixed(2)} steps/s = ${(16 * sps).toFixed(1)} samples/s (median of ${batches.length} steps) ${load()}`,
     );
   report('LoRA r16 on 7 projections', timeSteps(decoder));
   // Full fine-tuning: every base weight trains (a fresh decoder, no adapter).

@@ -54,7 +54,8 @@ function release(b: Float32Array): void {
  */
 export function linearLogProbs(
   x: Tensor, W: Tensor, targets: Int32Array | readonly number[],
-  opts: { bias?: Tensor | null; ignoreIndex?: number } = {},
+  /** `maxBufferFloats` is accepted for compatibility and unused: the kernel needs no logits buffer. */
+  opts: { bias?: Tensor | null; ignoreIndex?: number; maxBufferFloats?: number } = {},
 ): Float32Array {
   const [V, D] = W.shape;
   if (x.dim(-1) !== D) throw new Error(`linearLogProbs: input [${x.shape}] does not match weight [${W.shape}]`);
