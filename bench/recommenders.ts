@@ -4,14 +4,17 @@
  * - LLMRec evaluation throughput: users per second ranking 20 candidates with the `small` preset
  *   (randomly initialised: the cost does not depend on the weights), KV-cached shared prompts;
  * - LLMRec training throughput: LmTrainer steps (forward, backward, AdamW) on trainLLMRec's batches of 16
- *   right-padded prompt + answer sequences, LoRA r16 (dropout 0.05) on all seven projections, base frozen;
+ *   right-padded prompt + answer sequences, LoRA r16 (dropout 0.05) on all seven projections with the base
+ *   frozen, and full fine-tuning (every base weight, no adapter);
  * - LLMRec exact full-catalogue scoring, seconds per user, chunked and through the answers' trie
  *   (bench/full-catalogue.ts);
  * - SASRec evaluation throughput on the same users.
  * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
  * BENCH_FULL_USERS, default 2, 0 skips the full-catalogue timing (about a minute per user and path);
- * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: read the medians.
+ * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: each figure is printed with the
+ * 1-minute load average; compare figures taken at a similar load, or interleave runs.
  */
+import { loadavg } from 'node:os';
 import { CandidateSampler } from '../src/data/candidates.js';
 import { loadSplit } from '../src/data/prepare.js';
 import { decoderPreset } from '../src/io/hf-config.js';
@@ -26,6 +29,8 @@ import { benchFullCatalogue, formatFullCatalogue } from './full-catalogue.js';
 import { benchPrepare } from './prepare.js';
 
 const users = Number(process.env.BENCH_USERS ?? 200);
+/** The 1-minute load average, printed with every figure: the machine may be shared. */
+const load = (): string => `[load ${loadavg()[0].toFixed(1)}]`;
 
 if (!process.env.BENCH_SKIP_PREPARE) {
   const prep = await benchPrepare(2);
@@ -52,27 +57,34 @@ for (const preset of ['small'] as const) {
   const promptTokens = hist.reduce((a, h) => a + model.prompts.prompt(h).length, 0) / hist.length;
   console.log(
     `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
-      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s)`,
+      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s) ${load()}`,
   );
 
   if (fullUsers > 0) console.log(formatFullCatalogue(benchFullCatalogue(model, split, test.slice(0, fullUsers)), fullUsers, preset));
 
   const train = split.periods[0].train.slice(0, 16 * steps);
   const batches = llmrecBatches(model, train, (s) => split.history(s, 10), 16);
-  const trainer = new LmTrainer(decoder, { lr: 1e-4, totalSteps: batches.length + 1, warmupSteps: 0, schedule: 'constant' });
-  trainer.trainStep(batches[0]); // warm-up
-  const times: number[] = [];
-  for (const b of batches) {
-    const t1 = performance.now();
-    trainer.trainStep(b);
-    times.push(performance.now() - t1);
-  }
-  times.sort((a, b) => a - b);
   const tokens = batches.reduce((a, b) => a + b.batch * b.seqLen, 0) / batches.length;
-  console.log(
-    `LLMRec training (${preset} preset, LoRA r16 on 7 projections, batches of 16, ${tokens.toFixed(0)} padded tokens per batch on average): ` +
-      `${(1000 / times[times.length >> 1]).toFixed(2)} steps/s (median of ${times.length} steps)`,
-  );
+  const timeSteps = (dec: Decoder): number => {
+    const trainer = new LmTrainer(dec, { lr: 1e-4, totalSteps: batches.length + 1, warmupSteps: 0, schedule: 'constant' });
+    trainer.trainStep(batches[0]); // warm-up
+    const times: number[] = [];
+    for (const b of batches) {
+      const t1 = performance.now();
+      trainer.trainStep(b);
+      times.push(performance.now() - t1);
+    }
+    times.sort((a, b) => a - b);
+    return 1000 / times[times.length >> 1];
+  };
+  const report = (what: string, sps: number) =>
+    console.log(
+      `LLMRec training (${preset} preset, ${what}, batches of 16, ${tokens.toFixed(0)} padded tokens per batch on average): ` +
+        `${sps.toFixed(2)} steps/s = ${(16 * sps).toFixed(1)} samples/s (median of ${batches.length} steps) ${load()}`,
+    );
+  report('LoRA r16 on 7 projections', timeSteps(decoder));
+  // Full fine-tuning: every base weight trains (a fresh decoder, no adapter).
+  report('full fine-tuning', timeSteps(new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 })));
 }
 
 const sasrec = new SASRec({ numItems: split.dataset.numItems });

@@ -19,40 +19,47 @@ static int block_lim(int t1, int T, int S, int causal, int jmax) {
   return lim < 0 ? 0 : (lim > S ? S : lim);
 }
 
-void ev_attention_forward(const float* q, const float* k, const float* v, float* out, float* P, int B, int T, int S,
-                          int Hq, int Hkv, int Dh, float scale, int causal, const uint8_t* keyMask) {
-  const int Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv;
+/* The training kernels split the batch rows over the loop threads: every (b, h) problem is small
+ * (products of 32 query rows, below the GEMM's own threading threshold), and one batch row's gradients
+ * gq/gk/gv touch only that row's slices, so the accumulation order within a row (heads, then query
+ * blocks) is the serial one and results do not depend on the thread count. */
+typedef struct {
+  const float *q, *k, *v, *P, *gout;
+  float *out, *Pw, *dP, *gq, *gk, *gv;
+  int B, T, S, Hq, Hkv, Dh, causal;
+  float scale;
+  const uint8_t* keyMask;
+} AttnCtx;
+
+static void attn_fwd_range(void* p, int64_t b0, int64_t b1, int part) {
+  (void)part;
+  const AttnCtx* c = (const AttnCtx*)p;
+  const int T = c->T, S = c->S, Hq = c->Hq, Dh = c->Dh, causal = c->causal;
+  const int Wq = Hq * Dh, Wk = c->Hkv * Dh, G = Hq / c->Hkv;
   const int64_t TS = (int64_t)T * S;
-  for (int b = 0; b < B; b++) {
+  for (int64_t b = b0; b < b1; b++) {
     int jmax = S;
-    if (keyMask) {
-      const uint8_t* km = keyMask + (int64_t)b * S;
+    if (c->keyMask) {
+      const uint8_t* km = c->keyMask + b * S;
       while (jmax > 0 && !km[jmax - 1]) jmax--;
     }
     for (int h = 0; h < Hq; h++) {
       const int kh = h / G;
-      const float* qb = q + (int64_t)b * T * Wq + (int64_t)h * Dh;
-      const float* kb = k + (int64_t)b * S * Wk + (int64_t)kh * Dh;
-      float* pb = P + ((int64_t)b * Hq + h) * TS;
+      const float* qb = c->q + b * T * Wq + (int64_t)h * Dh;
+      const float* kb = c->k + b * S * Wk + (int64_t)kh * Dh;
+      float* pb = c->Pw + (b * Hq + h) * TS;
       for (int t0 = 0; t0 < T; t0 += EV_QB) {
         const int t1 = t0 + EV_QB < T ? t0 + EV_QB : T;
         const int lim = block_lim(t1, T, S, causal, jmax);
         if (lim > 0) ev_gemm(0, 1, t1 - t0, lim, Dh, 1.0f, qb + (int64_t)t0 * Wq, Wq, kb, Wk, 0.0f, pb + (int64_t)t0 * S, S);
       }
     }
-  }
-  ev_attention_softmax(P, B, Hq, T, S, scale, causal, keyMask);
-  for (int b = 0; b < B; b++) {
-    int jmax = S;
-    if (keyMask) {
-      const uint8_t* km = keyMask + (int64_t)b * S;
-      while (jmax > 0 && !km[jmax - 1]) jmax--;
-    }
+    ev_attention_softmax(c->Pw + b * Hq * TS, 1, Hq, T, S, c->scale, causal, c->keyMask ? c->keyMask + b * S : NULL);
     for (int h = 0; h < Hq; h++) {
       const int kh = h / G;
-      const float* vb = v + (int64_t)b * S * Wk + (int64_t)kh * Dh;
-      const float* pb = P + ((int64_t)b * Hq + h) * TS;
-      float* ob = out + (int64_t)b * T * Wq + (int64_t)h * Dh;
+      const float* vb = c->v + b * S * Wk + (int64_t)kh * Dh;
+      const float* pb = c->Pw + (b * Hq + h) * TS;
+      float* ob = c->out + b * T * Wq + (int64_t)h * Dh;
       for (int t0 = 0; t0 < T; t0 += EV_QB) {
         const int t1 = t0 + EV_QB < T ? t0 + EV_QB : T;
         const int lim = block_lim(t1, T, S, causal, jmax);
@@ -63,18 +70,26 @@ void ev_attention_forward(const float* q, const float* k, const float* v, float*
   }
 }
 
-/* Gradients, accumulated into gq/gk/gv when non-null. dP is scratch of P's size (overwritten). */
-void ev_attention_backward(const float* q, const float* k, const float* v, const float* P, const float* gout,
-                           float* dP, float* gq, float* gk, float* gv, int B, int T, int S, int Hq, int Hkv, int Dh,
-                           float scale, int causal) {
-  /* P is already zero outside the causal/padding mask */
-  const int Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv;
+void ev_attention_forward(const float* q, const float* k, const float* v, float* out, float* P, int B, int T, int S,
+                          int Hq, int Hkv, int Dh, float scale, int causal, const uint8_t* keyMask) {
+  AttnCtx c = {.q = q, .k = k, .v = v, .out = out, .Pw = P, .B = B, .T = T, .S = S, .Hq = Hq, .Hkv = Hkv, .Dh = Dh,
+               .causal = causal, .scale = scale, .keyMask = keyMask};
+  ev_parallel_for(B, 1, attn_fwd_range, &c);
+}
+
+static void attn_bwd_range(void* p, int64_t b0, int64_t b1, int part) {
+  (void)part;
+  const AttnCtx* c = (const AttnCtx*)p;
+  const int T = c->T, S = c->S, Hq = c->Hq, Dh = c->Dh, causal = c->causal;
+  const int Wq = Hq * Dh, Wk = c->Hkv * Dh, G = Hq / c->Hkv;
   const int64_t TS = (int64_t)T * S;
-  for (int b = 0; b < B; b++) {
+  const float *q = c->q, *k = c->k, *v = c->v, *P = c->P, *gout = c->gout;
+  float *dP = c->dP, *gq = c->gq, *gk = c->gk, *gv = c->gv;
+  for (int64_t b = b0; b < b1; b++) {
     for (int h = 0; h < Hq; h++) {
       const int kh = h / G;
-      const int64_t qo = (int64_t)b * T * Wq + (int64_t)h * Dh, ko = (int64_t)b * S * Wk + (int64_t)kh * Dh;
-      const int64_t po = ((int64_t)b * Hq + h) * TS;
+      const int64_t qo = b * T * Wq + (int64_t)h * Dh, ko = b * S * Wk + (int64_t)kh * Dh;
+      const int64_t po = (b * Hq + h) * TS;
       for (int t0 = 0; t0 < T; t0 += EV_QB) {
         const int t1 = t0 + EV_QB < T ? t0 + EV_QB : T, n = t1 - t0;
         const int lim = block_lim(t1, T, S, causal, S);
@@ -85,13 +100,11 @@ void ev_attention_backward(const float* q, const float* k, const float* v, const
         if (gv) ev_gemm(1, 0, lim, Dh, n, 1.0f, P + po + (int64_t)t0 * S, S, gout + qo + (int64_t)t0 * Wq, Wq, 1.0f, gv + ko, Wk); /* dV += P^T dO */
       }
     }
-  }
-  ev_attention_softmax_backward(P, dP, (int64_t)B * Hq * T, S, scale);
-  for (int b = 0; b < B; b++) {
+    ev_attention_softmax_backward(P + b * Hq * TS, dP + b * Hq * TS, (int64_t)Hq * T, S, c->scale);
     for (int h = 0; h < Hq; h++) {
       const int kh = h / G;
-      const int64_t qo = (int64_t)b * T * Wq + (int64_t)h * Dh, ko = (int64_t)b * S * Wk + (int64_t)kh * Dh;
-      const int64_t po = ((int64_t)b * Hq + h) * TS;
+      const int64_t qo = b * T * Wq + (int64_t)h * Dh, ko = b * S * Wk + (int64_t)kh * Dh;
+      const int64_t po = (b * Hq + h) * TS;
       for (int t0 = 0; t0 < T; t0 += EV_QB) {
         const int t1 = t0 + EV_QB < T ? t0 + EV_QB : T, n = t1 - t0;
         const int lim = block_lim(t1, T, S, causal, S);
@@ -104,6 +117,16 @@ void ev_attention_backward(const float* q, const float* k, const float* v, const
   }
 }
 
+/* Gradients, accumulated into gq/gk/gv when non-null. dP is scratch of P's size (overwritten). */
+void ev_attention_backward(const float* q, const float* k, const float* v, const float* P, const float* gout,
+                           float* dP, float* gq, float* gk, float* gv, int B, int T, int S, int Hq, int Hkv, int Dh,
+                           float scale, int causal) {
+  /* P is already zero outside the causal/padding mask */
+  AttnCtx c = {.q = q, .k = k, .v = v, .P = P, .gout = gout, .dP = dP, .gq = gq, .gk = gk, .gv = gv, .B = B, .T = T,
+               .S = S, .Hq = Hq, .Hkv = Hkv, .Dh = Dh, .causal = causal, .scale = scale};
+  ev_parallel_for(B, 1, attn_bwd_range, &c);
+}
+
 /* Inference attention (no probabilities kept, no gradient) over keys [prefix ; own]: row b's prefix is
  * row rowMap[b] of kPre/vPre [Bp, S0, Hkv*Dh] (S0 may be 0, kPre/vPre/rowMap then unused), followed by
  * k/v [B, S1, Hkv*Dh]. S = S0 + S1; keyMask [B, S]; causal: query t sits at position t + S - T.
@@ -113,28 +136,37 @@ void ev_attention_backward(const float* q, const float* k, const float* v, const
  * of the output is one large sgemm per kv head instead of B*Hq small ones; the own part is one product
  * per row. Leading keys that are masked for every row of a run (left padding) are not computed.
  * Scratch is bounded (runs are split at about 4M score floats). */
-void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
-                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
-                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask) {
+typedef struct {
+  const float *q, *kPre, *vPre, *k, *v;
+  const int32_t* rowMap;
+  float* out;
+  int S0, S1, B, T, Hq, Hkv, Dh, causal, maxRun;
+  float scale;
+  const uint8_t *keyMask, *queryMask;
+  const int* runs; /* [b0, b1) pairs */
+} InferCtx;
+
+/* Runs [r0, r1) of rows, each with its own scratch (a part of the loop threads). Within a run the
+ * products and their order are the serial ones, so the result does not depend on the thread count. */
+static void infer_runs(void* p, int64_t r0, int64_t r1, int part) {
+  (void)part;
+  const InferCtx* c = (const InferCtx*)p;
+  const float *q = c->q, *kPre = c->kPre, *vPre = c->vPre, *k = c->k, *v = c->v;
+  const int32_t* rowMap = c->rowMap;
+  float* out = c->out;
+  const int S0 = c->S0, S1 = c->S1, T = c->T, Hq = c->Hq, Hkv = c->Hkv, Dh = c->Dh, causal = c->causal, maxRun = c->maxRun;
+  const float scale = c->scale;
+  const uint8_t *keyMask = c->keyMask, *queryMask = c->queryMask;
   const int Wq = Hq * Dh, Wk = Hkv * Dh, G = Hq / Hkv, S = S0 + S1, GT = G * T;
-  if (B <= 0 || T <= 0) return;
-  if (queryMask) /* skipped rows output zeros */
-    for (int64_t r = 0; r < (int64_t)B * T; r++)
-      if (!queryMask[r]) memset(out + r * Wq, 0, sizeof(float) * Wq);
   int64_t perRow = (int64_t)GT * (S > 0 ? S : 1);
-  int maxRun = (int)(((int64_t)1 << 22) / perRow);
-  if (maxRun < 1) maxRun = 1;
-  if (maxRun > B) maxRun = B;
   float* sc = (float*)malloc(sizeof(float) * (size_t)(perRow * maxRun));
   float* qg = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
   float* og = (float*)malloc(sizeof(float) * (size_t)GT * Dh * maxRun);
   int* rt = (int*)malloc(sizeof(int) * (size_t)T * maxRun);      /* query position of each gathered (b, t) */
   int* rstart = (int*)malloc(sizeof(int) * (size_t)(maxRun + 1)); /* first gathered row of each b (in units of T-rows) */
   if (!sc || !qg || !og || !rt || !rstart) { free(sc); free(qg); free(og); free(rt); free(rstart); return; }
-  int b0 = 0;
-  while (b0 < B) {
-    int b1 = b0 + 1;
-    if (S0 > 0) while (b1 < B && b1 - b0 < maxRun && rowMap[b1] == rowMap[b0]) b1++;
+  for (int64_t run = r0; run < r1; run++) {
+    const int b0 = c->runs[2 * run], b1 = c->runs[2 * run + 1];
     /* queries kept per row */
     int nq = 0;
     for (int b = b0; b < b1; b++) {
@@ -143,7 +175,7 @@ void ev_attention_infer(const float* q, const float* kPre, const float* vPre, co
         if (!queryMask || queryMask[(int64_t)b * T + t]) rt[nq++] = t;
     }
     rstart[b1 - b0] = nq;
-    if (nq == 0) { b0 = b1; continue; }
+    if (nq == 0) continue;
     /* leading keys masked for every row of the run */
     int j0 = 0;
     if (keyMask) {
@@ -221,11 +253,41 @@ void ev_attention_infer(const float* q, const float* kPre, const float* vPre, co
           }
       }
     }
-    b0 = b1;
   }
   free(sc);
   free(qg);
   free(og);
   free(rt);
   free(rstart);
+}
+
+void ev_attention_infer(const float* q, const float* kPre, const float* vPre, const int32_t* rowMap, int S0,
+                        const float* k, const float* v, int S1, float* out, int B, int T, int Hq, int Hkv, int Dh,
+                        float scale, int causal, const uint8_t* keyMask, const uint8_t* queryMask) {
+  const int Wq = Hq * Dh, G = Hq / Hkv, S = S0 + S1, GT = G * T;
+  if (B <= 0 || T <= 0) return;
+  if (queryMask) /* skipped rows output zeros */
+    for (int64_t r = 0; r < (int64_t)B * T; r++)
+      if (!queryMask[r]) memset(out + r * Wq, 0, sizeof(float) * Wq);
+  int64_t perRow = (int64_t)GT * (S > 0 ? S : 1);
+  int maxRun = (int)(((int64_t)1 << 22) / perRow);
+  if (maxRun < 1) maxRun = 1;
+  if (maxRun > B) maxRun = B;
+  /* runs of consecutive rows that share a prefix row (at most maxRun), then split over the threads */
+  int* runs = (int*)malloc(sizeof(int) * 2 * (size_t)B);
+  if (!runs) return;
+  int nruns = 0;
+  for (int b0 = 0; b0 < B;) {
+    int b1 = b0 + 1;
+    if (S0 > 0) while (b1 < B && b1 - b0 < maxRun && rowMap[b1] == rowMap[b0]) b1++;
+    runs[2 * nruns] = b0;
+    runs[2 * nruns + 1] = b1;
+    nruns++;
+    b0 = b1;
+  }
+  InferCtx c = {.q = q, .kPre = kPre, .vPre = vPre, .k = k, .v = v, .rowMap = rowMap, .out = out, .S0 = S0, .S1 = S1,
+                .B = B, .T = T, .Hq = Hq, .Hkv = Hkv, .Dh = Dh, .causal = causal, .maxRun = maxRun, .scale = scale,
+                .keyMask = keyMask, .queryMask = queryMask, .runs = runs};
+  ev_parallel_for(nruns, 1, infer_runs, &c);
+  free(runs);
 }

@@ -222,6 +222,17 @@ FN(js_dropout_mask) {
   ev_dropout_mask(st, x, xa, m, L(&a, 4), D(&a, 5), (float)D(&a, 6));
   return NULL;
 }
+/* linearLogProbs(x, W, bias, targets, out, rows, V, D, ignore) */
+FN(js_linear_log_probs) {
+  ARGS(9);
+  float* x = F(&a, 0); float* W = F(&a, 1); float* b = F(&a, 2); int32_t* t = I32(&a, 3); float* o = F(&a, 4);
+  if (a.failed) return NULL;
+  if (!x || !W || !t || !o) { napi_throw_type_error(env, NULL, "evorec native: linearLogProbs arguments"); return NULL; }
+  int r = ev_linear_log_probs(x, W, b, t, o, L(&a, 5), (int)L(&a, 6), (int)L(&a, 7), (int)L(&a, 8));
+  if (r == -1) napi_throw_range_error(env, NULL, "linearLogProbs: target out of range");
+  if (r == -2) napi_throw_error(env, NULL, "linearLogProbs: out of memory");
+  return NULL;
+}
 FN(js_swiglu) { ARGS(4); float* g = F(&a, 0); float* u = F(&a, 1); float* o = F(&a, 2); if (a.failed) return NULL; ev_swiglu(g, u, o, L(&a, 3)); return NULL; }
 FN(js_swiglu_backward) {
   ARGS(6);
@@ -292,7 +303,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
       P("attentionSoftmax", js_attention_softmax),
       P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("dropoutMask", js_dropout_mask), P("attentionSoftmaxBackward", js_attention_softmax_backward),
-      P("swiglu", js_swiglu), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
+      P("swiglu", js_swiglu), P("linearLogProbs", js_linear_log_probs), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),
       P("gemmSelect", js_gemm_select), P("gemmAvailable", js_gemm_available), P("blasCore", js_blas_core),

@@ -374,6 +374,142 @@ static void compute_tasks(void* ctx, int64_t b_unused, int64_t e_unused, int par
   }
 }
 
+/* ---- Skinny products: N <= 32 (LoRA's x A^T, g B and g^T u at rank 16), and M <= 16 through the
+ * transpose (LoRA's dA = gu^T x). The packed path serves them badly: a 12 x 32 tile is half empty
+ * at N = 16, and packing A (every row of x) costs as much as the product when each packed float
+ * serves only 16 multiply-adds (measured 2-6 GFLOP/s on 3872 x 16 x 192). Here op(B) (K x N, small)
+ * is packed once into 16- or 32-wide rows and A is read in place: 12 rows at a time, one broadcast
+ * per row and k, 12 or 24 zmm accumulators over the whole K (no k blocking: C is touched once). */
+typedef struct {
+  int transA, M, N, K, NP, transC;
+  float alpha, beta;
+  const float* A;
+  int64_t lda;
+  const float* bp; /* K x NP, zero columns past N */
+  float* C;
+  int64_t ldc;
+} Skinny;
+
+/* C rows [i0, i0 + m) (m <= 12) from acc (12 x NP floats): alpha * acc + beta * C, or with transC
+ * the tile lands transposed: C[j * ldc + i] (the M <= 32 case computes C^T). */
+static void skinny_store(const Skinny* g, int i0, int m, const float* acc) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < g->N; j++) {
+      float* c = g->transC ? g->C + (int64_t)j * g->ldc + i0 + i : g->C + (int64_t)(i0 + i) * g->ldc + j;
+      float v = g->alpha * acc[i * g->NP + j];
+      *c = g->beta == 0.0f ? v : v + g->beta * *c;
+    }
+}
+
+__attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int i0, int m) {
+  enum { MR = 12 };
+  __m512 acc[MR][2];
+  const int two = g->NP == 32;
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const float* bp = g->bp;
+  const int K = g->K;
+  if (m == MR && !g->transA) {
+    const float* a[MR];
+    for (int i = 0; i < MR; i++) a[i] = g->A + (int64_t)(i0 + i) * g->lda;
+    if (two)
+      for (int k = 0; k < K; k++, bp += 32) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+          __m512 x = _mm512_set1_ps(a[i][k]);
+          acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        }
+      }
+    else
+      for (int k = 0; k < K; k++, bp += 16) {
+        __m512 b0 = _mm512_load_ps(bp);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][k]), b0, acc[i][0]);
+      }
+  } else if (m == MR) { /* op(A) = A^T: the 12 values of one k are contiguous */
+    const float* a = g->A + i0;
+    if (two)
+      for (int k = 0; k < K; k++, bp += 32, a += g->lda) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+          __m512 x = _mm512_set1_ps(a[i]);
+          acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        }
+      }
+    else
+      for (int k = 0; k < K; k++, bp += 16, a += g->lda) {
+        __m512 b0 = _mm512_load_ps(bp);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
+      }
+  } else { /* the last, partial row block */
+    for (int k = 0; k < K; k++, bp += g->NP) {
+      __m512 b0 = _mm512_load_ps(bp), b1 = two ? _mm512_load_ps(bp + 16) : _mm512_setzero_ps();
+      for (int i = 0; i < m; i++) {
+        __m512 x = _mm512_set1_ps(g->transA ? g->A[(int64_t)k * g->lda + i0 + i] : g->A[(int64_t)(i0 + i) * g->lda + k]);
+        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+      }
+    }
+  }
+  float t[MR * 32] __attribute__((aligned(64)));
+  if (!g->transC && m == MR && g->N == g->NP) { /* full tile, straight to C */
+    const __m512 va = _mm512_set1_ps(g->alpha), vb = _mm512_set1_ps(g->beta);
+    for (int i = 0; i < MR; i++) {
+      float* ci = g->C + (int64_t)(i0 + i) * g->ldc;
+      for (int h = 0; h <= two; h++) {
+        __m512 r = _mm512_mul_ps(va, acc[i][h]);
+        if (g->beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16 * h), r);
+        _mm512_storeu_ps(ci + 16 * h, r);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < MR; i++) {
+    _mm512_store_ps(t + i * g->NP, acc[i][0]);
+    if (two) _mm512_store_ps(t + i * g->NP + 16, acc[i][1]);
+  }
+  skinny_store(g, i0, m, t);
+}
+
+static void skinny_range(void* ctx, int64_t b0, int64_t b1, int part) {
+  (void)part;
+  const Skinny* g = (const Skinny*)ctx;
+  for (int64_t b = b0; b < b1; b++) {
+    int i0 = (int)b * 12;
+    skinny_block(g, i0, g->M - i0 < 12 ? g->M - i0 : 12);
+  }
+}
+
+/* C (M x N, N <= 32) = alpha op(A) op(B) + beta C; with transC, C is stored N x M (C^T). 0 when the
+ * packing buffer could not be allocated. */
+static int gemm_skinny(int transA, int transB, int M, int N, int K, float alpha, const float* A, int64_t lda,
+                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int transC, int threads) {
+  Skinny g = {.transA = transA, .M = M, .N = N, .K = K, .NP = N <= 16 ? 16 : 32, .transC = transC,
+              .alpha = alpha, .beta = beta, .A = A, .lda = lda, .C = C, .ldc = ldc};
+  Bufs* bufs = my_bufs();
+  float* bp = bufs ? grow(&bufs->b, &bufs->b_n, (size_t)K * g.NP) : NULL;
+  if (!bp) return 0;
+  for (int k = 0; k < K; k++) {
+    float* d = bp + (int64_t)k * g.NP;
+    int j = 0;
+    if (transB)
+      for (; j < N; j++) d[j] = B[(int64_t)j * ldb + k];
+    else
+      for (; j < N; j++) d[j] = B[(int64_t)k * ldb + j];
+    for (; j < g.NP; j++) d[j] = 0.0f;
+  }
+  g.bp = bp;
+  int64_t blocks = (M + 11) / 12;
+  if ((int64_t)M * N * K < SERIAL_MACS || threads < 2 || blocks < 2) skinny_range(&g, 0, blocks, 0);
+  else ev_parallel_parts(blocks, threads, skinny_range, &g);
+  return 1;
+}
+
 /* 0 when a packing buffer could not be allocated (the caller then uses the portable loop) */
 static int gemm_packed(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                        const float* B, int ldb, float beta, float* C, int ldc, int threads) {
@@ -437,6 +573,11 @@ void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float
   }
 #ifdef EV_X86
   if (isa > ev_gemm_builtin_isa()) isa = ev_gemm_builtin_isa();
+  if (isa == EV_ISA_AVX512 && K >= 8) {
+    /* skinny: N <= 32 directly; M <= 16 (and N larger) as C^T = op(B)^T op(A)^T */
+    if (N <= 32 && gemm_skinny(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, threads)) return;
+    if (M <= 16 && N > 32 && gemm_skinny(!transB, !transA, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, 1, threads)) return;
+  }
   if (isa != EV_ISA_NONE && gemm_packed(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads))
     return;
 #endif

@@ -392,7 +392,7 @@ void ev_attention_softmax_backward(const float* p, float* dp, int64_t rows, int 
   }
 }
 
-void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
+static void swiglu_serial(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;
 #ifdef EV_AVX2
   for (; i + 8 <= n; i += 8) {
@@ -406,7 +406,7 @@ void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
-void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
+static void swiglu_backward_serial(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
   int64_t i = 0;
 #ifdef EV_AVX2
   __m256 one = _mm256_set1_ps(1.0f);
@@ -434,6 +434,31 @@ void ev_swiglu_backward(const float* gate, const float* up, const float* gy, flo
       ggate[i] += gy[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
   }
+}
+
+/* SwiGLU is memory-bound (5-7 streams of n floats): elementwise, so split over the loop threads
+ * without changing any result */
+typedef struct {
+  const float *gate, *up, *gy;
+  float *out, *ggate, *gup;
+} SwigluCtx;
+static void swiglu_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  const SwigluCtx* c = (const SwigluCtx*)p;
+  swiglu_serial(c->gate + a, c->up + a, c->out + a, b - a);
+}
+static void swiglu_backward_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  const SwigluCtx* c = (const SwigluCtx*)p;
+  swiglu_backward_serial(c->gate + a, c->up + a, c->gy + a, c->ggate ? c->ggate + a : NULL, c->gup ? c->gup + a : NULL, b - a);
+}
+void ev_swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  SwigluCtx c = {gate, up, NULL, out, NULL, NULL};
+  ev_parallel_for(n, 1 << 17, swiglu_range, &c);
+}
+void ev_swiglu_backward(const float* gate, const float* up, const float* gy, float* ggate, float* gup, int64_t n) {
+  SwigluCtx c = {gate, up, gy, NULL, ggate, gup};
+  ev_parallel_for(n, 1 << 17, swiglu_backward_range, &c);
 }
 
 void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64_t n, int dim) {
@@ -477,9 +502,52 @@ void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr,
 /* Dropout mask from xoshiro128** state st[4] (the same stream as src/core/random.ts Rng.uniform(), one
  * draw per element): mask[i] = (u / 2^32 >= p) ? keep : 0, xa[i] = x[i] * mask[i] when xa is given. */
 static inline uint32_t ev_rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
-void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep) {
+/* ---- xoshiro128** jump-ahead, so that one dropout mask can be drawn by several threads and still
+ * be exactly the serial stream: the generator is linear over GF(2) on its 128-bit state, so n steps
+ * are one 128 x 128 bit matrix T^n; T^(2^i) are tabulated once (columns of 4 words), and a jump by n
+ * applies the tables of n's set bits (they commute). */
+#include <pthread.h>
+#define XO_POW 48
+static uint32_t xo_tab[XO_POW][128][4];
+static pthread_once_t xo_once = PTHREAD_ONCE_INIT;
+
+static void xo_step(uint32_t s[4]) {
+  const uint32_t t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = ev_rotl32(s[3], 11);
+}
+/* out = M v, M as 128 columns */
+static void xo_apply(uint32_t M[128][4], const uint32_t v[4], uint32_t out[4]) {
+  uint32_t r[4] = {0, 0, 0, 0};
+  for (int b = 0; b < 128; b++)
+    if ((v[b >> 5] >> (b & 31)) & 1u)
+      for (int w = 0; w < 4; w++) r[w] ^= M[b][w];
+  for (int w = 0; w < 4; w++) out[w] = r[w];
+}
+static void xo_init(void) {
+  for (int b = 0; b < 128; b++) {
+    uint32_t e[4] = {0, 0, 0, 0};
+    e[b >> 5] = 1u << (b & 31);
+    xo_step(e);
+    for (int w = 0; w < 4; w++) xo_tab[0][b][w] = e[w];
+  }
+  for (int i = 1; i < XO_POW; i++) /* T^(2^i) = T^(2^(i-1)) T^(2^(i-1)), column by column */
+    for (int b = 0; b < 128; b++) xo_apply(xo_tab[i - 1], xo_tab[i - 1][b], xo_tab[i][b]);
+}
+static void xo_jump(uint32_t s[4], int64_t n) {
+  pthread_once(&xo_once, xo_init);
+  for (int i = 0; i < XO_POW && n > 0; i++, n >>= 1)
+    if (n & 1) xo_apply(xo_tab[i], s, s);
+}
+
+/* mask[0:n) from state st (advanced past the n draws) */
+static void dropout_serial(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, uint64_t thr_u, uint32_t kb) {
   uint32_t s0 = st[0], s1 = st[1], s2 = st[2], s3 = st[3];
-  const double thr = p * 4294967296.0;
+  uint32_t* mb = (uint32_t*)mask;
   for (int64_t i = 0; i < n; i++) {
     const uint32_t result = ev_rotl32(s1 * 5u, 7) * 9u;
     const uint32_t t = s1 << 9;
@@ -489,9 +557,125 @@ void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64
     s0 ^= s3;
     s2 ^= t;
     s3 = ev_rotl32(s3, 11);
-    const float m = (double)result >= thr ? keep : 0.0f;
-    mask[i] = m;
-    if (xa) xa[i] = x[i] * m;
+    mb[i] = kb & (0u - (uint32_t)((uint64_t)result >= thr_u));
   }
   st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
+  if (xa)
+    for (int64_t i = 0; i < n; i++) xa[i] = x[i] * mask[i];
+}
+
+typedef struct {
+  uint32_t st[4];
+  const float* x;
+  float *xa, *mask;
+  int64_t n;
+  int parts;
+  uint64_t thr_u;
+  uint32_t kb;
+  uint32_t end[4];
+} DropCtx;
+/* chunks [a, b) of `parts` equal pieces of the stream (all of them when the pool runs it serially) */
+static void dropout_part(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  DropCtx* c = (DropCtx*)p;
+  const int64_t i0 = c->n * a / c->parts, i1 = c->n * b / c->parts;
+  uint32_t s[4] = {c->st[0], c->st[1], c->st[2], c->st[3]};
+  xo_jump(s, i0);
+  dropout_serial(s, c->x ? c->x + i0 : NULL, c->xa ? c->xa + i0 : NULL, c->mask + i0, i1 - i0, c->thr_u, c->kb);
+  if (b == c->parts) memcpy(c->end, s, sizeof s);
+}
+
+void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep) {
+  /* (double)result >= p * 2^32  <=>  result >= ceil(p * 2^32) for an integer result: compared in
+   * integers and turned into the mask bits without a branch (GCC makes a ternary a branch, 5%
+   * mispredicted); the serial generator loop writes the mask only, x * mask is a second, vector loop */
+  const double thr = ceil(p * 4294967296.0);
+  const uint64_t thr_u = thr <= 0.0 ? 0 : thr >= 4294967296.0 ? (uint64_t)1 << 32 : (uint64_t)thr;
+  uint32_t kb;
+  memcpy(&kb, &keep, sizeof kb);
+  int parts = ev_loop_threads();
+  if (n < (1 << 16) || parts < 2) {
+    dropout_serial(st, x, xa, mask, n, thr_u, kb);
+    return;
+  }
+  /* the stream split at n * part / parts: each part jumps its start state there */
+  DropCtx c = {.st = {st[0], st[1], st[2], st[3]}, .x = x, .xa = xa, .mask = mask, .n = n, .parts = parts, .thr_u = thr_u, .kb = kb};
+  ev_parallel_parts(parts, parts, dropout_part, &c);
+  memcpy(st, c.end, sizeof c.end);
+}
+
+/* ---- Fused LM head + log-softmax at target tokens (scoring): out[r] = log softmax(x_r W^T + b)[t_r],
+ * without a rows x V logits array. Rows go in blocks of LP_RB, the vocabulary in tiles of LP_VT: a
+ * tile of logits (LP_RB x LP_VT floats, 640 KiB) is computed by the GEMM into a per-thread buffer that
+ * stays in L2, folded into a running max and sum of exponentials per row (rescaled when the max
+ * grows), and the target's logit is picked up in its tile. Threads claim row blocks. */
+#include <stdlib.h>
+#define LP_RB 320
+#define LP_VT 512
+typedef struct {
+  const float* x;
+  const float* W;
+  const float* bias;
+  const int32_t* t;
+  float* out;
+  int64_t rows;
+  int V, D, ignore;
+  int64_t blocks, next;
+  int oom;
+} LpCtx;
+
+static void lp_range(void* p, int64_t b_unused, int64_t e_unused, int part) {
+  (void)b_unused, (void)e_unused, (void)part;
+  LpCtx* c = (LpCtx*)p;
+  float* tile = NULL;
+  if (posix_memalign((void**)&tile, 64, sizeof(float) * LP_RB * LP_VT) != 0) {
+    c->oom = 1;
+    return;
+  }
+  float mx[LP_RB], sm[LP_RB], tg[LP_RB];
+  for (;;) {
+    int64_t b = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+    if (b >= c->blocks) break;
+    int64_t r0 = b * LP_RB;
+    int n = c->rows - r0 < LP_RB ? (int)(c->rows - r0) : LP_RB;
+    for (int i = 0; i < n; i++) mx[i] = -INFINITY, sm[i] = 0.0f, tg[i] = 0.0f;
+    for (int v0 = 0; v0 < c->V; v0 += LP_VT) {
+      int nv = c->V - v0 < LP_VT ? c->V - v0 : LP_VT;
+      float beta = 0.0f;
+      if (c->bias) {
+        for (int i = 0; i < n; i++) memcpy(tile + (int64_t)i * nv, c->bias + v0, sizeof(float) * nv);
+        beta = 1.0f;
+      }
+      ev_gemm(0, 1, n, nv, c->D, 1.0f, c->x + r0 * c->D, c->D, c->W + (int64_t)v0 * c->D, c->D, beta, tile, nv);
+      for (int i = 0; i < n; i++) {
+        const float* row = tile + (int64_t)i * nv;
+        float m = row[0];
+        for (int j = 1; j < nv; j++) m = row[j] > m ? row[j] : m;
+        if (m > mx[i]) {
+          sm[i] = sm[i] == 0.0f ? 0.0f : sm[i] * ev_expf(mx[i] - m);
+          mx[i] = m;
+        }
+        sm[i] += exp_sum(row, nv, mx[i]);
+        int t = c->t[r0 + i];
+        if (t >= v0 && t < v0 + nv) tg[i] = row[t - v0];
+      }
+    }
+    for (int i = 0; i < n; i++) c->out[r0 + i] = c->t[r0 + i] == c->ignore ? 0.0f : tg[i] - (mx[i] + logf(sm[i]));
+  }
+  free(tile);
+}
+
+/* 0 on success, -1 when a target is out of range (out untouched), -2 without memory */
+int ev_linear_log_probs(const float* x, const float* W, const float* bias, const int32_t* t, float* out, int64_t rows,
+                        int V, int D, int ignore) {
+  for (int64_t r = 0; r < rows; r++)
+    if (t[r] != ignore && (t[r] < 0 || t[r] >= V)) return -1;
+  if (rows <= 0) return 0;
+  LpCtx c = {x, W, bias, t, out, rows, V, D, ignore, (rows + LP_RB - 1) / LP_RB, 0, 0};
+  int parts = ev_get_threads();
+  if (parts > c.blocks) parts = (int)c.blocks;
+  if ((int64_t)rows * V * D < (1 << 22)) parts = 1;
+  if (parts > 1) ev_parallel_parts(parts, parts, lp_range, &c);
+  else lp_range(&c, 0, 1, 0);
+  return c.oom ? -2 : 0;
 }

@@ -64,6 +64,10 @@ void ev_swiglu_backward(const float* gate, const float* up, const float* gy, flo
 void ev_embedding_backward(const int32_t* ids, const float* gy, float* gW, int64_t n, int dim);
 void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
               float eps, float wd, float bc1, float bc2);
+/* out[r] = log softmax(x W^T + bias)[r, t[r]] (0 where t[r] == ignore) without a logits array;
+ * -1 when a target is out of range */
+int ev_linear_log_probs(const float* x, const float* W, const float* bias, const int32_t* t, float* out, int64_t rows,
+                        int V, int D, int ignore);
 void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep);
 /* fork-join over [0, n): fn(ctx, begin, end, part) with part < ev_loop_threads() */
 typedef void (*ev_range_fn)(void* ctx, int64_t begin, int64_t end, int part);

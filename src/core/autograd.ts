@@ -5,6 +5,7 @@
  */
 import { Tensor, type GradNode } from './tensor.js';
 import { getKernels } from './kernels/index.js';
+import { floats, releaseFloats } from './arena.js';
 
 let gradEnabled = true;
 let nextId = 1;
@@ -56,8 +57,16 @@ export function record(out: Tensor, op: string, inputs: Tensor[], backward: (g: 
 
 /** The gradient buffer of `t`, allocated (zeroed) if absent. Kernels may accumulate into it (beta = 1). */
 export function gradBuffer(t: Tensor): Float32Array {
-  if (t.grad === null) t.grad = new Float32Array(t.data.length);
+  if (t.grad === null) t.grad = gradAlloc(t, true);
   return t.grad;
+}
+
+/**
+ * Storage for the gradient of `t`: arena memory (see arena.ts) for intermediate tensors, a plain
+ * array for leaves (parameter gradients outlive the scope: the optimiser and the caller read them).
+ */
+export function gradAlloc(t: Tensor, zero: boolean): Float32Array {
+  return t.node === null ? new Float32Array(t.data.length) : floats(t.data.length, zero);
 }
 
 /**
@@ -66,13 +75,14 @@ export function gradBuffer(t: Tensor): Float32Array {
  */
 export function addGrad(t: Tensor, fill: (buf: Float32Array) => void): void {
   if (t.grad === null) {
-    const b = new Float32Array(t.data.length);
+    const b = gradAlloc(t, true);
     fill(b);
     t.grad = b;
   } else {
-    const tmp = new Float32Array(t.data.length);
+    const tmp = floats(t.data.length);
     fill(tmp);
     accumulate(t.grad, tmp);
+    releaseFloats(tmp);
   }
 }
 
@@ -115,7 +125,10 @@ export function backward(root: Tensor, gradient?: Float32Array, opts: { retainGr
     }
     if (!opts.retainGraph) {
       t.node = null;
-      if (!t.retainGrad) t.grad = null;
+      if (!t.retainGrad && t !== root) {
+        releaseFloats(t.grad);
+        t.grad = null;
+      } else if (!t.retainGrad) t.grad = null;
     }
   }
 }

@@ -11,7 +11,7 @@
  * requires gradients, so full fine-tuning, all-LoRA and located-layer updates share it.
  */
 import { existsSync } from 'node:fs';
-import { add, backward, clipGradNorm, type Tensor } from '../core/index.js';
+import { add, backward, clipGradNorm, type Tensor, withArena } from '../core/index.js';
 import type { Sample } from '../data/periods.js';
 import { keyedRandom } from '../data/rng.js';
 import { padBatch } from '../nn/batch.js';
@@ -158,7 +158,7 @@ export async function trainLLMRec(
     const skip = trainer.step - (epoch - 1) * perEpoch; // steps of this epoch already done (resume)
     for (let k = Math.max(0, skip); k < order.length; k++) {
       const b = batches[order[k]];
-      const r = o.extraLoss ? stepWithExtra(trainer, b, o.extraLoss) : trainer.trainStep(b);
+      const r = o.extraLoss ? withArena(() => stepWithExtra(trainer, b, o.extraLoss!)) : trainer.trainStep(b);
       samplesSeen += b.batch;
       lossSum += r.loss;
       lossN++;

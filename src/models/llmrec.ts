@@ -8,7 +8,7 @@
  * and end-of-sequence). Logits are computed only at real answer positions: the LM head is the largest
  * matrix, and padded positions would otherwise dominate the cost.
  */
-import { linear, logSoftmax, noGrad, Tensor } from '../core/index.js';
+import { linearLogProbs, logSoftmax, noGrad, Tensor, withArena } from '../core/index.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { BatchScorer } from '../eval/evaluate.js';
 import { MetricAccumulator } from '../eval/metrics.js';
@@ -63,16 +63,16 @@ export class LLMRec {
     const reduction = opts.reduction ?? this.scoring.reduction;
     const calibration = opts.calibration ?? this.scoring.calibration;
     const out: Float32Array[] = [];
-    noGrad(() => {
+    noGrad(() => this.decoder.withFrozenWeights(() => {
       for (let s = 0; s < histories.length; s += per) {
         const prompts = histories.slice(s, s + per).map((h) => this.prompts.prompt(h));
-        out.push(...this.scoreChunk(prompts, candidates.slice(s, s + per), reduction));
+        out.push(...withArena(() => this.scoreChunk(prompts, candidates.slice(s, s + per), reduction)));
       }
       if (calibration === 'prior') {
         const prior = this.priorScores(candidates.flat(), reduction);
         out.forEach((sc, u) => candidates[u].forEach((c, j) => (sc[j] -= prior.get(c)!)));
       }
-    });
+    }));
     return out;
   }
 
@@ -133,13 +133,13 @@ export class LLMRec {
     const cache = this.cachedPrior(reduction);
     const missing = [...new Set(items)].filter((i) => !cache.has(i));
     const neutral = this.prompts.prompt([]);
-    noGrad(() => {
+    noGrad(() => this.decoder.withFrozenWeights(() => {
       for (let s = 0; s < missing.length; s += 160) {
         const chunk = missing.slice(s, s + 160);
-        const [sc] = this.scoreChunk([neutral], [chunk], reduction);
+        const [sc] = withArena(() => this.scoreChunk([neutral], [chunk], reduction));
         chunk.forEach((item, j) => cache.set(item, sc[j]));
       }
-    });
+    }));
     return cache;
   }
 
@@ -212,13 +212,20 @@ export class LLMRec {
     const h = second.lastHiddenState; // [R, La, D]
     const D = h.shape[2];
 
-    // 3. Logits only where a real answer token is predicted.
+    // 3. Log-probabilities only where a real answer token is predicted, through the fused LM head
+    // (no [rows, V] logits array).
     let real = 0;
     for (let i = 0; i < aMask.length; i++) real += aMask[i];
     const rows = new Float32Array(real * D);
+    const targets = new Int32Array(real);
     let k = 0;
-    for (let i = 0; i < aMask.length; i++) if (aMask[i]) rows.set(h.data.subarray(i * D, (i + 1) * D), D * k++);
-    const lp = real > 0 ? logSoftmax(linear(new Tensor(rows, [real, D]), this.decoder.headWeight)).data : new Float32Array(0);
+    for (let i = 0; i < aMask.length; i++) {
+      if (!aMask[i]) continue;
+      rows.set(h.data.subarray(i * D, (i + 1) * D), D * k);
+      const r = Math.floor(i / La);
+      targets[k++] = answers[r][i - r * La + 1];
+    }
+    const lp = real > 0 ? linearLogProbs(new Tensor(rows, [real, D]), this.decoder.headWeight, targets) : new Float32Array(0);
 
     const scores = candidates.map((cs) => new Float32Array(cs.length));
     let r = 0;
@@ -227,7 +234,7 @@ export class LLMRec {
       cs.forEach((_, j) => {
         const a = answers[r];
         let sum = firstLp[u * V + a[0]];
-        for (let t = 1; t < a.length; t++) sum += lp[(row++) * V + a[t]];
+        for (let t = 1; t < a.length; t++) sum += lp[row++];
         scores[u][j] = reduction === 'mean' ? sum / a.length : sum;
         r++;
       });

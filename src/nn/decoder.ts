@@ -430,9 +430,43 @@ export class Decoder {
     return { logits, loss, lossTokens, hiddenStates: hidden, lastHiddenState: normed };
   }
 
+  private foldCache: Map<string, Tensor> | null = null;
+
+  /**
+   * Run `fn` (inference over weights that `fn` does not change, e.g. a batch of scoring calls) with
+   * each projection's LoRA adapter folded into its weight once (W + s B A, the same product the
+   * forward computes per call without dropout), instead of once per forward. Nested calls share it.
+   */
+  withFrozenWeights<T>(fn: () => T): T {
+    if (this.foldCache) return fn();
+    this.foldCache = new Map();
+    try {
+      return fn();
+    } finally {
+      this.foldCache = null;
+    }
+  }
+
   /** One projection: base linear plus every active, unmerged adapter that targets it. */
   private proj(l: number, m: LinearModule, x: Tensor, training: boolean): Tensor {
     const { weight: W, bias } = this.layers[l].linear[m];
+    if (this.foldCache && !isGradEnabled()) {
+      // one active adapter on this projection: its folded weight, computed once per scope
+      const on = this.active.filter(({ adapter }) => !adapter.merged && adapter.get(l, m));
+      if (on.length === 1 && !(training && on[0].adapter.config.lora_dropout > 0)) {
+        const { adapter, weight } = on[0];
+        const key = `${l}.${m}.${adapter.name}.${weight}`;
+        let Wf = this.foldCache.get(key);
+        if (!Wf) {
+          const p = adapter.get(l, m)!;
+          const data = W.data.slice(); // plain memory: it outlives arena scopes inside fn
+          op.getKernels().gemm(false, false, W.shape[0], W.shape[1], p.A.shape[0], p.scale * weight, p.B.data, 0, p.A.shape[0], 0, p.A.data, 0, W.shape[1], 0, 1, data, 0, W.shape[1], 0, 1);
+          Wf = new op.Tensor(data, W.shape);
+          this.foldCache.set(key, Wf);
+        }
+        return op.linear(x, Wf, bias);
+      }
+    }
     let y: Tensor | null = null;
     for (const { adapter, weight } of this.active) {
       if (adapter.merged) continue;

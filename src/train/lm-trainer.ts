@@ -8,7 +8,7 @@
  * labels[t + 1]; -100 = no loss), optionally an attention mask. Pretraining passes labels = ids; the
  * LLMRec trainer passes -100 over the prompt so that only the target title is learned.
  */
-import { AdamW, backward, clipGradNorm, lrSchedule, noGrad, loadCheckpoint, saveCheckpoint, type Schedule, type Tensor, weightDecayGroups } from '../core/index.js';
+import { AdamW, backward, withArena, clipGradNorm, lrSchedule, noGrad, loadCheckpoint, saveCheckpoint, type Schedule, type Tensor, weightDecayGroups } from '../core/index.js';
 import type { Decoder } from '../nn/decoder.js';
 
 export interface LmBatch {
@@ -89,6 +89,11 @@ export class LmTrainer {
    * token-weighted mean over all of them).
    */
   trainStep(batches: LmBatch | LmBatch[]): StepResult {
+    // Activations and intermediate gradients live in the arena for the step (no fresh memory, no GC)
+    return withArena(() => this.step1(batches));
+  }
+
+  private step1(batches: LmBatch | LmBatch[]): StepResult {
     const list = Array.isArray(batches) ? batches : [batches];
     const params = this.params;
     for (const p of params) p.grad = null;

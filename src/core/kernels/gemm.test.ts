@@ -20,6 +20,8 @@ const cases: Case[] = [];
 const sizes: [number, number, number][] = [
   [1, 1, 1], [1, 17, 5], [7, 1, 3], [5, 13, 0], [6, 16, 1], [13, 33, 7], [37, 29, 300], [64, 64, 48],
   [130, 150, 70], [97, 203, 257], [7, 4100, 40], [200, 35, 513], [1, 300, 4000], [300, 1, 600],
+  // the skinny path (N <= 32, or M <= 16 through the transpose): LoRA rank-16 shapes, partial row blocks, threaded
+  [301, 16, 192], [37, 32, 70], [25, 20, 9], [1100, 16, 192], [600, 24, 100], [16, 150, 900], [13, 70, 50],
 ];
 for (const [M, N, K] of sizes) {
   for (const tA of [false, true]) {

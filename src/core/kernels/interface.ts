@@ -112,6 +112,15 @@ export interface Kernels {
    */
   dropoutMask(state: Uint32Array, x: Float32Array | null, xa: Float32Array | null, mask: Float32Array, n: number, p: number, keep: number): void;
 
+  /**
+   * LM head and log-softmax at target tokens: out[r] = log softmax(x_r W^T + bias)[targets[r]] for x
+   * [rows, D], W [V, D], bias [V] or null (0 where targets[r] == ignoreIndex; other targets must be in
+   * [0, V), else a RangeError). No rows x V logits array is materialised (native: vocabulary tiles
+   * with a running log-sum-exp per row).
+   */
+  linearLogProbs(x: Float32Array, W: Float32Array, bias: Float32Array | null, targets: Int32Array, out: Float32Array,
+    rows: number, V: number, D: number, ignoreIndex: number): void;
+
   /** out = silu(gate) * up (overwrite). */
   swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
   /** Gradients of swiglu; ggate/gup accumulated when given. */

@@ -49,6 +49,30 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
+  it('linearLogProbs (fused LM head + log-softmax): row blocks and vocabulary tiles, bias, ignored rows, threads', () => {
+    // 450 rows = 3 row blocks of the native kernel (192), V = 1300 = 3 tiles (512), a partial one last
+    const rows = 450, V = 1300, D = 40;
+    const x = randArr(rows * D), W = randArr(V * D, 0.5), bias = randArr(V);
+    const tg = Int32Array.from({ length: rows }, (_, r) => (r % 17 === 3 ? -100 : (r * 37) % V));
+    tg[0] = 0; tg[1] = V - 1; tg[2] = 511; tg[4] = 512;
+    for (const b of [bias, null]) {
+      const out = new Float32Array(rows);
+      agree(`linearLogProbs bias ${!!b}`, [x, W, b, out], (k, [a, w, bb, o]) =>
+        k.linearLogProbs(a as Float32Array, w as Float32Array, bb as Float32Array | null, tg, o as Float32Array, rows, V, D, -100), 1e-5);
+      // and against the reference: log-softmax of the materialised logits
+      const logits = new Float32Array(rows * V);
+      if (b) for (let r = 0; r < rows; r++) logits.set(b, r * V);
+      tsKernels.gemm(false, true, rows, V, D, 1, x, 0, D, 0, W, 0, D, 0, b ? 1 : 0, logits, 0, V, 0, 1);
+      const ls = new Float32Array(rows * V);
+      tsKernels.logSoftmax(logits, ls, rows, V);
+      native!.linearLogProbs(x, W, b, tg, out, rows, V, D, -100);
+      for (let r = 0; r < rows; r++) assert.ok(Math.abs(out[r] - (tg[r] === -100 ? 0 : ls[r * V + tg[r]])) < 1e-4, `row ${r}`);
+    }
+    const bad = tg.slice();
+    bad[5] = V;
+    for (const k of [native!, tsKernels]) assert.throws(() => k.linearLogProbs(x, W, null, bad, new Float32Array(rows), rows, V, D, -100), /out of range/);
+  });
+
   it('softmax, logSoftmax and their backward; cross-entropy forward and backward', () => {
     const R = 7, C = 1000;
     const x = randArr(R * C, 3), gy = randArr(R * C), out = new Float32Array(R * C), gx = new Float32Array(R * C);
@@ -127,8 +151,11 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
-  it('dropout mask: both kernels follow Rng.uniform() exactly', () => {
-    const n = 1003, x = randArr(n);
+  it('dropout mask: both kernels follow Rng.uniform() exactly (the native one split over threads by jump-ahead above 2^16)', () => {
+    for (const n of [1003, 200_003]) dropoutStream(n);
+  });
+  function dropoutStream(n: number): void {
+    const x = randArr(n);
     const r = new Rng(5);
     const expect = Float32Array.from({ length: n }, () => (r.uniform() >= 0.1 ? 1 / 0.9 : 0));
     for (const kk of native ? [native, tsKernels] : [tsKernels]) {
@@ -142,7 +169,7 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
       assert.equal(g.nextU32(), r.nextU32());
       r.setState(new Rng(5).getState()); for (let i = 0; i < n; i++) r.uniform();
     }
-  });
+  }
 
   it('inference attention with a shared prefix equals attentionForward on the materialised keys', () => {
     const Bp = 2, S0 = 6, B = 5, T = 3, S1 = 4, Hq = 4, Hkv = 2, Dh = 8, W = Hkv * Dh, S = S0 + S1;

@@ -85,6 +85,7 @@ export function loadNativeKernels(): Kernels | null {
       attentionBackward: addon.attentionBackward,
       attentionInfer: addon.attentionInfer,
       dropoutMask: addon.dropoutMask,
+      linearLogProbs: addon.linearLogProbs,
       swiglu: addon.swiglu,
       swigluBackward: addon.swigluBackward,
       embeddingBackward: addon.embeddingBackward,

@@ -423,6 +423,32 @@ export const tsKernels: Kernels = {
     if (xa) for (let i = 0; i < n; i++) xa[i] = x![i] * mask[i];
   },
 
+  linearLogProbs(x, W, bias, targets, out, rows, V, D, ignoreIndex) {
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r];
+      if (t !== ignoreIndex && (t < 0 || t >= V)) throw new RangeError(`linearLogProbs: target ${t} out of range [0, ${V})`);
+    }
+    // row chunks of at most 2^20 logits through one scratch buffer
+    const chunk = Math.max(1, Math.min(rows, Math.floor((1 << 20) / V)));
+    const buf = new Float32Array(chunk * V);
+    const lse = new Float32Array(chunk);
+    const all = new Int32Array(chunk); // every row's lse (target 0 is never the ignore index here)
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const n = Math.min(chunk, rows - r0);
+      let beta = 0;
+      if (bias) {
+        for (let r = 0; r < n; r++) buf.set(bias, r * V);
+        beta = 1;
+      }
+      this.gemm(false, true, n, V, D, 1, x, r0 * D, D, 0, W, 0, D, 0, beta, buf, 0, V, 0, 1);
+      this.crossEntropy(buf, all.subarray(0, n), n, V, -1, lse.subarray(0, n));
+      for (let r = 0; r < n; r++) {
+        const t = targets[r0 + r];
+        out[r0 + r] = t === ignoreIndex ? 0 : buf[r * V + t] - lse[r];
+      }
+    }
+  },
+
   swiglu(gate, up, out, n) {
     for (let i = 0; i < n; i++) {
       const g = gate[i];

@@ -13,6 +13,7 @@
  * concatenated (the prefix gets no gradient; k and v do).
  */
 import { Tensor } from '../tensor.js';
+import { floats } from '../arena.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 import { concat, reshape } from './shape.js';
@@ -77,7 +78,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     for (let b = 0; b < B; b++) if (pre.rows[b] < 0 || pre.rows[b] >= Bp) throw new Error(`attention: prefix row ${pre.rows[b]} out of range [0, ${Bp})`);
   }
   if (!needsGrad(q, k, v)) {
-    const out = new Float32Array(q.size);
+    const out = floats(q.size);
     getKernels().attentionInfer(q.data, k.data, v.data, out, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask,
       pre ? pre.k : null, pre ? pre.v : null, pre ? pre.rows : null, S0, queryMask);
     return new Tensor(out, q.shape);
@@ -85,7 +86,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (pre) {
     // Gradients needed: materialise [prefix rows ; k] (the prefix part is a constant).
     const gather = (src: Float32Array): Tensor => {
-      const d = new Float32Array(B * S0 * Wk);
+      const d = floats(B * S0 * Wk);
       for (let b = 0; b < B; b++) d.set(src.subarray(pre.rows[b] * S0 * Wk, (pre.rows[b] + 1) * S0 * Wk), b * S0 * Wk);
       return new Tensor(d, [B, S0, Wk]);
     };
@@ -96,8 +97,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const res = attention(q3, kAll, vAll, { numHeads: Hq, numKvHeads: Hkv, causal, keyMask, scale, queryMask });
     return q.ndim === 3 ? res : reshape(res, q.shape);
   }
-  const P = new Float32Array(B * Hq * T * S);
-  const out = new Float32Array(q.size);
+  const P = floats(B * Hq * T * S);
+  const out = floats(q.size, false); // every row written (zeros where no key is visible)
   getKernels().attentionForward(q.data, k.data, v.data, out, P, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask);
   const Wo = Hq * Dh;
   if (queryMask) for (let r = 0; r < B * T; r++) if (!queryMask[r]) out.fill(0, r * Wo, (r + 1) * Wo);
@@ -108,7 +109,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       g = g0.slice();
       for (let r = 0; r < B * T; r++) if (!queryMask[r]) g.fill(0, r * Wo, (r + 1) * Wo);
     }
-    const dP = new Float32Array(P.length);
+    const dP = floats(P.length);
     const gq = q.requiresGrad ? gradBuffer(q) : null;
     const gk = k.requiresGrad ? gradBuffer(k) : null;
     const gv = v.requiresGrad ? gradBuffer(v) : null;

@@ -1,6 +1,7 @@
 /** Elementwise ops: broadcasting binary arithmetic and unary activations. */
 import { Tensor, sameShape, shapeSize, stridedIndexMap } from '../tensor.js';
-import { record, needsGrad, gradBuffer } from '../autograd.js';
+import { floats } from '../arena.js';
+import { record, needsGrad, gradBuffer, gradAlloc } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 
 /** NumPy-style broadcast of two shapes. */
@@ -49,7 +50,8 @@ function broadcastMap(outShape: readonly number[], inShape: readonly number[]): 
 function reduceInto(t: Tensor, g: Float32Array, map: Int32Array | null, factor?: Float32Array, scalar = 1): void {
   if (map === null && !factor && t.grad === null) {
     // First contribution: a copy (or scaled copy) instead of zero-fill + add.
-    const c = g.slice();
+    const c = gradAlloc(t, false);
+    c.set(g);
     if (scalar !== 1) for (let i = 0; i < c.length; i++) c[i] *= scalar;
     t.grad = c;
     return;
@@ -72,10 +74,13 @@ function binary(kind: Bin, a: Tensor, b: Tensor): Tensor {
   const ma = broadcastMap(shape, a.shape);
   const mb = broadcastMap(shape, b.shape);
   const A = a.data, Bd = b.data;
-  const out = new Float32Array(n);
+  const out = floats(n, false); // every element written below
   if (ma === null && mb === null) {
-    if (kind === 'add') for (let i = 0; i < n; i++) out[i] = A[i] + Bd[i];
-    else if (kind === 'sub') for (let i = 0; i < n; i++) out[i] = A[i] - Bd[i];
+    if (kind === 'add') {
+      // a copy and a native axpy (1 * b + a rounds exactly as a + b): the residual adds of a decoder
+      out.set(A);
+      getKernels().axpy(n, 1, Bd, out);
+    } else if (kind === 'sub') for (let i = 0; i < n; i++) out[i] = A[i] - Bd[i];
     else if (kind === 'mul') for (let i = 0; i < n; i++) out[i] = A[i] * Bd[i];
     else for (let i = 0; i < n; i++) out[i] = A[i] / Bd[i];
   } else {
@@ -90,7 +95,7 @@ function binary(kind: Bin, a: Tensor, b: Tensor): Tensor {
   return record(res, kind, [a, b], (g) => {
     const gather = (src: Float32Array, m: Int32Array | null): Float32Array => {
       if (m === null) return src;
-      const r = new Float32Array(n);
+      const r = floats(n);
       for (let i = 0; i < n; i++) r[i] = src[m[i]];
       return r;
     };
@@ -103,13 +108,13 @@ function binary(kind: Bin, a: Tensor, b: Tensor): Tensor {
     } else {
       const bb = gather(Bd, mb);
       if (a.requiresGrad) {
-        const inv = new Float32Array(n);
+        const inv = floats(n);
         for (let i = 0; i < n; i++) inv[i] = 1 / bb[i];
         reduceInto(a, g, ma, inv);
       }
       if (b.requiresGrad) {
         // d(a/b)/db = -a / b^2 = -out / b
-        const f = new Float32Array(n);
+        const f = floats(n);
         for (let i = 0; i < n; i++) f[i] = -out[i] / bb[i];
         reduceInto(b, g, mb, f);
       }
@@ -136,7 +141,7 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
 
 /** x * s for a number s. */
 export function scale(x: Tensor, s: number): Tensor {
-  const out = new Float32Array(x.size);
+  const out = floats(x.size);
   const d = x.data;
   for (let i = 0; i < out.length; i++) out[i] = d[i] * s;
   return record(new Tensor(out, x.shape), 'scale', [x], (g) => {
@@ -147,7 +152,7 @@ export function scale(x: Tensor, s: number): Tensor {
 
 /** x + c for a number c. */
 export function addScalar(x: Tensor, c: number): Tensor {
-  const out = new Float32Array(x.size);
+  const out = floats(x.size);
   const d = x.data;
   for (let i = 0; i < out.length; i++) out[i] = d[i] + c;
   return record(new Tensor(out, x.shape), 'addScalar', [x], (g) => {
@@ -165,7 +170,7 @@ export function neg(x: Tensor): Tensor {
  */
 function unary(op: string, x: Tensor, f: (v: number) => number, df: (v: number, y: number) => number): Tensor {
   const n = x.size;
-  const out = new Float32Array(n);
+  const out = floats(n);
   const d = x.data;
   for (let i = 0; i < n; i++) out[i] = f(d[i]);
   return record(new Tensor(out, x.shape), op, [x], (g) => {

@@ -1,5 +1,6 @@
 /** Losses: fused log-softmax cross-entropy with an ignore index. */
 import { Tensor } from '../tensor.js';
+import { floats } from '../arena.js';
 import { record, addGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 
@@ -22,7 +23,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
   const ignore = opts.ignoreIndex ?? -100;
   let count = 0;
   for (let i = 0; i < rows; i++) if (tg[i] !== ignore) count++;
-  const lse = new Float32Array(rows);
+  const lse = floats(rows);
   const total = getKernels().crossEntropy(logits.data, tg, rows, V, ignore, lse);
   const denom = opts.reduction === 'sum' ? 1 : Math.max(count, 1);
   const out = new Tensor(new Float32Array([total / denom]), []);
@@ -46,13 +47,14 @@ function release(b: Float32Array): void {
 /**
  * Log-probability of each row's target under softmax(x W^T + bias), for scoring with an LM head: x
  * [..., D], W [V, D], one target per row -> Float32Array [rows] (0 where the target is ignoreIndex).
- * No gradient and no logits tensor: rows go through a pooled scratch buffer of at most
- * `maxBufferFloats` (default 2^22 = 16 MB) logits at a time, so scoring 2,500 answer tokens against an
- * 8,000-token vocabulary does not allocate (and page-fault) two 80 MB arrays as
- * logSoftmax(linear(x, W)) does.
+ * No gradient and no logits tensor (the `linearLogProbs` kernel: natively, vocabulary tiles kept in
+ * cache with a running log-sum-exp per row; the TypeScript kernel goes through a scratch buffer of
+ * 2^20 logits), so scoring 2,500 answer tokens against an 8,000-token vocabulary neither allocates two
+ * 80 MB arrays nor reads them back, as logSoftmax(linear(x, W)) does.
  */
 export function linearLogProbs(
   x: Tensor, W: Tensor, targets: Int32Array | readonly number[],
+  /** `maxBufferFloats` is accepted for compatibility and unused: the kernel needs no logits buffer. */
   opts: { bias?: Tensor | null; ignoreIndex?: number; maxBufferFloats?: number } = {},
 ): Float32Array {
   const [V, D] = W.shape;
@@ -62,32 +64,9 @@ export function linearLogProbs(
   if (tg.length !== rows) throw new Error(`linearLogProbs: ${tg.length} targets for ${rows} rows`);
   const ignore = opts.ignoreIndex ?? -100;
   for (let i = 0; i < rows; i++) if (tg[i] !== ignore && (tg[i] < 0 || tg[i] >= V)) throw new Error(`linearLogProbs: target ${tg[i]} out of range [0, ${V})`);
-  const bias = opts.bias ?? null;
-  const chunk = Math.max(1, Math.min(rows, Math.floor((opts.maxBufferFloats ?? 1 << 22) / V)));
   const out = new Float32Array(rows);
   if (rows === 0) return out;
-  const k = getKernels();
-  const buf = acquire(chunk * V);
-  const lse = new Float32Array(chunk);
-  const all = new Int32Array(chunk).fill(ignore === 0 && V > 1 ? 1 : 0); // never ignored: lse of every row
-  try {
-    for (let r0 = 0; r0 < rows; r0 += chunk) {
-      const n = Math.min(chunk, rows - r0);
-      let beta = 0;
-      if (bias) {
-        for (let r = 0; r < n; r++) buf.set(bias.data, r * V);
-        beta = 1;
-      }
-      k.gemm(false, true, n, V, D, 1, x.data, r0 * D, D, 0, W.data, 0, D, 0, beta, buf, 0, V, 0, 1);
-      k.crossEntropy(buf, all.subarray(0, n), n, V, ignore, lse.subarray(0, n));
-      for (let r = 0; r < n; r++) {
-        const t = tg[r0 + r];
-        out[r0 + r] = t === ignore ? 0 : buf[r * V + t] - lse[r];
-      }
-    }
-  } finally {
-    release(buf);
-  }
+  getKernels().linearLogProbs(x.data, W.data, opts.bias ? opts.bias.data : null, tg, out, rows, V, D, ignore);
   return out;
 }
 
@@ -123,7 +102,7 @@ export function linearCrossEntropy(
     }
     getKernels().gemm(false, true, n, V, D, 1, x.data, r0 * D, D, 0, W.data, 0, D, 0, beta, buf, 0, V, 0, 1);
   };
-  const lse = new Float32Array(rows);
+  const lse = floats(rows);
   const buf = acquire(chunk * V);
   let total = 0;
   try {

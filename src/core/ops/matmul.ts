@@ -1,5 +1,6 @@
 /** Matrix products: matmul with transpose flags and batching, and linear (HF weight layout). */
 import { Tensor, shapeSize } from '../tensor.js';
+import { floats } from '../arena.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 import { Rng } from '../random.js';
@@ -35,7 +36,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batch = Math.max(nA, nB);
   const sA = aBatch.length === 0 ? 0 : M * K, sB = bBatch.length === 0 ? 0 : K * N, sC = M * N;
   const lda = aC, ldb = bC;
-  const out = new Float32Array(batch * M * N);
+  const out = floats(batch * M * N, false);
   const k = getKernels();
   // Fold the batch into M when b is shared and a is not transposed: one large product.
   const fold = sB === 0 && !tA && batch > 1;
@@ -71,7 +72,7 @@ export function linear(x: Tensor, W: Tensor, bias?: Tensor | null): Tensor {
   if (x.dim(-1) !== I) throw new Error(`linear: input [${x.shape}] does not match weight [${W.shape}]`);
   if (bias && bias.size !== O) throw new Error('linear: bias size must equal out features');
   const rows = x.size / I;
-  const out = new Float32Array(rows * O);
+  const out = floats(rows * O, false);
   let beta = 0;
   if (bias) {
     for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
@@ -122,7 +123,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   const s = opts.scale;
   const rows = x.size / I;
   const k = getKernels();
-  const out = new Float32Array(rows * O);
+  const out = floats(rows * O, false);
   let beta = 0;
   if (bias) {
     for (let r = 0; r < rows; r++) out.set(bias.data, r * O);
@@ -134,17 +135,18 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   if (!dropping) {
     // Without dropout the adapter folds into the weight: W' = W + s B A ([O, I], cheap for small r),
     // so forward and dx are single products and no pass over y or dx is spent on the rank-r path.
-    const Wm = W.data.slice();
+    const Wm = floats(W.size, false);
+    Wm.set(W.data);
     k.gemm(false, false, O, I, R, s, B.data, 0, R, 0, A.data, 0, I, 0, 1, Wm, 0, I, 0, 1);
     k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, Wm, 0, I, 0, beta, out, 0, O, 0, 1);
     const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
     if (!needsGrad(...inputs)) return res;
     return record(res, 'loraLinear', inputs, (g) => {
       const k2 = getKernels();
-      const gu = new Float32Array(rows * R); // s * g B
+      const gu = floats(rows * R, false); // s * g B
       k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
       if (B.requiresGrad) {
-        const u = new Float32Array(rows * R); // x A^T
+        const u = floats(rows * R, false); // x A^T
         k2.gemm(false, true, rows, R, I, 1, x.data, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
         k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
       }
@@ -163,8 +165,8 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   let mask: Float32Array | null = null;
   {
     if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
-    mask = new Float32Array(x.size);
-    xa = new Float32Array(x.size);
+    mask = floats(x.size, false);
+    xa = floats(x.size, false);
     const keep = 1 / (1 - p);
     const rng = opts.rng;
     if (rng instanceof Rng) {
@@ -177,7 +179,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
       for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
     }
   }
-  const u = new Float32Array(rows * R);
+  const u = floats(rows * R, false);
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
   k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
   const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
@@ -185,7 +187,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
   return record(res, 'loraLinear', inputs, (g) => {
     const k2 = getKernels();
     // gu = s * g B  [rows, R]
-    const gu = new Float32Array(rows * R);
+    const gu = floats(rows * R, false);
     k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
     if (B.requiresGrad) k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
     if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
@@ -198,7 +200,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
       const gx = gradBuffer(x);
       k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, W.data, 0, I, 0, 1, gx, 0, I, 0, 1);
       if (mask) {
-        const t = new Float32Array(rows * I);
+        const t = floats(rows * I);
         k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 0, t, 0, I, 0, 1);
         for (let i = 0; i < t.length; i++) gx[i] += t[i] * mask[i];
       } else k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 1, gx, 0, I, 0, 1);

@@ -1,5 +1,6 @@
 /** Neural-network ops: embedding, norms, rotary embedding, softmax, SwiGLU, dropout. */
 import { Tensor } from '../tensor.js';
+import { floats } from '../arena.js';
 import { record, needsGrad, gradBuffer, addGrad } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 import { Rng, getDefaultRng } from '../random.js';
@@ -12,7 +13,7 @@ export function embedding(W: Tensor, ids: Int32Array | readonly number[], shape?
   const idArr = ids instanceof Int32Array ? ids : Int32Array.from(ids);
   const [V, D] = W.shape;
   const n = idArr.length;
-  const out = new Float32Array(n * D);
+  const out = floats(n * D);
   for (let i = 0; i < n; i++) {
     const id = idArr[i];
     if (id < 0) continue;
@@ -29,8 +30,8 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const dim = x.dim(-1);
   if (weight.size !== dim) throw new Error('rmsNorm: weight size must equal the last dim');
   const rows = x.size / dim;
-  const out = new Float32Array(x.size);
-  const rstd = new Float32Array(rows);
+  const out = floats(x.size, false);
+  const rstd = floats(rows, false);
   getKernels().rmsNorm(x.data, weight.data, out, rstd, rows, dim, eps);
   return record(new Tensor(out, x.shape), 'rmsNorm', [x, weight], (g) => {
     const k = getKernels();
@@ -45,9 +46,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const dim = x.dim(-1);
   if (weight.size !== dim || bias.size !== dim) throw new Error('layerNorm: weight/bias size must equal the last dim');
   const rows = x.size / dim;
-  const out = new Float32Array(x.size);
-  const mu = new Float32Array(rows);
-  const rstd = new Float32Array(rows);
+  const out = floats(x.size);
+  const mu = floats(rows);
+  const rstd = floats(rows);
   getKernels().layerNorm(x.data, weight.data, bias.data, out, mu, rstd, rows, dim, eps);
   return record(new Tensor(out, x.shape), 'layerNorm', [x, weight, bias], (g) => {
     const k = getKernels();
@@ -121,7 +122,7 @@ export function rope(x: Tensor, opts: RopeOptions): Tensor {
     if (pos[i] > maxP) maxP = pos[i];
   }
   const tab = ropeTable(base, headDim, maxP + 1);
-  const out = new Float32Array(x.size);
+  const out = floats(x.size, false);
   const p = pos;
   getKernels().rope(x.data, out, tab.cos, tab.sin, p, B * T, heads, headDim, 1);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
@@ -133,7 +134,7 @@ export function rope(x: Tensor, opts: RopeOptions): Tensor {
 export function softmax(x: Tensor): Tensor {
   const cols = x.dim(-1);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = floats(x.size);
   getKernels().softmax(x.data, out, rows, cols);
   return record(new Tensor(out, x.shape), 'softmax', [x], (g) => {
     addGrad(x, (gx) => getKernels().softmaxBackward(out, g, gx, rows, cols));
@@ -144,7 +145,7 @@ export function softmax(x: Tensor): Tensor {
 export function logSoftmax(x: Tensor): Tensor {
   const cols = x.dim(-1);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = floats(x.size);
   getKernels().logSoftmax(x.data, out, rows, cols);
   return record(new Tensor(out, x.shape), 'logSoftmax', [x], (g) => {
     addGrad(x, (gx) => getKernels().logSoftmaxBackward(out, g, gx, rows, cols));
@@ -154,7 +155,7 @@ export function logSoftmax(x: Tensor): Tensor {
 /** SwiGLU gate: silu(gate) * up, fused (Llama MLP: down(swiglu(gate(x), up(x)))). */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size) throw new Error('swiglu: gate and up must have the same shape');
-  const out = new Float32Array(gate.size);
+  const out = floats(gate.size, false);
   getKernels().swiglu(gate.data, up.data, out, gate.size);
   return record(new Tensor(out, gate.shape), 'swiglu', [gate, up], (g) => {
     const gg = gate.requiresGrad ? gradBuffer(gate) : null;
@@ -176,8 +177,8 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (p >= 1) throw new Error('dropout: p must be < 1');
   const rng = opts.rng ?? getDefaultRng();
   const keep = 1 / (1 - p);
-  const mask = new Float32Array(x.size);
-  const out = new Float32Array(x.size);
+  const mask = floats(x.size);
+  const out = floats(x.size);
   const st = rng.getState();
   getKernels().dropoutMask(st, x.data, out, mask, mask.length, p, keep);
   rng.setState(st);

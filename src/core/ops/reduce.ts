@@ -1,5 +1,6 @@
 /** Reductions: sum and mean, over everything or along one axis. */
 import { Tensor, shapeSize } from '../tensor.js';
+import { floats } from '../arena.js';
 import { record, gradBuffer } from '../autograd.js';
 
 function reduceAxis(x: Tensor, axis: number | undefined, keepDims: boolean, scaleBy: (n: number) => number, op: string): Tensor {
@@ -30,7 +31,7 @@ function reduceAxis(x: Tensor, axis: number | undefined, keepDims: boolean, scal
       for (let i = 0; i < inner; i++) acc[dst + i] += d[src + i];
     }
   }
-  const out = new Float32Array(outer * inner);
+  const out = floats(outer * inner);
   for (let i = 0; i < out.length; i++) out[i] = acc[i] * f;
   const shape = x.shape.slice();
   if (keepDims) shape[ax] = 1;

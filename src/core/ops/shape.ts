@@ -1,6 +1,7 @@
 /** Shape ops: reshape (shares storage), transpose/permute, slice, concat (copy). */
 import { Tensor, shapeSize, stridedIndexMap } from '../tensor.js';
-import { record, gradBuffer, accumulate } from '../autograd.js';
+import { floats } from '../arena.js';
+import { record, gradBuffer, gradAlloc, accumulate } from '../autograd.js';
 
 function normAxis(axis: number, ndim: number): number {
   const a = axis < 0 ? ndim + axis : axis;
@@ -18,7 +19,10 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (shapeSize(s) !== x.size) throw new Error(`reshape: cannot view [${x.shape}] as [${shape}]`);
   return record(new Tensor(x.data, s), 'reshape', [x], (g) => {
-    if (x.grad === null) x.grad = g.slice();
+    if (x.grad === null) {
+      x.grad = gradAlloc(x, false);
+      x.grad.set(g);
+    }
     else accumulate(x.grad, g);
   });
 }
@@ -38,7 +42,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const size = x.size;
   // map[i] = flat input index of output element i
   const map = stridedIndexMap(outShape, srcStride);
-  const out = new Float32Array(size);
+  const out = floats(size);
   const src = x.data;
   for (let i = 0; i < size; i++) out[i] = src[map[i]];
   return record(new Tensor(out, outShape), 'permute', [x], (g) => {
@@ -68,7 +72,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const w = e - s;
   const outShape = x.shape.slice();
   outShape[ax] = w;
-  const out = new Float32Array(outer * w * inner);
+  const out = floats(outer * w * inner);
   for (let o = 0; o < outer; o++) {
     const src = (o * len + s) * inner;
     out.set(x.data.subarray(src, src + w * inner), o * w * inner);
@@ -96,7 +100,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const total = widths.reduce((p, w) => p + w, 0);
   const outShape = base.slice();
   outShape[ax] = total;
-  const out = new Float32Array(outer * total * inner);
+  const out = floats(outer * total * inner);
   let acc = 0;
   const offsets = widths.map((w) => {
     const o = acc;
