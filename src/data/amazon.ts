@@ -4,7 +4,7 @@
  * - `meta_<Category>.json.gz`: one product a line with asin and title, as a Python dict literal in the
  *   2014 release and as JSON in the 2018 release. Both are accepted, line by line.
  */
-import { DataError } from './errors.js';
+import { DataError, timestampProblem } from './errors.js';
 import { readLines } from './lines.js';
 import { parsePythonLiteral, PyLiteralError } from './python-literal.js';
 import type { RawInteraction, RawItem } from './records.js';
@@ -45,6 +45,16 @@ function numberField(o: Obj, key: string, file: string, line: number): number {
   return x;
 }
 
+/** unixReviewTime: a JSON number (the dumps write integers) or a decimal string, as timestampProblem checks. */
+function timeField(o: Obj, key: string, file: string, line: number): number {
+  const v = o[key];
+  if (v === undefined || v === null) throw new DataError(file, 'missing', { line, field: key });
+  if (typeof v !== 'number' && typeof v !== 'string') throw new DataError(file, `not a number (${JSON.stringify(v)})`, { line, field: key });
+  const why = timestampProblem(v);
+  if (why !== null) throw new DataError(file, why, { line, field: key });
+  return typeof v === 'number' ? v : Number(v.trim());
+}
+
 /** Streams a reviews file (`reviews_<Category>_5.json.gz`; also the 2018 `<Category>_5.json.gz`). */
 export async function* readAmazonReviews(file: string): AsyncGenerator<RawInteraction> {
   let any = false;
@@ -56,7 +66,7 @@ export async function* readAmazonReviews(file: string): AsyncGenerator<RawIntera
     yield {
       user: stringField(o, 'reviewerID', file, line),
       item: stringField(o, 'asin', file, line),
-      timestamp: numberField(o, 'unixReviewTime', file, line),
+      timestamp: timeField(o, 'unixReviewTime', file, line),
       rating: o.overall === undefined ? undefined : numberField(o, 'overall', file, line),
     };
   }

@@ -70,6 +70,7 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
     const keep: number[] = [];
     for (let r = 0; r < d.numInteractions; r++) if (!(d.ratings[r] < opts.minRating)) keep.push(r);
     removedByMinRating = d.numInteractions - keep.length;
+    if (keep.length === 0 && d.numInteractions > 0) throw new RangeError(`the minimum rating (--min-rating ${opts.minRating}) removed all ${d.numInteractions} interactions`);
     d = d.select(keep);
   }
 
@@ -96,6 +97,7 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
       const keep: number[] = [];
       for (let r = 0; r < d.numInteractions; r++) if (d.titles[d.items[r]] !== '') keep.push(r);
       removedUntitled = d.numInteractions - keep.length;
+      if (keep.length === 0 && d.numInteractions > 0) throw new RangeError(`dropping untitled items (--untitled drop) removed all ${d.numInteractions} interactions: no item they name has a title`);
       d = d.select(keep);
     } else {
       for (let i = 0; i < d.numItems; i++) if (d.titles[i] === '') d.titles[i] = placeholderTitle(d.itemIds[i]);
@@ -116,6 +118,13 @@ export function cleanDataset(input: Dataset, options: CleanOptions = {}): { data
       const keep: number[] = [];
       for (let r = 0; r < d.numInteractions; r++) if (uc[d.users[r]] >= k && ic[d.items[r]] >= k) keep.push(r);
       if (keep.length === d.numInteractions) break;
+      if (keep.length === 0 && kcoreRounds === 0) {
+        const max = (c: Int32Array) => c.reduce((a, b) => Math.max(a, b), 0);
+        throw new RangeError(
+          `the k-core filter (--kcore ${k}) removed all ${d.numInteractions} interactions: the most active user has ${max(uc)} interactions, the most popular item ${max(ic)}`,
+        );
+      }
+      if (keep.length === 0) throw new RangeError(`the k-core filter (--kcore ${k}) removed all ${d.numInteractions + removedByKcore} interactions in ${kcoreRounds + 1} rounds: lower k`);
       kcoreRounds++;
       removedByKcore += d.numInteractions - keep.length;
       d = d.select(keep);

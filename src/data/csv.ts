@@ -3,8 +3,8 @@
  * commas, quotes and newlines) are handled by csv-parse; every row is checked against the header's
  * column count, and every error names the file, the line and the field.
  */
-import { parse } from 'csv-parse';
-import { DataError, parseNumber, parseTimestamp, requireId } from './errors.js';
+import { CsvError, parse } from 'csv-parse';
+import { checkUniqueHeader, DataError, parseNumber, parseTimestamp, requireId } from './errors.js';
 import { openDecoded, streamError } from './lines.js';
 import {
   DEFAULT_INTERACTION_COLUMNS,
@@ -31,7 +31,14 @@ async function* csvRows(
   opts: CsvOptions,
 ): AsyncGenerator<{ row: string[]; line: number; index: Map<string, number> }> {
   const input = await openDecoded(file);
+  // The first record as parsed: an error on a later line of the same chunk can reach the loop below
+  // before the header does, and its message names the column.
+  let firstRecord: string[] | null = null;
   const parser = parse({
+    on_record: (rec: unknown) => {
+      firstRecord ??= Array.isArray(rec) ? (rec as string[]) : (rec as { record: string[] }).record;
+      return rec as string[];
+    },
     delimiter: delimiterFor(file, opts),
     bom: true,
     relax_column_count: true,
@@ -49,7 +56,7 @@ async function* csvRows(
       line = rec.info.lines;
       if (header === null) {
         header = rec.record.map((h) => h.trim());
-        index = new Map(header.map((h, i) => [h, i]));
+        index = checkUniqueHeader(header, file);
         for (const [role, name] of Object.entries(required)) {
           if (name !== undefined && !index.has(name)) {
             throw new DataError(file, `unknown column "${name}" (for ${role}); the header has: ${header.join(', ')}`, {
@@ -71,10 +78,14 @@ async function* csvRows(
     }
   } catch (e) {
     if (e instanceof DataError) throw e;
-    const code = (e as { code?: string }).code;
-    if (typeof code === 'string' && code.startsWith('CSV_')) {
-      const l = (e as { lines?: number }).lines ?? line + 1;
-      throw new DataError(file, `malformed CSV (${(e as Error).message})`, { line: l, cause: e });
+    if (e instanceof CsvError) {
+      const l = typeof e.lines === 'number' ? e.lines : line + 1;
+      const names = header ?? (firstRecord as string[] | null)?.map((h) => h.trim());
+      const field = names && typeof e.index === 'number' && e.lines !== 1 ? names[e.index] : undefined;
+      const why = e.code === 'INVALID_OPENING_QUOTE'
+        ? `malformed CSV: a quote inside an unquoted field (the field so far is ${JSON.stringify(String(e.field ?? ''))}); quote the whole field and double its quotes, as in "a ""b"" c"`
+        : `malformed CSV (${e.message})`;
+      throw new DataError(file, why, { line: l, field, cause: e });
     }
     throw streamError(file, line + 1, e);
   }

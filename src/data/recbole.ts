@@ -3,7 +3,7 @@
  * `.inter` holds interactions, `.item` the catalogue. Field names are configurable; the defaults are
  * RecBole's own (user_id, item_id, timestamp, rating, title).
  */
-import { DataError, parseNumber, parseTimestamp, requireId } from './errors.js';
+import { checkUniqueHeader, DataError, parseNumber, parseTimestamp, requireId } from './errors.js';
 import { readLines } from './lines.js';
 import type { InteractionColumns, ItemColumns, RawInteraction, RawItem } from './records.js';
 
@@ -19,7 +19,7 @@ function parseHeader(text: string, file: string): Header {
     if (!m) throw new DataError(file, `header field ${i + 1} is ${JSON.stringify(f)}, expected name:type with type token, token_seq, float or float_seq`, { line: 1, field: f });
     names.push(m[1]);
   }
-  return { names, index: new Map(names.map((n, i) => [n, i])) };
+  return { names, index: checkUniqueHeader(names, file) };
 }
 
 async function* atomicRows(file: string, required: Record<string, string | undefined>) {

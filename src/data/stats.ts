@@ -27,7 +27,11 @@ export interface PeriodStats {
   groups: Record<UserGroup, number>;
 }
 
-export const isoDate = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString().slice(0, 10);
+/** YYYY-MM-DD of Unix seconds; '' when there is no date (an empty dataset's minimum is Infinity). */
+export const isoDate = (unixSeconds: number): string => {
+  const d = new Date(unixSeconds * 1000);
+  return Number.isNaN(d.getTime()) ? '' : d.toISOString().slice(0, 10);
+};
 
 function summary(counts: Int32Array) {
   const sorted = Array.from(counts).sort((a, b) => a - b);
