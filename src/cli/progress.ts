@@ -1,14 +1,30 @@
 /**
  * Progress bars for long work: one bar per stage, with rate and ETA, on stderr so that stdout stays
- * machine-readable. When stderr is not a terminal (CI, pipes) a line is printed at most every few seconds.
+ * machine-readable. When stderr is not a terminal (CI, pipes), or NO_COLOR is set (https://no-color.org)
+ * or TERM is dumb, plain lines are printed instead, at most every few seconds, with no escape sequences:
+ * evorec never prints colour, and the bar's cursor movements are the only escape codes it would write.
  */
 import cliProgress from 'cli-progress';
 
 export type ProgressFn = (stage: string, done: number, total: number) => void;
 
-export function progressBar(quiet = false): { update: ProgressFn; stop: () => void } {
+/** Where progress goes; tests pass their own stream and environment. */
+export interface ProgressIO {
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  env?: Record<string, string | undefined>;
+}
+
+/** Whether to draw a redrawing bar: a terminal that did not ask for plain output (NO_COLOR, TERM=dumb). */
+export function wantsBar(io: ProgressIO = {}): boolean {
+  const stream = io.stream ?? process.stderr;
+  const env = io.env ?? process.env;
+  return stream.isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
+}
+
+export function progressBar(quiet = false, io: ProgressIO = {}): { update: ProgressFn; stop: () => void } {
   if (quiet) return { update: () => {}, stop: () => {} };
-  const tty = process.stderr.isTTY === true;
+  const out = io.stream ?? process.stderr;
+  const tty = wantsBar(io);
   let bar: cliProgress.SingleBar | null = null;
   let stage = '';
   let lastLine = 0;
@@ -24,7 +40,7 @@ export function progressBar(quiet = false): { update: ProgressFn; stop: () => vo
         const rate = secs > 0 ? done / secs : 0;
         const eta = rate > 0 ? (total - done) / rate : NaN;
         const info = secs > 0.5 ? ` (${rate.toFixed(rate < 10 ? 2 : 0)}/s, ETA ${Number.isFinite(eta) ? formatSeconds(eta) : '?'})` : '';
-        process.stderr.write(`${name}: ${done}/${total}${info}\n`);
+        out.write(`${name}: ${done}/${total}${info}\n`);
         lastLine = now;
       }
       stage = name;
@@ -36,7 +52,7 @@ export function progressBar(quiet = false): { update: ProgressFn; stop: () => vo
       bar = new cliProgress.SingleBar(
         {
           format: `${name.padEnd(10)} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
-          stream: process.stderr,
+          stream: out,
           hideCursor: true,
           etaBuffer: 50,
         },
