@@ -23,6 +23,7 @@ import {
   writeHfConfig,
   writeSafetensorsCheckpoint,
 } from '../io/index.js';
+import { checkFiniteWeights } from '../io/finite-weights.js';
 import { loadTokenizer, type HfTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { Decoder } from './decoder.js';
 import { readAdapter, saveAdapter, type LoraAdapter } from './lora.js';
@@ -43,6 +44,7 @@ export async function loadModelFolder(dir: string, opts: { tokenizer?: boolean; 
   checkHfWeights(config, await readCheckpointHeaders(files), weightsFile, { configFile: files.config });
   const { tensors } = await readSafetensorsCheckpoint(files.dir);
   checkHfWeights(config, tensors, weightsFile);
+  checkFiniteWeights(tensors, weightsFile);
   if (config.tieWordEmbeddings) tensors.delete(HF_KEYS.lmHead);
   const model = new Decoder(config, { weights: tensors, seed: opts.seed });
   let tokenizer: HfTokenizer | null = null;
