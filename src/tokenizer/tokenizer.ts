@@ -42,6 +42,14 @@ export interface Tokenizer {
   save(dir: string): Promise<void>;
 }
 
+/** A tokenizer.json or tokenizer_config.json that cannot be used; the message names the file. */
+export class TokenizerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TokenizerError";
+  }
+}
+
 /**
  * Which encoder runs `encode`: "hf" always uses @huggingface/tokenizers; "auto" (default) uses the
  * built-in byte-level BPE encoder when the tokenizer.json has a shape it reproduces exactly
@@ -88,7 +96,7 @@ export class HfTokenizer implements Tokenizer {
     try {
       this.tok = new HfJsTokenizer(json, { clean_up_tokenization_spaces: false, ...config });
     } catch (err) {
-      throw new Error(`${source}: cannot load tokenizer: ${(err as Error).message}`);
+      throw new TokenizerError(`${source}: cannot load tokenizer: ${(err as Error).message}`);
     }
     let max = -1;
     for (const id of this.tok.get_vocab(true).values()) if (id > max) max = id;
@@ -180,7 +188,7 @@ export class HfTokenizer implements Tokenizer {
       if (configured !== undefined) {
         const id = this.tok.token_to_id(configured);
         if (id === undefined) {
-          throw new Error(`${this.source}: special token ${JSON.stringify(configured)} from tokenizer_config.json is not in the vocabulary`);
+          throw new TokenizerError(`${this.source}: special token ${JSON.stringify(configured)} from tokenizer_config.json is not in the vocabulary`);
         }
         return id;
       }
@@ -192,7 +200,7 @@ export class HfTokenizer implements Tokenizer {
     };
     const eos = find(tokenText(this.config.eos_token), EOS_CANDIDATES);
     if (eos === undefined) {
-      throw new Error(
+      throw new TokenizerError(
         `${this.source}: no end-of-sequence token: set eos_token in tokenizer_config.json or add one of ${EOS_CANDIDATES.join(", ")}`,
       );
     }
@@ -210,33 +218,33 @@ function tokenizerPaths(p: string): { jsonPath: string; configPath: string } {
   try {
     isDir = statSync(p).isDirectory();
   } catch (err) {
-    throw new Error(`${p}: cannot read tokenizer: ${(err as Error).message}`);
+    throw new TokenizerError(`${p}: cannot read tokenizer: ${(err as Error).message}`);
   }
   const jsonPath = isDir ? path.join(p, TOKENIZER_FILE) : p;
   return { jsonPath, configPath: path.join(path.dirname(jsonPath), TOKENIZER_CONFIG_FILE) };
 }
 
 async function readJson(file: string): Promise<unknown> {
-  return parseJsonText(await fs.readFile(file, "utf8"), file);
+  return parseJsonText(await fs.readFile(file, "utf8"), file, (m) => new TokenizerError(`${file}: ${m}`));
 }
 
 function readJsonSync(file: string): unknown {
-  return parseJsonText(readFileSync(file, "utf8"), file);
+  return parseJsonText(readFileSync(file, "utf8"), file, (m) => new TokenizerError(`${file}: ${m}`));
 }
 
 function validateTokenizerJson(json: TokenizerJson, source: string): void {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new Error(`${source}: tokenizer.json must be a JSON object`);
+    throw new TokenizerError(`${source}: tokenizer.json must be a JSON object`);
   }
   if (json.model === null || typeof json.model !== "object") {
-    throw new Error(`${source}: tokenizer.json field "model" is missing or not an object`);
+    throw new TokenizerError(`${source}: tokenizer.json field "model" is missing or not an object`);
   }
   const vocab = (json.model as { vocab?: unknown }).vocab;
   if (vocab === null || typeof vocab !== "object") {
-    throw new Error(`${source}: tokenizer.json field "model.vocab" is missing or not an object/array`);
+    throw new TokenizerError(`${source}: tokenizer.json field "model.vocab" is missing or not an object/array`);
   }
   if (json.added_tokens !== undefined && !Array.isArray(json.added_tokens)) {
-    throw new Error(`${source}: tokenizer.json field "added_tokens" must be an array`);
+    throw new TokenizerError(`${source}: tokenizer.json field "added_tokens" must be an array`);
   }
 }
 
