@@ -6,6 +6,9 @@ import { prepare } from '../data/prepare.js';
 import { loadDataset, PRESETS, type DataSourceOptions } from '../data/source.js';
 import { datasetStats, datasetStatsMarkdown } from '../data/stats.js';
 import { parseFloatArg, parseIntArg } from './main.js';
+
+/** The largest --candidates: 1 positive and 999 negatives (each set is drawn, stored and scored per user). */
+export const MAX_CANDIDATES = 1000;
 import { progressBar } from './progress.js';
 
 /** Options shared by every command that reads a dataset. */
@@ -25,11 +28,11 @@ export function addDataOptions(cmd: Command): Command {
 
 export function addCleanOptions(cmd: Command, defaults: { users?: number } = {}): Command {
   return cmd
-    .option('--kcore <k>', 'k-core filter (0 = off)', parseIntArg('--kcore'), 0)
+    .option('--kcore <k>', 'k-core filter (0 = off)', parseIntArg('--kcore', 0), 0)
     .option('--min-rating <r>', 'drop interactions rated below r', parseFloatArg('--min-rating'))
     .option('--no-dedupe', 'keep repeated (user, item) pairs (default: keep only the first)')
     .addOption(new Option('--untitled <mode>', 'items without a title').choices(['placeholder', 'drop']).default('placeholder'))
-    .option('--users <n>', 'keep a fixed random sample of n users (0 = all)', parseIntArg('--users'), defaults.users ?? 0);
+    .option('--users <n>', 'keep a fixed random sample of n users (0 = all)', parseIntArg('--users', 0), defaults.users ?? 0);
 }
 
 interface DataOpts {
@@ -63,11 +66,11 @@ export function cleanFrom(o: { kcore: number; minRating?: number; dedupe: boolea
 
 export function addPeriodOptions(cmd: Command): Command {
   return cmd
-    .option('--periods <T>', 'incremental periods after the base period', parseIntArg('--periods'), 3)
+    .option('--periods <T>', 'incremental periods after the base period', parseIntArg('--periods', 0), 3)
     .option('--base <share>', 'share of interactions in the base period P0', parseFloatArg('--base'), 0.6)
     .addOption(new Option('--cut <by>', 'cut periods by interaction count or by equal time intervals').choices(['count', 'time']).default('count'))
-    .option('--history <H>', 'history window: the last H items before a target', parseIntArg('--history'), 10)
-    .option('--candidates <N>', 'candidate set size (1 positive + N-1 negatives)', parseIntArg('--candidates'), 20)
+    .option('--history <H>', 'history window: the last H items before a target', parseIntArg('--history', 1), 10)
+    .option('--candidates <N>', `candidate set size: 1 positive + N-1 negatives (2 to ${MAX_CANDIDATES})`, parseIntArg('--candidates', 2, MAX_CANDIDATES), 20)
     .option('--seed <n>', 'seed of the negative samplers', parseIntArg('--seed'), 42);
 }
 

@@ -91,7 +91,7 @@ export function readExperimentResults(out: string): SeedsResults {
  * trained or measured. Strategies and the number of seeds may grow (they add work, they change none);
  * threads, progress and the output folder change nothing.
  */
-const FREE_OPTIONS = new Set(['strategies', 'trainSeeds', 'threads', 'quiet', 'out']);
+const FREE_OPTIONS = new Set(['strategies', 'trainSeeds', 'threads', 'quiet', 'out', 'json']);
 
 /**
  * Records the run's options in `<out>/options.json` on the first run, and refuses a resume whose options
@@ -155,6 +155,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users'), DEFAULTS.validUsers)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
     .option('--out <dir>', 'output folder (resumes when it exists)', 'runs/experiment')
+    .option('--json', 'print results.json (format evorec-experiment-seeds/1) instead of the tables')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
@@ -297,7 +298,8 @@ export function registerExperimentCommand(program: Command): void {
         runs.push(results);
         md = writeReports();
       }
-      process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
+      if (o.json) process.stdout.write(readFileSync(join(o.out, 'results.json'), 'utf8'));
+      else process.stdout.write(md + `\nWrote ${join(o.out, 'results.json')}, results.md and report.html in ${formatSeconds((performance.now() - t0) / 1000)}.\n`);
       // The yardstick before the model: say it loudly when a probe misses the bound beyond its interval.
       const alarms = probeCells(runs[0], samplers[0]).filter((c) => c.check === 'outside');
       for (const c of alarms) process.stderr.write(`evorec: yardstick alarm: P${c.period} ${c.group} ${c.probe} HR@1 ${c.hr1.toFixed(3)} on ${c.users} users misses the probe bound (docs/evaluation.md)\n`);
@@ -308,9 +310,12 @@ export function registerExperimentCommand(program: Command): void {
     .description('rewrite results.md and report.html of an experiment folder from its results.json (no model needed)')
     .option('--out <dir>', 'the experiment folder', 'runs/experiment')
     .option('--title <text>', 'report title (default: the one stored in results.json)')
+    .option('--json', 'print results.json (format evorec-experiment-seeds/1) instead of the tables')
     .action((o) => {
       const r = readExperimentResults(o.out);
       if (o.title) r.title = o.title;
-      process.stdout.write(writeExperimentReports(o.out, r) + `\nWrote ${join(o.out, 'results.md')} and report.html.\n`);
+      const md = writeExperimentReports(o.out, r);
+      if (o.json) process.stdout.write(readFileSync(join(o.out, 'results.json'), 'utf8'));
+      else process.stdout.write(md + `\nWrote ${join(o.out, 'results.md')} and report.html.\n`);
     });
 }

@@ -1,8 +1,10 @@
 /** `evorec train-base`: LLMRec on the base period P0, from a pretrained backbone. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
+import type { CheckpointHeader } from '../core/checkpoint.js';
+import type { Decoder } from '../nn/decoder.js';
 import { loadSplit } from '../data/prepare.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import { sampleFilter } from '../eval/evaluate.js';
@@ -18,6 +20,45 @@ import { progressBar } from './progress.js';
 import { evaluateWithBaselines } from './rec-commands.js';
 import { p0Validator } from './experiment-command.js';
 
+/** The trainable parameters (name and shape) recorded in an evorec checkpoint, read from its header only. */
+function checkpointParams(file: string): Map<string, number[]> {
+  const fd = openSync(file, 'r');
+  try {
+    const pre = Buffer.alloc(16);
+    readSync(fd, pre, 0, 16, 0);
+    if (pre.toString('ascii', 0, 8) !== 'EVORECK1') throw new RangeError(`${file}: not an evorec checkpoint; use a new --out, or delete it to start over`);
+    const json = Buffer.alloc(pre.readUInt32LE(8));
+    readSync(fd, json, 0, json.length, 16);
+    const header = JSON.parse(json.toString('utf8')) as CheckpointHeader;
+    return new Map(header.tensors.filter((e) => e.role === 'param').map((e) => [e.name, e.shape]));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Refuses to resume a checkpoint in --out that trains other parameters than this run (say a full
+ * tuning, resumed with --tune lora): the trainer would fail on the first missing tensor.
+ */
+function checkResumable(file: string, decoder: Decoder, tune: string): void {
+  if (!existsSync(file)) return;
+  const theirs = checkpointParams(file);
+  const mine = new Map(decoder.namedParameters().filter(([, t]) => t.requiresGrad).map(([n, t]) => [n, t.shape]));
+  const kind = (names: Iterable<string>) => ([...names].some((n) => n.includes('lora_')) ? 'LoRA adapters' : 'the whole backbone');
+  const advice = 'use a new --out, or delete the checkpoint to start over';
+  if (kind(theirs.keys()) !== kind(mine.keys())) {
+    throw new RangeError(`${file}: this --out holds the checkpoint of a run that trains ${kind(theirs.keys())}, not ${kind(mine.keys())} (--tune ${tune}); ${advice}`);
+  }
+  for (const [name, shape] of mine) {
+    const t = theirs.get(name);
+    if (!t || t.length !== shape.length || t.some((d, i) => d !== shape[i])) {
+      throw new RangeError(
+        `${file}: this --out holds the checkpoint of a run with other trainable weights (${name}: ${t ? `[${t.join(', ')}] there, [${shape.join(', ')}] here` : 'not there'}; another backbone or --lora-rank); ${advice}`,
+      );
+    }
+  }
+}
+
 export function registerLLMRecCommands(program: Command): void {
   const cmd = program.command('train-base').description('train LLMRec on the base period P0 from a pretrained backbone, save it, evaluate it');
   addDataOptions(cmd);
@@ -26,19 +67,20 @@ export function registerLLMRecCommands(program: Command): void {
   cmd
     .option('--backbone <dir>', 'pretrained backbone folder (config.json, model.safetensors, tokenizer.json)', DEFAULT_BACKBONE)
     .addOption(new Option('--tune <what>', 'train the whole backbone or LoRA adapters only').choices(['full', 'lora']).default('full'))
-    .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank'), 16)
+    .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank', 1), 16)
     .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)
     .option('--lora-dropout <p>', 'LoRA dropout', parseFloatArg('--lora-dropout'), 0.05)
     .addOption(new Option('--calibration <how>', 'ranking score: prior-calibrated (title score after the history minus after a history-free prompt) or the plain likelihood').choices(['prior', 'none']).default('prior'))
-    .option('--epochs <n>', 'epochs over the P0 training samples', parseIntArg('--epochs'), 1)
+    .option('--epochs <n>', 'epochs over the P0 training samples', parseIntArg('--epochs', 1), 1)
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% warm-up)', parseFloatArg('--lr'))
-    .option('--batch <n>', 'examples per step', parseIntArg('--batch'), 16)
-    .option('--max-samples <n>', 'train on a fixed sample of at most n P0 training samples', parseIntArg('--max-samples'), 0)
-    .option('--valid-users <n>', 'validation users for early stopping (NDCG@3)', parseIntArg('--valid-users'), 300)
-    .option('--evals-per-epoch <n>', 'validations per epoch', parseIntArg('--evals-per-epoch'), 4)
-    .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users'), 2000)
-    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
+    .option('--batch <n>', 'examples per step', parseIntArg('--batch', 1), 16)
+    .option('--max-samples <n>', 'train on a fixed sample of at most n P0 training samples', parseIntArg('--max-samples', 0), 0)
+    .option('--valid-users <n>', 'validation users for early stopping (NDCG@3)', parseIntArg('--valid-users', 0), 300)
+    .option('--evals-per-epoch <n>', 'validations per epoch', parseIntArg('--evals-per-epoch', 1), 4)
+    .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users', 0), 2000)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
     .option('--out <dir>', 'output folder', 'runs/llmrec-base')
+    .option('--json', 'print {"out", "training", "evalSeconds", "results"} (results.json with the folder) instead of the tables')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
@@ -57,6 +99,7 @@ export function registerLLMRecCommands(program: Command): void {
       const H = o.history;
 
       mkdirSync(o.out, { recursive: true });
+      checkResumable(join(o.out, 'train.ckpt'), decoder, o.tune);
       const bar = progressBar(o.quiet);
       const result = await trainLLMRec(model, train, (s) => split.history(s, H), {
         epochs: o.epochs,
@@ -81,6 +124,10 @@ export function registerLLMRecCommands(program: Command): void {
       const evalSeconds = (performance.now() - t0) / 1000;
       writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ training: record, evalSeconds, results }, null, 2) + '\n');
       writeFileAtomic(join(o.out, 'results.md'), markdown);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: o.out, training: record, evalSeconds, results }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write(
         `${markdown}\nLLMRec (${o.tune}) trained ${result.steps} steps on ${train.length} samples in ${result.seconds.toFixed(0)} s ` +
           `(${result.bestScore === undefined ? 'no validation samples: the final state is kept' : `best validation NDCG@3 ${result.bestScore.toFixed(4)} at step ${result.bestStep}`}); saved to ${o.out}\n`,

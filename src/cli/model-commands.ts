@@ -33,9 +33,9 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--model <folder>', 'model folder: config.json + model.safetensors (or shards), tokenizer.json optional')
     .option('--tokens <ids>', 'comma-separated token ids', parseTokens)
     .option('--text <text>', 'text to encode with the folder\'s tokenizer.json')
-    .option('--top <k>', 'without --json: show the k most likely next tokens', parseIntArg('--top'), 5)
+    .option('--top <k>', 'without --json: show the k most likely next tokens', parseIntArg('--top', 1), 5)
     .option('--json', 'print {"tokens": [...], "logits": [[...], ...]} (one row of vocabulary logits per position)')
-    .option('--threads <n>', 'matrix-product threads', parseIntArg('--threads'))
+    .option('--threads <n>', 'matrix-product threads', parseIntArg('--threads', 1))
     .action(oneLineErrors(async (o: { model: string; tokens?: number[]; text?: string; top: number; json?: boolean; threads?: number }) => {
       if (o.threads) setThreads(o.threads);
       if (!o.tokens === !o.text) throw new RangeError('inspect: give exactly one of --tokens or --text');
@@ -69,19 +69,19 @@ export function registerModelCommands(program: Command): void {
   addDataOptions(pre);
   pre
     .addOption(new Option('--preset <name>', 'decoder preset').choices(Object.keys(DECODER_PRESETS)).default('small'))
-    .option('--steps <n>', `optimiser steps (default per preset: ${Object.entries(DEFAULT_PRETRAIN_STEPS).map(([k, v]) => `${k} ${v}`).join(', ')})`, parseIntArg('--steps'))
+    .option('--steps <n>', `optimiser steps (default per preset: ${Object.entries(DEFAULT_PRETRAIN_STEPS).map(([k, v]) => `${k} ${v}`).join(', ')})`, parseIntArg('--steps', 1))
     .option('--epochs <x>', 'passes over the packed training sequences (instead of --steps)', parseFloatArg('--epochs'))
-    .option('--batch <n>', 'sequences per step', parseIntArg('--batch'), 16)
-    .option('--seq-len <n>', 'tokens per packed sequence', parseIntArg('--seq-len'), 128)
+    .option('--batch <n>', 'sequences per step', parseIntArg('--batch', 1), 16)
+    .option('--seq-len <n>', 'tokens per packed sequence', parseIntArg('--seq-len', 2), 128)
     .option('--lr <x>', 'peak learning rate (warm-up, then cosine decay to 10%)', parseFloatArg('--lr'), 2e-3)
     .option('--seed <n>', 'seed (initialisation, data order, validation split)', parseIntArg('--seed'), 0)
-    .option('--eval-every <n>', 'evaluate validation perplexity every n steps', parseIntArg('--eval-every'))
-    .option('--checkpoint-every <n>', 'save the model folder and trainer state every n steps', parseIntArg('--checkpoint-every'))
-    .option('--stop-after <n>', 'stop (with a checkpoint) at this step; continue later with --resume', parseIntArg('--stop-after'))
-    .option('--max-samples <n>', 'use only the first n base-period samples (quick runs)', parseIntArg('--max-samples'))
+    .option('--eval-every <n>', 'evaluate validation perplexity every n steps', parseIntArg('--eval-every', 1))
+    .option('--checkpoint-every <n>', 'save the model folder and trainer state every n steps', parseIntArg('--checkpoint-every', 1))
+    .option('--stop-after <n>', 'stop (with a checkpoint) at this step; continue later with --resume', parseIntArg('--stop-after', 1))
+    .option('--max-samples <n>', 'use only the first n base-period samples (quick runs)', parseIntArg('--max-samples', 0))
     .option('--out <dir>', 'output folder (default runs/backbone-<preset>)')
     .option('--resume', 'continue from <out>/trainer-state.ckpt')
-    .option('--threads <n>', 'matrix-product threads', parseIntArg('--threads'))
+    .option('--threads <n>', 'matrix-product threads', parseIntArg('--threads', 1))
     .option('--json', 'print the result as JSON on stdout')
     .option('--quiet', 'no progress output')
     .action(oneLineErrors(async (o) => {

@@ -86,20 +86,21 @@ export function registerRecCommands(program: Command): void {
   addCleanOptions(cmd);
   addPeriodOptions(cmd);
   cmd
-    .option('--period <t>', 'train on all training targets up to period t', parseIntArg('--period'), 0)
+    .option('--period <t>', 'train on all training targets up to period t', parseIntArg('--period', 0), 0)
     .option('--init <dir>', 'continue from a saved SASRec folder (for example the previous period)')
-    .option('--epochs <n>', 'maximum epochs', parseIntArg('--epochs'), 30)
-    .option('--batch <n>', 'sequences per batch', parseIntArg('--batch'), 128)
+    .option('--epochs <n>', 'maximum epochs', parseIntArg('--epochs', 1), 30)
+    .option('--batch <n>', 'sequences per batch', parseIntArg('--batch', 1), 128)
     .option('--lr <x>', 'learning rate', parseFloatArg('--lr'), 1e-3)
     .addOption(new Option('--loss <kind>', 'training loss').choices(['bce', 'softmax']).default('bce'))
     .addOption(new Option('--negatives <kind>', 'BCE negatives').choices(['uniform', 'popularity']).default('popularity'))
-    .option('--hidden <d>', 'hidden size', parseIntArg('--hidden'), 64)
-    .option('--blocks <n>', 'attention blocks', parseIntArg('--blocks'), 2)
-    .option('--max-len <n>', 'window of most recent items', parseIntArg('--max-len'), 50)
+    .option('--hidden <d>', 'hidden size', parseIntArg('--hidden', 1), 64)
+    .option('--blocks <n>', 'attention blocks', parseIntArg('--blocks', 1), 2)
+    .option('--max-len <n>', 'window of most recent items', parseIntArg('--max-len', 1), 50)
     .option('--dropout <p>', 'dropout', parseFloatArg('--dropout'), 0.2)
-    .option('--patience <n>', 'epochs without validation gain before stopping', parseIntArg('--patience'), 3)
-    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
+    .option('--patience <n>', 'epochs without validation gain before stopping', parseIntArg('--patience', 1), 3)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
     .option('--out <dir>', 'output folder', 'runs/sasrec')
+    .option('--json', 'print {"out", "training", "results"} (results.json with the folder) instead of the tables')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
@@ -132,6 +133,10 @@ export function registerRecCommands(program: Command): void {
       const { results, markdown } = await evaluateWithBaselines(split, o.period, 'sasrec', sasrecScorer(model, split), { ...o, full: { exact: sasrecFullScorer(model, split) } });
       writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ training: train, results }, null, 2) + '\n');
       writeFileAtomic(join(o.out, 'results.md'), markdown);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: o.out, training: train, results }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write(`${markdown}\nSASRec trained ${train.epochs} epochs (best ${train.bestEpoch}) in ${train.seconds.toFixed(0)} s; saved to ${o.out}\n`);
     });
 
@@ -140,14 +145,15 @@ export function registerRecCommands(program: Command): void {
   addCleanOptions(ev);
   addPeriodOptions(ev);
   ev.requiredOption('--model <dir>', 'a saved model folder (SASRec or LLMRec)')
-    .option('--period <t>', 'period whose test sets to use', parseIntArg('--period'), 0)
-    .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users'), 0)
+    .option('--period <t>', 'period whose test sets to use', parseIntArg('--period', 0), 0)
+    .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users', 0), 0)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
-    .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth'), 50)
-    .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users'), 0)
-    .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
+    .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
+    .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
+    .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
     .option('--out <file>', 'also write the results as JSON')
+    .option('--json', 'print {"model", "period", "results"} instead of the tables (results as --out writes them)')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
@@ -185,7 +191,8 @@ export function registerRecCommands(program: Command): void {
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
       const { results, markdown } = await evaluateWithBaselines(split, o.period, type === 'sasrec' ? 'sasrec' : 'llmrec', scorer, { ...o, filter, full });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
-      process.stdout.write(markdown);
+      if (o.json) process.stdout.write(JSON.stringify({ model: o.model, period: o.period, results }, null, 2) + '\n');
+      else process.stdout.write(markdown);
     });
 }
 
