@@ -121,6 +121,16 @@ describe('evorec CLI conventions', () => {
     assert.deepEqual(ev.results.matched.sasrec.groups.all.metrics, r.results.matched.sasrec.groups.all.metrics);
   });
 
+  it('a broken LLMRec folder is one line, exit code 1, not an internal error', async () => {
+    const folder = join(dir, 'badllmrec');
+    mkdirSync(folder);
+    fixture(folder, 'config.json', '{"model_type": "qwen2"}');
+    fixture(folder, 'llmrec.json', '{"format": "x"}');
+    const e = await fails(['evaluate', ...split, '--model', folder]);
+    assert.equal(e.code, 1);
+    assert.equal(e.stderr, `evorec: ${join(folder, 'llmrec.json')}: field "format": expected "evorec-llmrec/1", got "x"\n`);
+  });
+
   it('report --json prints the experiment\'s results.json instead of the tables', async () => {
     const out = join(dir, 'report');
     mkdirSync(out);

@@ -51,15 +51,15 @@ const inside = (root: string, p: string) => {
  */
 export function readLLMRecManifest(dir: string): LLMRecManifest {
   const file = join(dir, LLMREC_FILE);
-  if (!existsSync(file)) throw new Error(`${file}: not found (not an LLMRec folder; train one with evorec train-base)`);
+  if (!existsSync(file)) throw new RangeError(`${file}: not found (not an LLMRec folder; train one with evorec train-base)`);
   const size = statSync(file).size;
-  if (size > MAX_MANIFEST_BYTES) throw new Error(`${file}: ${size} bytes, above the limit of ${MAX_MANIFEST_BYTES} for a manifest`);
-  const json = parseJsonText(readFileSync(file, 'utf8'), file);
+  if (size > MAX_MANIFEST_BYTES) throw new RangeError(`${file}: ${size} bytes, above the limit of ${MAX_MANIFEST_BYTES} for a manifest`);
+  const json = parseJsonText(readFileSync(file, 'utf8'), file, (m) => new RangeError(`${file}: ${m}`));
   const bad = (field: string, why: string): never => {
-    throw new Error(`${file}: field "${field}": ${why}`);
+    throw new RangeError(`${file}: field "${field}": ${why}`);
   };
   const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: must be a JSON object, got ${kind(json)}`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new RangeError(`${file}: must be a JSON object, got ${kind(json)}`);
   const m = json as LLMRecManifest;
   const format: unknown = m.format;
   if (format !== LLMREC_FORMAT) bad('format', `expected "${LLMREC_FORMAT}", got ${typeof format === 'string' ? (/^[\w./-]{1,64}$/.test(format) ? JSON.stringify(format) : 'another string') : kind(format)}`);
@@ -98,7 +98,7 @@ export function isLLMRecFolder(dir: string): boolean {
 export async function loadLLMRec(dir: string, titles: readonly string[], opts: { trainableAdapter?: boolean } = {}): Promise<{ model: LLMRec; manifest: LLMRecManifest }> {
   const manifest = readLLMRecManifest(dir);
   const { model: decoder, tokenizer } = await loadModelFolder(dir);
-  if (!tokenizer) throw new Error(`${dir}: no tokenizer.json (an LLMRec folder needs its tokenizer)`);
+  if (!tokenizer) throw new RangeError(`${dir}: no tokenizer.json (an LLMRec folder needs its tokenizer)`);
   if (manifest.adapter) {
     await loadAdapter(join(dir, manifest.adapter), decoder, 'default', { trainable: opts.trainableAdapter ?? false, activate: true });
   }

@@ -20,9 +20,9 @@ export async function saveSASRec(dir: string, model: SASRec, itemIds: readonly s
 
 export async function loadSASRec(dir: string): Promise<{ model: SASRec; itemIds: string[]; config: Record<string, unknown> }> {
   const cfgFile = join(dir, 'config.json');
-  if (!existsSync(cfgFile)) throw new Error(`${cfgFile}: not found (not a SASRec folder)`);
+  if (!existsSync(cfgFile)) throw new RangeError(`${cfgFile}: not found (not a SASRec folder)`);
   const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
-  if (cfg.model_type !== 'sasrec') throw new Error(`${cfgFile}: field "model_type": expected "sasrec", got ${JSON.stringify(cfg.model_type)}`);
+  if (cfg.model_type !== 'sasrec') throw new RangeError(`${cfgFile}: field "model_type": expected "sasrec", got ${JSON.stringify(cfg.model_type)}`);
   const itemIds = JSON.parse(readFileSync(join(dir, 'items.json'), 'utf8')) as string[];
   const keys: Array<keyof SASRecConfig> = ['numItems', 'hidden', 'blocks', 'heads', 'maxLen', 'dropout', 'seed'];
   const config = Object.fromEntries(keys.map((k) => [k, cfg[k]])) as unknown as SASRecConfig;
@@ -30,8 +30,8 @@ export async function loadSASRec(dir: string): Promise<{ model: SASRec; itemIds:
   const { tensors } = await readSafetensors(join(dir, 'model.safetensors'));
   for (const [name, p] of Object.entries(model.params)) {
     const t = tensors.get(name);
-    if (!t) throw new Error(`${join(dir, 'model.safetensors')}: tensor "${name}" missing`);
-    if (t.data.length !== p.data.length) throw new Error(`${join(dir, 'model.safetensors')}: tensor "${name}" has ${t.data.length} values, expected ${p.data.length}`);
+    if (!t) throw new RangeError(`${join(dir, 'model.safetensors')}: tensor "${name}" missing`);
+    if (t.data.length !== p.data.length) throw new RangeError(`${join(dir, 'model.safetensors')}: tensor "${name}" has ${t.data.length} values, expected ${p.data.length}`);
     p.data.set(t.data);
   }
   return { model, itemIds, config: cfg };

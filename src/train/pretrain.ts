@@ -234,7 +234,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   progress('pretrain', trainer.step, steps);
   while (trainer.step < steps) {
     const r = trainer.trainStep(batchAt(trainer.step));
-    if (!Number.isFinite(r.loss)) throw new Error(`pretrain: loss is ${r.loss} at step ${r.step} (lower --lr)`);
+    if (!Number.isFinite(r.loss)) throw new RangeError(`pretrain: loss is ${r.loss} at step ${r.step} (lower --lr)`);
     windowLoss += r.loss;
     windowN++;
     progress('pretrain', r.step, steps);
