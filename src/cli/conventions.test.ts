@@ -73,6 +73,15 @@ describe('evorec CLI conventions', () => {
     }
   });
 
+  it('refuses more candidates than the catalogue holds, exit code 1', async () => {
+    const why = 'evorec: --candidates 15 exceeds the catalogue: 10 items after cleaning (a set holds the positive and 14 items the user never touched)\n';
+    for (const cmd of [['probes'], ['prepare', '--out', join(dir, 'never'), '--quiet']]) {
+      const e = await fails([...cmd, '--data', dir, '--candidates', '15']);
+      assert.equal(e.code, 1, cmd[0]);
+      assert.equal(e.stderr, why, cmd[0]);
+    }
+  });
+
   it('a --kcore that removes everything says so in one line, exit code 1', async () => {
     const e = await fails(['prepare', '--data', inter, '--kcore', '1000000', '--out', join(dir, 'never'), '--quiet']);
     assert.equal(e.code, 1);

@@ -10,6 +10,7 @@ import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
+import { checkCandidateSize } from '../data/errors.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { sampleFilter } from '../eval/evaluate.js';
@@ -172,6 +173,7 @@ export function registerExperimentCommand(program: Command): void {
 
       stage('prepare the split');
       const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      checkCandidateSize(o.candidates, split.dataset.numItems);
       log(`  ${report.after.users} users, ${report.after.items} items, ${report.after.interactions} interactions; T = ${split.numPeriods - 1}`);
 
       if (!existsSync(join(o.backbone, 'config.json'))) {

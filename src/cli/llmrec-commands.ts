@@ -6,6 +6,7 @@ import { setThreads } from '../core/index.js';
 import type { CheckpointHeader } from '../core/checkpoint.js';
 import type { Decoder } from '../nn/decoder.js';
 import { loadSplit } from '../data/prepare.js';
+import { checkCandidateSize } from '../data/errors.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import { sampleFilter } from '../eval/evaluate.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
@@ -88,6 +89,7 @@ export function registerLLMRecCommands(program: Command): void {
         throw new RangeError(`${o.backbone}: no config.json; pretrain a backbone first (npx evorec pretrain --out ${o.backbone}) or pass --backbone <HF folder>`);
       }
       const { split } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      checkCandidateSize(o.candidates, split.dataset.numItems);
       const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
       if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
       if (o.tune === 'lora') decoder.addAdapter('default', { r: o.loraRank, alpha: o.loraAlpha, dropout: o.loraDropout }, { seed: o.seed, freezeBase: true });

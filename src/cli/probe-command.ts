@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { CandidateSampler, NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
 import { loadSplit } from '../data/prepare.js';
+import { checkCandidateSize } from '../data/errors.js';
 import { randomMetrics } from '../eval/metrics.js';
 import { PROBE_BOUND, probeResults } from '../eval/probes.js';
 import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, parseSamplers, periodsFrom, sourceFrom } from './data-commands.js';
@@ -35,6 +36,7 @@ export function registerProbeCommand(program: Command): void {
     .action(async (o) => {
       const samplers = parseSamplers(o.samplers);
       const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      checkCandidateSize(o.candidates, split.dataset.numItems);
       const cs = new CandidateSampler(split);
       const random = randomMetrics(o.candidates)['HR@1'];
       const rows: ProbeRow[] = [];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
+import { checkCandidateSize } from '../data/errors.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { evaluate, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
 import { probeResults } from '../eval/probes.js';
@@ -105,6 +106,7 @@ export function registerRecCommands(program: Command): void {
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
       const { split } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      checkCandidateSize(o.candidates, split.dataset.numItems);
       if (o.period < 0 || o.period >= split.numPeriods) throw new RangeError(`--period must be in [0, ${split.numPeriods - 1}], got ${o.period}`);
       const model = o.init
         ? (await loadSASRec(o.init)).model
@@ -161,6 +163,7 @@ export function registerRecCommands(program: Command): void {
       if (!existsSync(cfgFile)) throw new RangeError(`${cfgFile}: not found`);
       const type = JSON.parse(readFileSync(cfgFile, 'utf8')).model_type;
       const { split } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      checkCandidateSize(o.candidates, split.dataset.numItems);
       if (o.period < 0 || o.period >= split.numPeriods) throw new RangeError(`--period must be in [0, ${split.numPeriods - 1}], got ${o.period}`);
       let scorer: BatchScorer;
       const full: FullViews = {};

@@ -79,3 +79,10 @@ export function checkUniqueHeader(names: readonly string[], file: string): Map<s
   });
   return index;
 }
+
+/** A candidate set holds the positive and size-1 other items, so it cannot be larger than the catalogue. */
+export function checkCandidateSize(size: number, numItems: number): void {
+  if (size > numItems) {
+    throw new RangeError(`--candidates ${size} exceeds the catalogue: ${numItems} items after cleaning (a set holds the positive and ${size - 1} items the user never touched)`);
+  }
+}

@@ -18,6 +18,7 @@ import { AtomicLineWriter, replaceDirAtomic, sha256, writeFileAtomic } from '../
 import { CandidateSampler, DEFAULT_CANDIDATES, type CandidateOptions } from './candidates.js';
 import { cleanDataset, DEFAULT_CLEAN, type CleanOptions, type CleanReport } from './clean.js';
 import type { Dataset } from './dataset.js';
+import { checkCandidateSize } from './errors.js';
 import { DEFAULT_PERIODS, PeriodSplit, periodCutDates, SAMPLE_ROLES, type PeriodOptions, type Sample } from './periods.js';
 import { loadDataset, type DataSourceOptions, type ResolvedSource } from './source.js';
 import {
@@ -86,6 +87,7 @@ export async function prepare(options: PrepareOptions): Promise<PrepareResult> {
   const { raw, dataset, report, split, resolved } = await loadSplit(options.source, options.clean, options.periods);
   progress('load', 1, 1);
   const cand = withDefaults(DEFAULT_CANDIDATES, options.candidates);
+  checkCandidateSize(cand.size, dataset.numItems);
   const stats: PreparedStats = {
     dataset: resolved.name,
     format: resolved.format,
