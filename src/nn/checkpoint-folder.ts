@@ -75,6 +75,7 @@ export async function saveModelFolder(
 /** Read a PEFT adapter folder and attach it to the model under `name` (frozen unless `trainable`). */
 export async function loadAdapter(dir: string, model: Decoder, name = 'default', opts: { trainable?: boolean; activate?: boolean } = {}): Promise<LoraAdapter> {
   const a = await readAdapter(dir, model.config, name);
+  checkFiniteWeights(new Map(a.namedParameters()), path.join(dir, 'adapter_model.safetensors'));
   if (!opts.trainable) a.freeze();
   model.attachAdapter(a);
   if (opts.activate) model.setActiveAdapters(name);
