@@ -50,6 +50,14 @@ describe('evorec CLI conventions', () => {
     assert.equal(code, 0);
   });
 
+  it('a closed pipe keeps the exit code already decided (a usage error stays 2)', async () => {
+    const child = spawn('node', [...cli, 'probes', '--candidates', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 2);
+  });
+
   it('usage errors exit with 2, and --help documents the exit codes', async () => {
     const unknown = await fails(['doctor', '--bogus']);
     assert.equal(unknown.code, 2);

@@ -22,7 +22,7 @@ import { registerServeCommand } from './serve-command.js';
 /** What each exit status means; printed after every --help. */
 export const EXIT_CODES_HELP = `
 Exit codes:
-  0    success; also when stdout or stderr is closed early (\`| head\`): the command stops quietly
+  0    success; a stdout or stderr closed early (\`| head\`) stops the command quietly, its code unchanged
   1    bad input or an expected failure, in one line: evorec: <file>:<line>: field "<name>": <what>
   2    usage error: unknown command or option, a missing or out-of-range value; nothing ran
   3    internal error (a bug): the stack trace is printed; please report it
@@ -86,11 +86,14 @@ function isExpected(e: unknown): e is Error {
   return e instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof (e as { syscall?: unknown }).syscall === 'string';
 }
 
-/** A closed stdout or stderr (`evorec doctor | head -3`) ends the command quietly, with exit code 0. */
+/**
+ * A closed stdout or stderr (`evorec doctor | head -3`) ends the command quietly: exit code 0, or the
+ * code already decided (a usage error whose help text met the closed pipe still exits with 2).
+ */
 function quietOnClosedPipe(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(0);
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
       throw e;
     });
   }
