@@ -22,6 +22,8 @@ export interface ProbeRow {
   neverTrainedOnly: number;
   /** Share of negatives that first appear after the period's end (0 in every view by construction). */
   futureNegatives: number;
+  /** Share of negatives whose first appearance in the whole (unsampled) data is after the target's date. */
+  newerThanTarget: number;
   withinBound: boolean;
 }
 
@@ -35,7 +37,14 @@ export function registerProbeCommand(program: Command): void {
     .option('--json', 'print the rows as JSON')
     .action(async (o) => {
       const samplers = parseSamplers(o.samplers);
-      const { split, report } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      const { split, report, raw } = await loadSplit(sourceFrom(o), cleanFrom(o), periodsFrom(o));
+      // Each item's first date in the whole data (the raw source, before any user sample).
+      const firstDate = new Map<string, number>();
+      for (let r = 0; r < raw.numInteractions; r++) {
+        const id = raw.itemIds[raw.items[r]];
+        const d = firstDate.get(id);
+        if (d === undefined || raw.timestamps[r] < d) firstDate.set(id, raw.timestamps[r]);
+      }
       checkCandidateSize(o.candidates, split.dataset.numItems);
       const cs = new CandidateSampler(split);
       const random = randomMetrics(o.candidates)['HR@1'];
@@ -47,11 +56,13 @@ export function registerProbeCommand(program: Command): void {
           const exists = split.existsBy(t);
           let negatives = 0;
           let future = 0;
+          let newer = 0;
           for (const s of split.periods[t].test) {
             for (const i of cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed })) {
               if (i === s.item) continue;
               negatives++;
               if (!exists(i)) future++;
+              if ((firstDate.get(split.dataset.itemIds[i]) ?? Infinity) > s.timestamp) newer++;
             }
           }
           const row = {
@@ -59,6 +70,7 @@ export function registerProbeCommand(program: Command): void {
             popularity: hr1('popularity'), leastPopular: hr1('least popular first'), recentFirstSeen: hr1('most recently first seen'),
             neverTrainedOnly: r['never-trained only'].groups.all?.metrics.share ?? NaN,
             futureNegatives: negatives ? future / negatives : 0,
+            newerThanTarget: negatives ? newer / negatives : 0,
           };
           const ok = (x: number) => x >= PROBE_BOUND.low * random && x <= PROBE_BOUND.high * random;
           rows.push({ ...row, withinBound: ok(row.popularity) && ok(row.leastPopular) && ok(row.recentFirstSeen) });
@@ -72,9 +84,9 @@ export function registerProbeCommand(program: Command): void {
       const lines = [
         `Probes on ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, ${o.candidates} candidates (test sets, all users; HR@1, random ${f(random)}; bound ${PROBE_BOUND.low}x-${PROBE_BOUND.high}x random)`,
         '',
-        '| view | period | users | popularity | least popular first | most recently first seen | never-trained only | future negatives | within bound |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---|',
-        ...rows.map((r) => `| ${r.sampler} | P${r.period} | ${r.users.toLocaleString('en-US')} | ${f(r.popularity)} | ${f(r.leastPopular)} | ${f(r.recentFirstSeen)} | ${(r.neverTrainedOnly * 100).toFixed(1)}% | ${(r.futureNegatives * 100).toFixed(1)}% | ${r.withinBound ? 'yes' : 'NO'} |`),
+        '| view | period | users | popularity | least popular first | most recently first seen | never-trained only | future negatives | newer than the target | within bound |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+        ...rows.map((r) => `| ${r.sampler} | P${r.period} | ${r.users.toLocaleString('en-US')} | ${f(r.popularity)} | ${f(r.leastPopular)} | ${f(r.recentFirstSeen)} | ${(r.neverTrainedOnly * 100).toFixed(1)}% | ${(r.futureNegatives * 100).toFixed(1)}% | ${(r.newerThanTarget * 100).toFixed(1)}% | ${r.withinBound ? 'yes' : 'NO'} |`),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     });
