@@ -50,13 +50,20 @@ export interface FullEvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Items that exist by the end of period t (the catalogue a full ranking ranks). */
+function catalogueSize(split: PeriodSplit, t: number): number {
+  const exists = split.existsBy(t);
+  let n = 0;
+  for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) n++;
+  return n;
+}
+
 export async function evaluateFull(split: PeriodSplit, t: number, scorer: FullScorer, opts: FullEvalOptions = {}): Promise<EvalResult> {
   const role = opts.role ?? 'test';
   const ks = opts.ks ?? FULL_KS;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
   const exists = split.existsBy(t);
-  let catalogue = 0;
-  for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
+  const catalogue = catalogueSize(split, t);
   const acc = new GroupMeans(opts.keepSets);
   const bs = Math.max(1, opts.batchSize ?? 256);
   for (let start = 0; start < samples.length; start += bs) {
@@ -81,8 +88,7 @@ export function randomFull(split: PeriodSplit, t: number, opts: Pick<FullEvalOpt
   const role = opts.role ?? 'test';
   const ks = opts.ks ?? FULL_KS;
   const exists = split.existsBy(t);
-  let catalogue = 0;
-  for (let i = 0; i < split.dataset.numItems; i++) if (exists(i)) catalogue++;
+  const catalogue = catalogueSize(split, t);
   const acc = new GroupMeans();
   for (const s of split.periods[t][role].filter(opts.filter ?? (() => true))) {
     let seen = 0;
