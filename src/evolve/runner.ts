@@ -131,6 +131,16 @@ export async function experimentBaselines(
   return b;
 }
 
+/** A full scorer that scores each sample once (the union scoring and the two-stage view both retrieve). */
+function remembered(scorer: (samples: Sample[]) => ArrayLike<number>[]): (samples: Sample[]) => ArrayLike<number>[] {
+  const memo = new Map<number, ArrayLike<number>>();
+  return (samples) => {
+    const missing = samples.filter((s) => !memo.has(s.row));
+    if (missing.length) scorer(missing).forEach((x, j) => memo.set(missing[j].row, x));
+    return samples.map((s) => memo.get(s.row)!);
+  };
+}
+
 /**
  * Scores, for each sample, the union of the item lists `listsOf` gives it, in one scorer call per chunk:
  * sample row -> item -> score.
@@ -174,7 +184,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     const samples = evalSample(split, t, o.evalUsers, o.seed);
     const chosen = new Set(samples.map((s) => s.row));
     const filter = (s: Sample) => chosen.has(s.row);
-    const retriever = twoStage ? sasrecFullScorer(await sasrecAt(t), split) : null;
+    const retriever = twoStage ? remembered(sasrecFullScorer(await sasrecAt(t), split)) : null;
     // Every view's items of a user are scored in one call, so the prompt runs once per user, not once per
     // view (a score does not depend on what else is in the call: llmrec.test.ts).
     const scored = await scoreUnion(llmrecScorer(model, split, historyOf), samples, async (chunk) => {
