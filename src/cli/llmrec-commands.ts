@@ -7,10 +7,11 @@ import type { CheckpointHeader } from '../core/checkpoint.js';
 import type { Decoder } from '../nn/decoder.js';
 import { loadSplit } from '../data/prepare.js';
 import { checkCandidateSize } from '../data/errors.js';
+import { CandidateSampler } from '../data/candidates.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import { sampleFilter } from '../eval/evaluate.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
-import { LLMRec, llmrecScorer } from '../models/llmrec.js';
+import { choosePriorWeight, LLMRec, llmrecScorer } from '../models/llmrec.js';
 import { saveLLMRec } from '../models/llmrec-io.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
 import { PromptBuilder } from '../models/prompt.js';
@@ -71,7 +72,7 @@ export function registerLLMRecCommands(program: Command): void {
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank', 1), 16)
     .option('--lora-alpha <a>', 'LoRA alpha', parseFloatArg('--lora-alpha'), 32)
     .option('--lora-dropout <p>', 'LoRA dropout', parseFloatArg('--lora-dropout'), 0.05)
-    .addOption(new Option('--calibration <how>', 'ranking score: prior-calibrated (title score after the history minus after a history-free prompt) or the plain likelihood').choices(['prior', 'none']).default('prior'))
+    .addOption(new Option('--calibration <how>', 'ranking score: auto (score minus w x the history-free score, w chosen on validation of the matched and uniform views), prior (w = 1: title score after the history minus after a history-free prompt) or none (the plain likelihood)').choices(['auto', 'prior', 'none']).default('auto'))
     .option('--epochs <n>', 'epochs over the P0 training samples', parseIntArg('--epochs', 1), 1)
     .option('--lr <x>', 'peak learning rate (cosine schedule, 5% warm-up)', parseFloatArg('--lr'))
     .option('--batch <n>', 'examples per step', parseIntArg('--batch', 1), 16)
@@ -93,7 +94,7 @@ export function registerLLMRecCommands(program: Command): void {
       const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
       if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
       if (o.tune === 'lora') decoder.addAdapter('default', { r: o.loraRank, alpha: o.loraAlpha, dropout: o.loraDropout }, { seed: o.seed, freezeBase: true });
-      const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
+      const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration === 'none' ? 'none' : 'prior' });
       const lr = o.lr ?? (o.tune === 'lora' ? 3e-4 : 1e-4);
 
       const train = split.periods[0].train.filter(sampleFilter(split.periods[0].train, o.maxSamples, o.seed, 'train-base'));
@@ -117,7 +118,17 @@ export function registerLLMRecCommands(program: Command): void {
         },
       }, validate);
       bar.stop();
-      const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: o.validUsers, backbone: o.backbone, training: result };
+      // The calibration is chosen after training, on the same validation users, in both sampled views.
+      let calibration: ReturnType<typeof choosePriorWeight> | undefined;
+      if (o.calibration === 'auto') {
+        const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, o.validUsers, o.seed, 'base-valid'));
+        if (!valid.length) throw new RangeError('--calibration auto needs validation users (--valid-users > 0)');
+        const cs = new CandidateSampler(split);
+        const views = (['matched', 'uniform'] as const).map((sampler) => ({ samples: valid, candidates: valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size: o.candidates, seed: o.seed })) }));
+        calibration = choosePriorWeight(model, views, (s) => split.history(s, H));
+        if (!o.quiet) process.stderr.write(`calibration: prior weight ${calibration.weight} (validation NDCG@3, mean of matched and uniform: ${calibration.ndcg3.map((v, i) => `${calibration!.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+      }
+      const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: o.validUsers, backbone: o.backbone, training: result, ...(calibration ? { calibration } : {}) };
       await saveLLMRec(o.out, model, { trained_up_to_period: 0, train: record });
       const filter = sampleFilter(split.periods[0].test, o.evalUsers, o.seed, 'test');
       const scorer = llmrecScorer(model, split);

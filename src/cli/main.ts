@@ -70,9 +70,13 @@ export const parseIntArg = (name: string, min?: number, max?: number) => (v: str
   return n;
 };
 
-export const parseFloatArg = (name: string) => (v: string) => {
+export const parseFloatArg = (name: string, min?: number, max?: number) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+  if ((min !== undefined && n < min) || (max !== undefined && n > max)) {
+    const what = min !== undefined && max !== undefined ? `from ${min} to ${max}` : min !== undefined ? `of at least ${min}` : `of at most ${max}`;
+    throw new InvalidArgumentError(`${name} must be a number ${what}, got "${v}"`);
+  }
   return n;
 };
 

@@ -150,6 +150,7 @@ export function registerRecCommands(program: Command): void {
     .option('--period <t>', 'period whose test sets to use', parseIntArg('--period', 0), 0)
     .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users', 0), 0)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
+    .option('--prior-weight <w>', 'LLMRec: with prior calibration, the weight of the history-free score in [0, 1] (default: the folder\'s setting)', parseFloatArg('--prior-weight', 0, 1))
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
@@ -182,6 +183,7 @@ export function registerRecCommands(program: Command): void {
       } else if (isLLMRecFolder(o.model)) {
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
         if (o.calibration) model.scoring.calibration = o.calibration;
+        if (o.priorWeight !== undefined) model.scoring.priorWeight = o.priorWeight;
         scorer = llmrecScorer(model, split);
         const rerank = scorer;
         full.rerank = (samples, lists) => rerank.batch(samples, lists);

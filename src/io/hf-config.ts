@@ -297,7 +297,7 @@ export async function writeHfConfig(dir: string, cfg: DecoderConfig): Promise<vo
 // ---------------------------------------------------------------------------------------------
 // Presets
 
-export type DecoderPresetName = "tiny" | "small" | "base";
+export type DecoderPresetName = "tiny" | "small" | "deep" | "base";
 
 const COMMON: Omit<DecoderConfig, "vocabSize" | "hiddenSize" | "intermediateSize" | "numHiddenLayers" | "numAttentionHeads" | "numKeyValueHeads" | "headDim" | "maxPositionEmbeddings"> = {
   modelType: "qwen2",
@@ -322,11 +322,14 @@ const COMMON: Omit<DecoderConfig, "vocabSize" | "hiddenSize" | "intermediateSize
  * Presets (Qwen2 architecture, tied embeddings, RoPE base 1e4, float32):
  *  - tiny:  d 64,  2 layers, 4 heads / 2 kv, ffn 176, vocab 1024, ctx 128   (~0.16M params; unit tests, seconds)
  *  - small: d 192, 4 layers, 4 heads / 2 kv, ffn 512, vocab 8000, ctx 512   (~3.2M params; default, minutes on 2 cores)
+ *  - deep:  d 128, 8 layers, 4 heads / 2 kv, ffn 384, vocab 8000, ctx 512   (~2.6M params; twice small's depth at
+ *           82% of its weight FLOPs per token, so that Locate has a real choice of layers)
  *  - base:  d 256, 8 layers, 8 heads / 2 kv, ffn 688, vocab 8000, ctx 1024  (~7.6M params; largest still practical on CPU)
  */
 export const DECODER_PRESETS: Record<DecoderPresetName, DecoderConfig> = {
   tiny: { ...COMMON, vocabSize: 1024, hiddenSize: 64, intermediateSize: 176, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, maxPositionEmbeddings: 128 },
   small: { ...COMMON, vocabSize: 8000, hiddenSize: 192, intermediateSize: 512, numHiddenLayers: 4, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 48, maxPositionEmbeddings: 512 },
+  deep: { ...COMMON, vocabSize: 8000, hiddenSize: 128, intermediateSize: 384, numHiddenLayers: 8, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 32, maxPositionEmbeddings: 512 },
   base: { ...COMMON, vocabSize: 8000, hiddenSize: 256, intermediateSize: 688, numHiddenLayers: 8, numAttentionHeads: 8, numKeyValueHeads: 2, headDim: 32, maxPositionEmbeddings: 1024 },
 };
 
@@ -336,7 +339,7 @@ export const DECODER_PRESETS: Record<DecoderPresetName, DecoderConfig> = {
  */
 export function decoderPreset(name: DecoderPresetName, overrides: Partial<DecoderConfig> = {}): DecoderConfig {
   const base = DECODER_PRESETS[name];
-  if (!base) throw new ConfigError("<preset>", `unknown preset ${JSON.stringify(name)} (tiny, small, base)`);
+  if (!base) throw new ConfigError("<preset>", `unknown preset ${JSON.stringify(name)} (${Object.keys(DECODER_PRESETS).join(", ")})`);
   const merged: DecoderConfig = { ...base, ...overrides, extra: { ...base.extra, ...(overrides.extra ?? {}) } };
   if (overrides.headDim === undefined) merged.headDim = merged.hiddenSize / merged.numAttentionHeads;
   if (overrides.modelType === "llama") {

@@ -48,8 +48,18 @@ describe('LLMRec folders as input', () => {
 
   it('loads the folder as saved, with its scoring settings', async () => {
     const { model } = await loadLLMRec(good, NAMES);
-    assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none' });
+    assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none', priorWeight: 1 });
     assert.equal(model.prompts.options.history, 3);
+  });
+
+  it('keeps a partial prior weight, and refuses one outside [0, 1] naming the field', async () => {
+    const f = copy();
+    const file = join(f, LLMREC_FILE);
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...m, scoring: { reduction: 'mean', calibration: 'prior', priorWeight: 0.375 } }));
+    assert.deepEqual((await loadLLMRec(f, NAMES)).model.scoring, { reduction: 'mean', calibration: 'prior', priorWeight: 0.375 });
+    writeFileSync(file, JSON.stringify({ ...m, scoring: { calibration: 'prior', priorWeight: 2 } }));
+    await refused(f, new RegExp(`${file.replace(/[.]/g, '\\.')}: field "scoring\\.priorWeight": must be a number in \\[0, 1\\], got 2$`));
   });
 
   it('a JSON file that is not JSON: the file and the position, never its text', async () => {

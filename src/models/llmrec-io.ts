@@ -80,6 +80,9 @@ export function readLLMRecManifest(dir: string): LLMRecManifest {
     if (s === null || typeof s !== 'object' || Array.isArray(s)) bad('scoring', `must be an object, got ${kind(s)}`);
     if (s.reduction !== undefined && s.reduction !== 'mean' && s.reduction !== 'sum') bad('scoring.reduction', `must be "mean" or "sum"`);
     if (s.calibration !== undefined && s.calibration !== 'none' && s.calibration !== 'prior') bad('scoring.calibration', `must be "none" or "prior"`);
+    if (s.priorWeight !== undefined && !(typeof s.priorWeight === 'number' && s.priorWeight >= 0 && s.priorWeight <= 1)) {
+      bad('scoring.priorWeight', `must be a number in [0, 1], got ${typeof s.priorWeight === 'number' ? s.priorWeight : kind(s.priorWeight)}`);
+    }
   }
   if (m.adapter !== null && m.adapter !== undefined) {
     if (typeof m.adapter !== 'string' || m.adapter.length === 0) bad('adapter', `must be a sub-folder name or null, got ${kind(m.adapter)}`);

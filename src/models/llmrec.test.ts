@@ -4,7 +4,7 @@ import { decoderPreset } from '../io/hf-config.js';
 import { Decoder } from '../nn/decoder.js';
 import { trainTokenizer } from '../tokenizer/index.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { LLMRec, llmrecFullScorer } from './llmrec.js';
+import { bestPriorWeight, choosePriorWeight, LLMRec, llmrecFullScorer, PRIOR_WEIGHT_GRID } from './llmrec.js';
 import { PromptBuilder } from './prompt.js';
 
 const titles = ['Rose Water Toner', 'Matte Lipstick Red', 'Argan Oil Shampoo for Dry Hair', 'Nail Polish', 'Eye Cream with Vitamin C 1 oz', 'Soap'];
@@ -106,5 +106,57 @@ describe('LLMRec ranking', () => {
     assert.equal(m.scoreAll([[1]], { items: 3 })[0].length, 3);
     const big = { dataset: { numItems: shared.length + 1 } } as unknown as PeriodSplit;
     assert.throws(() => llmrecFullScorer(m, big), /titles/);
+  });
+
+  it('partial prior calibration subtracts w x the history-free score', () => {
+    const m = model();
+    const hist = [[0, 3]];
+    const cands = [[1, 2, 4]];
+    const plain = m.score(hist, cands, { calibration: 'none' })[0];
+    const prior = m.score([[]], cands, { calibration: 'none' })[0];
+    const got = m.score(hist, cands, { calibration: 'prior', priorWeight: 0.25 })[0];
+    for (let j = 0; j < 3; j++) assert.ok(Math.abs(got[j] - (plain[j] - 0.25 * prior[j])) < 1e-5, `c${j}: ${got[j]} vs ${plain[j] - 0.25 * prior[j]}`);
+    const all = m.scoreAll(hist, { calibration: 'prior', priorWeight: 0.25 })[0];
+    for (let j = 0; j < 3; j++) assert.ok(Math.abs(all[cands[0][j]] - got[j]) < 1e-4, `scoreAll c${j}`);
+  });
+});
+
+describe('choosing the prior weight on validation', () => {
+  // View A's positive wins only for w > 0.4, view B's only for w < 0.5; at w = 0.5 B's two candidates tie
+  // (-0.5 each, exact in float32), which counts in expectation: NDCG@3 (1 + 1/log2 3) / 2. Worked by hand:
+  // w <= 0.375: (1/log2 3 + 1) / 2; w = 0.5: (1 + (1 + 1/log2 3) / 2) / 2; w > 0.5: (1 + 1/log2 3) / 2.
+  const A = [{ plain: [-1, -2], prior: [-0.5, -3], positive: 1 }];
+  const B = [{ plain: [-2, -1], prior: [-3, -1], positive: 1 }];
+  const r2 = 1 / Math.log2(3);
+
+  it('takes the weight with the best mean NDCG@3 over views, ties in a set counted in expectation', () => {
+    const { weight, ndcg3 } = bestPriorWeight([A, B]);
+    assert.equal(weight, 0.5);
+    assert.deepEqual(PRIOR_WEIGHT_GRID.slice(0, 5), [0, 0.125, 0.25, 0.375, 0.5]);
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(ndcg3[i] - (r2 + 1) / 2) < 1e-6, `w ${PRIOR_WEIGHT_GRID[i]}: ${ndcg3[i]}`);
+    assert.ok(Math.abs(ndcg3[4] - (1 + (1 + r2) / 2) / 2) < 1e-6, `w 0.5: ${ndcg3[4]}`);
+    for (let i = 5; i < 9; i++) assert.ok(Math.abs(ndcg3[i] - (1 + r2) / 2) < 1e-6, `w ${PRIOR_WEIGHT_GRID[i]}: ${ndcg3[i]}`);
+    // One view alone: A wants any w > 0.4 (the first such grid point), B any w < 0.5 (the first, 0).
+    assert.equal(bestPriorWeight([A]).weight, 0.5);
+    assert.equal(bestPriorWeight([B]).weight, 0);
+  });
+
+  it('refuses a view without sets', () => {
+    assert.throws(() => bestPriorWeight([A, []]), /bestPriorWeight: every view needs at least one validation set/);
+  });
+
+  it('sets the chosen weight on the model, and its curve is what model.score ranks with', () => {
+    const m = model();
+    const samples = [{ user: 0, pos: 0, row: 0, item: 1, timestamp: 0 }, { user: 1, pos: 0, row: 1, item: 5, timestamp: 0 }] as Sample[];
+    const histories = [[0, 3], [2, 4]];
+    const candidates = [[1, 2, 4, 5], [0, 5, 3]];
+    const { weight, ndcg3 } = choosePriorWeight(m, [{ samples, candidates }], (s) => histories[s.user]);
+    assert.equal(m.scoring.calibration, 'prior');
+    assert.equal(m.scoring.priorWeight, weight);
+    for (const [i, w] of PRIOR_WEIGHT_GRID.entries()) {
+      const sc = m.score(histories, candidates, { priorWeight: w });
+      const mean = sc.reduce((sum, s, u) => sum + bestPriorWeight([[{ plain: s, prior: s.map(() => 0), positive: candidates[u].indexOf(samples[u].item) }]], [0]).ndcg3[0], 0) / 2;
+      assert.ok(Math.abs(mean - ndcg3[i]) < 1e-6, `w ${w}: ${mean} vs ${ndcg3[i]}`);
+    }
   });
 });

@@ -26,6 +26,14 @@ export interface ScoreOptions {
    * common and how generic the title is. 'none' (default) is the plain likelihood.
    */
   calibration?: 'none' | 'prior';
+  /**
+   * With 'prior': the weight of the history-free score subtracted (score = plain - w x prior; default 1,
+   * the full pointwise mutual information). Measured on Beauty P0 (docs/models.md): w = 1 is best when
+   * the negatives share the positive's popularity (the matched view), about 0.75 when they are uniform,
+   * because there the prior carries popularity, which is signal. `choosePriorWeight` picks it on
+   * validation.
+   */
+  priorWeight?: number;
   /** Users whose candidates share one batched forward (default 8). */
   usersPerBatch?: number;
 }
@@ -35,16 +43,17 @@ export interface ScoreOptions {
  * popularity-sampled negatives the plain likelihood ranks like popularity (below random), and the
  * calibrated score lifts NDCG@3 from 0.034 to 0.149; with uniform negatives the two are within noise.
  */
-export const DEFAULT_SCORING: Required<Pick<ScoreOptions, 'reduction' | 'calibration'>> = { reduction: 'mean', calibration: 'prior' };
+export type ScoringSettings = Required<Pick<ScoreOptions, 'reduction' | 'calibration' | 'priorWeight'>>;
+export const DEFAULT_SCORING: ScoringSettings = { reduction: 'mean', calibration: 'prior', priorWeight: 1 };
 
 export class LLMRec {
   /** How `score` ranks unless a call says otherwise (saved in the LLMRec folder). */
-  scoring: Required<Pick<ScoreOptions, 'reduction' | 'calibration'>>;
+  scoring: ScoringSettings;
 
   constructor(
     readonly decoder: Decoder,
     readonly prompts: PromptBuilder,
-    scoring: Partial<Pick<ScoreOptions, 'reduction' | 'calibration'>> = {},
+    scoring: Partial<ScoringSettings> = {},
   ) {
     this.scoring = { ...DEFAULT_SCORING, ...scoring };
   }
@@ -62,6 +71,7 @@ export class LLMRec {
     const per = Math.max(1, opts.usersPerBatch ?? 8);
     const reduction = opts.reduction ?? this.scoring.reduction;
     const calibration = opts.calibration ?? this.scoring.calibration;
+    const w = opts.priorWeight ?? this.scoring.priorWeight;
     const out: Float32Array[] = [];
     noGrad(() => this.decoder.withFrozenWeights(() => {
       for (let s = 0; s < histories.length; s += per) {
@@ -70,7 +80,7 @@ export class LLMRec {
       }
       if (calibration === 'prior') {
         const prior = this.priorScores(candidates.flat(), reduction);
-        out.forEach((sc, u) => candidates[u].forEach((c, j) => (sc[j] -= prior.get(c)!)));
+        out.forEach((sc, u) => candidates[u].forEach((c, j) => (sc[j] -= w * prior.get(c)!)));
       }
     }));
     return out;
@@ -96,6 +106,7 @@ export class LLMRec {
   scoreAll(histories: readonly (readonly number[])[], opts: Omit<ScoreOptions, 'usersPerBatch'> & { items?: number; chunk?: number } = {}): Float32Array[] {
     const reduction = opts.reduction ?? this.scoring.reduction;
     const calibration = opts.calibration ?? this.scoring.calibration;
+    const w = opts.priorWeight ?? this.scoring.priorWeight;
     const trie = this.answerTrie(opts.items);
     const one = (prompt: readonly number[]): Float32Array => {
       const r = scoreTrie(this.decoder, prompt, trie, { chunk: opts.chunk });
@@ -112,7 +123,7 @@ export class LLMRec {
         prior = this.cachedPrior(reduction);
         for (let i = 0; i < n; i++) prior.set(i, sc[i]);
       }
-      for (const sc of out) for (let i = 0; i < n; i++) sc[i] -= prior.get(i)!;
+      for (const sc of out) for (let i = 0; i < n; i++) sc[i] -= w * prior.get(i)!;
     }
     return out;
   }
@@ -278,6 +289,59 @@ export function validationNdcg3(model: LLMRec, samples: readonly Sample[], candi
   const acc = new MetricAccumulator([3]);
   samples.forEach((s, i) => acc.add(scores[i], candidates[i].indexOf(s.item)));
   return acc.mean()['NDCG@3'];
+}
+
+/** The prior weights `choosePriorWeight` tries: 0 (plain likelihood) to 1 (full PMI) in eighths. */
+export const PRIOR_WEIGHT_GRID: readonly number[] = [0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1];
+
+/** One validation set's raw scores: plain likelihood and history-free prior per candidate, and where the positive is. */
+export interface PriorSet {
+  plain: ArrayLike<number>;
+  prior: ArrayLike<number>;
+  positive: number;
+}
+
+/**
+ * The prior weight with the best validation NDCG@3, averaged over views (each view's sets weigh as one,
+ * whatever its size): a pure function of the raw scores, so every weight of the grid costs no forward.
+ * Ties go to the first weight of the grid (the smaller one).
+ */
+export function bestPriorWeight(views: readonly (readonly PriorSet[])[], grid: readonly number[] = PRIOR_WEIGHT_GRID): { weight: number; ndcg3: number[] } {
+  if (!views.length || views.some((v) => !v.length)) throw new RangeError('bestPriorWeight: every view needs at least one validation set');
+  const ndcg3 = grid.map((w) => {
+    let sum = 0;
+    for (const sets of views) {
+      const acc = new MetricAccumulator([3]);
+      for (const s of sets) acc.add(Float32Array.from(s.plain, (x, j) => x - w * s.prior[j]), s.positive);
+      sum += acc.mean()['NDCG@3'];
+    }
+    return sum / views.length;
+  });
+  let best = 0;
+  ndcg3.forEach((v, i) => { if (v > ndcg3[best]) best = i; });
+  return { weight: grid[best], ndcg3 };
+}
+
+/**
+ * Picks `model.scoring.priorWeight` on validation sets of one or more views (for example matched and
+ * uniform negatives), with one scoring pass per set: sets the model's calibration to 'prior' with the
+ * best weight (0 is the plain likelihood) and returns the curve.
+ */
+export function choosePriorWeight(
+  model: LLMRec,
+  views: readonly { samples: readonly Sample[]; candidates: readonly number[][] }[],
+  historyOf: (s: Sample) => number[],
+  grid: readonly number[] = PRIOR_WEIGHT_GRID,
+): { weight: number; grid: readonly number[]; ndcg3: number[] } {
+  const reduction = model.scoring.reduction;
+  const raw = views.map(({ samples, candidates }) => {
+    const plain = model.score(samples.map(historyOf), candidates, { calibration: 'none' });
+    const prior = model.priorScores(candidates.flat(), reduction);
+    return samples.map((s, i) => ({ plain: plain[i], prior: candidates[i].map((c) => prior.get(c)!), positive: candidates[i].indexOf(s.item) }));
+  });
+  const { weight, ndcg3 } = bestPriorWeight(raw, grid);
+  model.scoring = { ...model.scoring, calibration: 'prior', priorWeight: weight };
+  return { weight, grid, ndcg3 };
 }
 
 /**

@@ -82,7 +82,7 @@ export interface PretrainResult {
 }
 
 /** Default steps per preset (small: about 10-15 minutes on 2 cores at batch 16 x 128). */
-export const DEFAULT_PRETRAIN_STEPS: Record<DecoderPresetName, number> = { tiny: 200, small: 1000, base: 1500 };
+export const DEFAULT_PRETRAIN_STEPS: Record<DecoderPresetName, number> = { tiny: 200, small: 1000, deep: 1500, base: 1500 };
 
 export const STATE_FILE = 'trainer-state.ckpt';
 export const LOG_FILE = 'pretrain-log.json';

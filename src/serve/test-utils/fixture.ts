@@ -15,7 +15,7 @@ export const NAMES = [
 export const ITEMS = NAMES.map((title, k) => ({ id: `i${k}`, title }));
 
 /** A randomly initialised `tiny` LLMRec with a LoRA adapter, saved as a folder (`<dir>/<name>`). */
-export async function tinyLLMRecFolder(dir: string, preset: 'tiny' | 'small' = 'tiny', opts: { name?: string; scoring?: LLMRec['scoring'] } = {}): Promise<string> {
+export async function tinyLLMRecFolder(dir: string, preset: 'tiny' | 'small' = 'tiny', opts: { name?: string; scoring?: Partial<LLMRec['scoring']> } = {}): Promise<string> {
   const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
   const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
   decoder.addAdapter('default', { r: 4, alpha: 8, dropout: 0 }, { seed: 1, freezeBase: true });
