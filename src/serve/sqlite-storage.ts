@@ -71,6 +71,8 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX items_by_popularity ON items(interactions DESC, idx);`,
 ];
 
+export const SCHEMA_VERSION_DDL = 'CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)';
+
 const now = () => new Date().toISOString();
 
 interface VersionRow {
@@ -145,7 +147,7 @@ export class SqliteStorage implements Storage {
   }
 
   migrateSync(): number {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)');
+    this.db.exec(SCHEMA_VERSION_DDL);
     const current = () => (this.db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
     let v = current();
     if (v > MIGRATIONS.length) throw new Error(`${this.file}: schema version ${v} is newer than this evorec (knows ${MIGRATIONS.length}); upgrade evorec`);
@@ -193,6 +195,11 @@ export class SqliteStorage implements Storage {
   async missingItems(ids: readonly string[]): Promise<string[]> {
     const find = this.db.prepare('SELECT 1 FROM items WHERE id = ?');
     return [...new Set(ids)].filter((id) => !find.get(id));
+  }
+
+  async catalogueStamp(): Promise<string> {
+    const r = this.db.prepare('SELECT COUNT(*) AS n, MAX(updated_at) AS t FROM items').get() as { n: number; t: string | null };
+    return `${r.n}:${r.t ?? ''}`;
   }
 
   async appendInteractions(rows: readonly NewInteraction[]): Promise<IngestResult[]> {
