@@ -6,9 +6,11 @@
  * What several replicas need, and how it is had:
  * - migrations run under an advisory lock, so one replica migrates and the others wait and find it done;
  * - ingestion is idempotent by `client_id` (unique; `INSERT ... ON CONFLICT (client_id) DO NOTHING
- *   RETURNING seq`), and batches are serialised by a transaction-scoped advisory lock so that seq order is
- *   commit order: once a reader sees seq S, no row below S can still appear (an evolution's cut-off
- *   "trained up to S" is then final, as it is with SQLite's single writer);
+ *   RETURNING seq`), and batches are serialised by a transaction-scoped advisory lock, for two reasons:
+ *   seq order is then commit order (once a reader sees seq S, no row below S can still appear, so an
+ *   evolution's cut-off "trained up to S" is final, as with SQLite's single writer), and concurrent
+ *   batches cannot deadlock on the users and item counters they share (without the lock, two replicas'
+ *   overlapping batches did, and a reader saw seq 100 while rows below it were still uncommitted);
  * - one active version: the same partial unique index; activation is one transaction that locks the
  *   active row (and an advisory lock for the case where no row is active yet);
  * - durability: `synchronous_commit = on` for every session, and a batch is acknowledged after COMMIT.
@@ -18,7 +20,7 @@
  */
 import pg from 'pg';
 import { redactUrl } from './open-storage.js';
-import { IdConflictError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
+import { IdConflictError, StorageError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
 
 /** Ordered migrations: PG_MIGRATIONS[k] takes the schema from version k to k + 1. Append, never edit. */
 export const PG_MIGRATIONS: readonly string[] = [
@@ -210,7 +212,7 @@ export class PostgresStorage implements Storage {
       return await this.pool.connect();
     } catch (e) {
       // pg's messages name the host and port, never the password; the label says which database.
-      throw new Error(`${this.label}: cannot connect: ${e instanceof Error ? e.message : String(e)}`);
+      throw new StorageError(`${this.label}: cannot connect: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -227,7 +229,7 @@ export class PostgresStorage implements Storage {
         await c.query(PG_SCHEMA_VERSION_DDL);
         const current = async () => (await this.rows<{ v: number | null }>(c, 'SELECT MAX(version) AS v FROM schema_version'))[0].v ?? 0;
         let v = await current();
-        if (v > PG_MIGRATIONS.length) throw new Error(`${this.label}: schema version ${v} is newer than this evorec (knows ${PG_MIGRATIONS.length}); upgrade evorec`);
+        if (v > PG_MIGRATIONS.length) throw new StorageError(`${this.label}: schema version ${v} is newer than this evorec (knows ${PG_MIGRATIONS.length}); upgrade evorec`);
         while (v < PG_MIGRATIONS.length) {
           await c.query('BEGIN');
           try {
@@ -236,7 +238,7 @@ export class PostgresStorage implements Storage {
             await c.query('COMMIT');
           } catch (e) {
             await c.query('ROLLBACK');
-            throw new Error(`${this.label}: migration ${v + 1} failed: ${e instanceof Error ? e.message : String(e)}`);
+            throw new StorageError(`${this.label}: migration ${v + 1} failed: ${e instanceof Error ? e.message : String(e)}`);
           }
           v = await current();
         }

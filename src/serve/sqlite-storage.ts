@@ -6,7 +6,7 @@
  * leaves the previous version intact.
  */
 import Database from 'better-sqlite3';
-import { IdConflictError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
+import { IdConflictError, StorageError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
 
 /** Ordered migrations: MIGRATIONS[k] takes the schema from version k to k + 1. Append, never edit. */
 export const MIGRATIONS: readonly string[] = [
@@ -150,7 +150,7 @@ export class SqliteStorage implements Storage {
     this.db.exec(SCHEMA_VERSION_DDL);
     const current = () => (this.db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
     let v = current();
-    if (v > MIGRATIONS.length) throw new Error(`${this.file}: schema version ${v} is newer than this evorec (knows ${MIGRATIONS.length}); upgrade evorec`);
+    if (v > MIGRATIONS.length) throw new StorageError(`${this.file}: schema version ${v} is newer than this evorec (knows ${MIGRATIONS.length}); upgrade evorec`);
     while (v < MIGRATIONS.length) {
       const step = v;
       this.db.transaction(() => {

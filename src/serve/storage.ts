@@ -126,3 +126,9 @@ export interface Storage {
 
 /** A reused idempotency id with different content. */
 export class IdConflictError extends Error {}
+
+/**
+ * The database cannot be used as it is (it cannot be reached, or its schema is from a newer evorec): a
+ * matter of configuration, reported as such (the message names the database, a URL without its password).
+ */
+export class StorageError extends Error {}
