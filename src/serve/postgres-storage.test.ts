@@ -10,7 +10,7 @@ import { redactUrl } from './open-storage.js';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION_DDL, PostgresStorage } from './postgres-storage.js';
 import { MIGRATIONS } from './sqlite-storage.js';
 import { storageContract } from './storage-contract.js';
-import { StorageError } from './storage.js';
+import { StorageError, type ModelVersion } from './storage.js';
 import { freshDatabase, postgresForTests, type PgServer } from './test-utils/postgres.js';
 
 const server = await postgresForTests();
@@ -134,7 +134,7 @@ describe('PostgresStorage', { skip }, () => {
 
   it('keeps exactly one active version under concurrent activations from two replicas, the first ones included', replicas(2, async ([a, b]) => {
     await a.migrate();
-    const vs = [];
+    const vs: ModelVersion[] = [];
     for (let k = 0; k < 8; k++) vs.push(await a.addVersion({ folder: `/m${k}`, parentId: null, trainedUpTo: 0, metrics: {}, note: null }));
     // No version active yet: two first activations at once (no active row to lock).
     await Promise.all([a.activateVersion(vs[0].id, 'a first'), b.activateVersion(vs[1].id, 'b first')]);
