@@ -190,12 +190,15 @@ export class PostgresStorage implements Storage {
     this.pool.on('error', (e) => opts.log?.(`${this.label}: idle connection lost: ${e.message}`));
   }
 
-  /** Runs `f` in one transaction on one connection; rolled back if it throws. */
-  private async transaction<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `f` in one transaction on one connection, holding the advisory lock `lock` (released at the
+   * end of the transaction); rolled back if it throws. BEGIN and the lock go in one round trip.
+   */
+  private async transaction<T>(lock: keyof typeof LOCK | null, f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.connect();
     let broken = false;
     try {
-      await c.query('BEGIN');
+      await c.query(lock ? `BEGIN; SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK[lock]})` : 'BEGIN');
       const out = await f(c);
       await c.query('COMMIT');
       return out;
@@ -256,10 +259,9 @@ export class PostgresStorage implements Storage {
   }
 
   async upsertItems(items: readonly Item[]): Promise<{ created: number; updated: number }> {
-    return this.transaction(async (c) => {
-      // One catalogue writer at a time: item idx order is then commit order, so every replica appends
-      // new items to its catalogue in the same order.
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, LOCK.catalogue]);
+    // One catalogue writer at a time: item idx order is then commit order, so every replica appends
+    // new items to its catalogue in the same order.
+    return this.transaction('catalogue', async (c) => {
       const ids = [...new Set(items.map((it) => it.id))];
       const stored = new Map((await this.rows<Item>(c, 'SELECT id, title FROM items WHERE id = ANY($1::text[])', [ids])).map((r) => [r.id, r.title]));
       // Walk the batch as SQLite does, item by item: a new id is created, a changed title is an update.
@@ -306,8 +308,7 @@ export class PostgresStorage implements Storage {
   }
 
   async appendInteractions(rows: readonly NewInteraction[]): Promise<IngestResult[]> {
-    return this.transaction(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, LOCK.ingest]);
+    return this.transaction('ingest', async (c) => {
       const byClient = (ids: string[]) =>
         this.rows<{ id: string; seq: number; user: string; item: string }>(
           c,
@@ -331,19 +332,26 @@ export class PostgresStorage implements Storage {
         const itemIdx = new Map((await this.rows<{ idx: number; id: string }>(c, 'SELECT idx, id FROM items WHERE id = ANY($1::text[])', [itemIds])).map((r) => [r.id, r.idx]));
         const unknown = fresh.find((r) => !itemIdx.has(r.item));
         if (unknown) throw new RangeError(`unknown item "${unknown.item}"`);
-        // Users on first sight, in the order the batch names them.
+        // Users on first sight, in the order the batch names them. One statement: the SELECT does not see
+        // the rows its own INSERT adds (one snapshot), so the union is the stored users plus the new ones
+        // (users are added only under the ingest lock, so none can be committed in between).
         const userIds = [...new Set(fresh.map((r) => r.user))];
-        await c.query(
-          'INSERT INTO users (id, created_at) SELECT id, now() FROM unnest($1::text[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord ON CONFLICT (id) DO NOTHING',
+        const users = await this.rows<{ idx: number; id: string }>(
+          c,
+          'WITH added AS (INSERT INTO users (id, created_at) SELECT id, now() FROM unnest($1::text[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord ON CONFLICT (id) DO NOTHING RETURNING idx, id) ' +
+            'SELECT idx, id FROM added UNION ALL SELECT idx, id FROM users WHERE id = ANY($1::text[])',
           [userIds],
         );
-        const userIdx = new Map((await this.rows<{ idx: number; id: string }>(c, 'SELECT idx, id FROM users WHERE id = ANY($1::text[])', [userIds])).map((r) => [r.id, r.idx]));
-        // ORDER BY ord: the identity is drawn row by row as the ordered rows arrive, so seq follows the batch order.
+        const userIdx = new Map(users.map((r) => [r.id, r.idx]));
+        // ORDER BY ord: the identity is drawn row by row as the ordered rows arrive, so seq follows the
+        // batch order. The item counters count the rows inserted, in the same statement.
         const inserted = await this.rows<{ id: string; seq: number }>(
           c,
-          'INSERT INTO interactions (client_id, user_idx, item_idx, timestamp, received_at) ' +
+          'WITH added AS (INSERT INTO interactions (client_id, user_idx, item_idx, timestamp, received_at) ' +
             'SELECT c, u, i, ts, now() FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[]) WITH ORDINALITY AS t(c, u, i, ts, ord) ORDER BY ord ' +
-            'ON CONFLICT (client_id) DO NOTHING RETURNING client_id AS id, seq',
+            'ON CONFLICT (client_id) DO NOTHING RETURNING client_id, seq, item_idx), ' +
+            'counted AS (UPDATE items SET interactions = items.interactions + n.count FROM (SELECT item_idx, COUNT(*) AS count FROM added GROUP BY item_idx) n WHERE items.idx = n.item_idx) ' +
+            'SELECT client_id AS id, seq FROM added',
           [fresh.map((r) => r.id), fresh.map((r) => userIdx.get(r.user)), fresh.map((r) => itemIdx.get(r.item)), fresh.map((r) => r.timestamp)],
         );
         for (const r of inserted) seqs.set(r.id, r.seq);
@@ -356,10 +364,6 @@ export class PostgresStorage implements Storage {
             stored.set(s.id, s);
           }
         }
-        await c.query(
-          'UPDATE items SET interactions = items.interactions + n.count FROM (SELECT i, COUNT(*) AS count FROM unnest($1::bigint[]) AS t(i) GROUP BY i) n WHERE items.idx = n.i',
-          [fresh.filter((r) => seqs.has(r.id)).map((r) => itemIdx.get(r.item))],
-        );
       }
       const acknowledged = new Set<string>();
       return rows.map((r): IngestResult => {
@@ -380,6 +384,10 @@ export class PostgresStorage implements Storage {
         'JOIN users u ON u.idx = i.user_idx JOIN items it ON it.idx = i.item_idx WHERE i.seq > $1 AND i.seq <= $2 ORDER BY i.seq',
       [fromSeq, toSeq],
     );
+  }
+
+  async lastSeq(): Promise<number> {
+    return (await this.rows<{ s: number }>(this.pool, 'SELECT COALESCE(MAX(seq), 0) AS s FROM interactions'))[0].s;
   }
 
   async logState(): Promise<{ lastSeq: number; count: number }> {
@@ -441,10 +449,9 @@ export class PostgresStorage implements Storage {
   }
 
   async activateVersion(id: number, reason: string): Promise<ModelVersion> {
-    return this.transaction(async (c) => {
-      // Activations one at a time, also when no version is active yet (then there is no row to lock, and
-      // two first activations would collide on the unique index instead of one following the other).
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, LOCK.activate]);
+    // Activations one at a time, also when no version is active yet (then there is no row to lock, and
+    // two first activations would collide on the unique index instead of one following the other).
+    return this.transaction('activate', async (c) => {
       await c.query("SELECT id FROM model_versions WHERE status = 'active' FOR UPDATE");
       if (!(await this.rows(c, 'SELECT id FROM model_versions WHERE id = $1 FOR UPDATE', [id])).length) throw new RangeError(`no version ${id}`);
       await c.query("UPDATE model_versions SET status = 'retired' WHERE status = 'active' AND id != $1", [id]);

@@ -353,7 +353,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       const now = Date.now() / 1000;
       const results = await storage.appendInteractions(rows.map((r) => ({ id: r.id, user: r.user, item: r.item, timestamp: r.timestamp ?? now })));
       const created = results.filter((r) => r.status === 'created').length;
-      const { lastSeq } = await storage.logState();
+      const lastSeq = await storage.lastSeq();
       const threshold = config.evolveAfter ?? 0;
       const active = host.current!.version;
       if (threshold > 0 && !evolutions.current && !autoStarting && active.trainedUpTo > 0 && lastSeq - active.trainedUpTo >= threshold) {

@@ -242,6 +242,10 @@ export class SqliteStorage implements Storage {
       .all(fromSeq, toSeq) as StoredInteraction[];
   }
 
+  async lastSeq(): Promise<number> {
+    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM interactions').get() as { s: number }).s;
+  }
+
   async logState(): Promise<{ lastSeq: number; count: number }> {
     const r = this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS lastSeq, COUNT(*) AS count FROM interactions').get() as { lastSeq: number; count: number };
     return r;

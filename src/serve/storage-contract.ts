@@ -56,6 +56,8 @@ export function storageContract(target: ContractTarget): void {
         assert.equal(await s.migrate(), target.migrations.length);
         const v = await db.rows('SELECT version FROM schema_version ORDER BY version');
         assert.deepEqual(v.map((r) => Number(r.version)), target.migrations.map((_, k) => k + 1));
+        assert.deepEqual(await s.logState(), { lastSeq: 0, count: 0 });
+        assert.equal(await s.lastSeq(), 0);
       } finally {
         await s.close();
         await db.cleanup();
@@ -148,6 +150,7 @@ export function storageContract(target: ContractTarget): void {
         { id: 'x1', status: 'duplicate', seq: 1 },
       ], 'a repeat with another timestamp is the same interaction');
       assert.deepEqual(await s.logState(), { lastSeq: 4, count: 4 });
+      assert.equal(await s.lastSeq(), 4);
       assert.equal(await s.userCount(), 3, 'users u, v, w created on first sight');
       assert.deepEqual(await s.interactions(0, 4), [
         { seq: 1, id: 'x1', user: 'u', item: 'a', timestamp: 1.5 },

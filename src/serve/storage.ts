@@ -97,8 +97,10 @@ export interface Storage {
   appendInteractions(rows: readonly NewInteraction[]): Promise<IngestResult[]>;
   /** The log in seq order, rows with fromSeq < seq <= toSeq. */
   interactions(fromSeq: number, toSeq: number): Promise<StoredInteraction[]>;
-  /** The last sequence number of the log (0 when empty) and the row count. */
+  /** The last sequence number of the log (0 when empty) and the row count (which takes a scan of the log). */
   logState(): Promise<{ lastSeq: number; count: number }>;
+  /** The last sequence number alone (0 when empty): an index lookup, for every ingested batch. */
+  lastSeq(): Promise<number>;
   /** A user's last `n` items, oldest first; null when the user is unknown. */
   recentItems(user: string, n: number): Promise<string[] | null>;
   /** Items the user has interacted with. */
