@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../data/test-utils/tmp.js';
 import { isPostgresUrl, normaliseSpec, openStorage, redactUrl, storageLabel } from './open-storage.js';
 import { PostgresStorage } from './postgres-storage.js';
 import { SqliteStorage } from './sqlite-storage.js';
+import { startServe } from './test-utils/fixture.js';
 
 describe('openStorage', () => {
   it('selects PostgreSQL for postgres:// and postgresql:// URLs, SQLite for anything else', async () => {
@@ -39,5 +41,23 @@ describe('openStorage', () => {
     assert.equal(storageLabel('postgres://u:pw@h/d'), 'postgres://u:***@h/d');
     assert.equal(normaliseSpec('shop.db'), join(process.cwd(), 'shop.db'));
     assert.equal(normaliseSpec('postgres://u:pw@h/d'), 'postgres://u:pw@h/d', 'the URL itself is kept for the connection');
+  });
+
+  it('evorec serve: a PostgreSQL database it cannot use is one line naming it, without the password (exit 1)', async () => {
+    const port = await new Promise<number>((r) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => r(p));
+      });
+    });
+    const url = `postgresql://evorec:s3cret-pw@127.0.0.1:${port}/shop`;
+    const shown = `postgresql://evorec:***@127.0.0.1:${port}/shop`;
+    const token = ['--token', 'test-token-0123456789'];
+    await assert.rejects(startServe(['--db', url, ...token]), {
+      message: `serve exited with 1: evorec: ${shown}: give --versions <dir> with a PostgreSQL database (evolved versions' folders must be where every replica can read them)\n`,
+    });
+    await assert.rejects(startServe(['--db', url, '--versions', join(tempDir(), 'v'), ...token]), {
+      message: `serve exited with 1: evorec: ${shown}: cannot connect: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+    });
   });
 });
