@@ -25,6 +25,7 @@ import { LLMRec } from '../src/models/llmrec.js';
 import { saveLLMRec } from '../src/models/llmrec-io.js';
 import { PromptBuilder } from '../src/models/prompt.js';
 import { Decoder } from '../src/nn/decoder.js';
+import { openStorage } from '../src/serve/open-storage.js';
 import { startServe } from '../src/serve/test-utils/fixture.js';
 import { findPgBin, freshDatabase, startCluster, type PgServer } from '../src/serve/test-utils/postgres.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
@@ -76,7 +77,7 @@ async function ingestRun(url: string, rows: { id: string; user: string; item: st
 async function ingest(): Promise<void> {
   const all = [];
   for (let r = 0; r < ds.numInteractions; r++) all.push({ id: `i${r}`, user: ds.userIds[ds.users[r]], item: ds.itemIds[ds.items[r]], timestamp: ds.timestamps[r] });
-  if (all.length < 2 * ingestRows) throw new Error(`BENCH_INGEST_ROWS=${ingestRows}: Beauty has ${all.length} interactions, two runs need twice as many`);
+  if (all.length < 3 * ingestRows) throw new Error(`BENCH_INGEST_ROWS=${ingestRows}: Beauty has ${all.length} interactions, three runs need three times as many`);
   let pgServer: PgServer | null = null;
   const stores: { name: string; db: () => Promise<{ spec: string; drop: () => Promise<void> }> }[] = [
     { name: 'SQLite (WAL, synchronous = FULL)', db: async () => ({ spec: join(dir, `ingest-${Date.now()}.db`), drop: async () => {} }) },
@@ -111,6 +112,28 @@ async function ingest(): Promise<void> {
         svc.proc.kill('SIGTERM');
         await svc.exited;
         await db.drop();
+      }
+      // The storage alone, in this process (no HTTP, no service): what the database costs per batch.
+      const direct = await store.db();
+      const storage = await openStorage(direct.spec);
+      try {
+        await storage.migrate();
+        for (let i = 0; i < items.length; i += 1000) await storage.upsertItems(items.slice(i, i + 1000));
+        const rows = all.slice(2 * ingestRows, 3 * ingestRows);
+        const latencies: number[] = [];
+        const t0 = performance.now();
+        for (let i = 0; i < rows.length; i += 100) {
+          const s = performance.now();
+          await storage.appendInteractions(rows.slice(i, i + 100));
+          latencies.push(performance.now() - s);
+        }
+        const secs = (performance.now() - t0) / 1000;
+        latencies.sort((a, b) => a - b);
+        const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1);
+        console.log(`| ${store.name}, the Storage alone (no HTTP) | 1 | ${rows.length} | ${secs.toFixed(1)} | ${Math.round(rows.length / secs)} | ${q(0.5)} | ${q(0.99)} |`);
+      } finally {
+        await storage.close();
+        await direct.drop();
       }
     }
   } finally {
