@@ -66,6 +66,19 @@ export class ModelHost {
     this.current = next;
   }
 
+  private switching: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `f` (a load, an activation, a swap) after every switch already started: a request's activation,
+   * an evolution's, and the replica sync picking up another replica's never interleave (one would swap
+   * in what the other had just replaced, or both would load the same folder).
+   */
+  exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.switching.then(f);
+    this.switching = run.catch(() => {});
+    return run;
+  }
+
   /** Scores candidate item ids after a history of item ids (oldest first). */
   score(history: readonly string[], candidates: readonly string[]): Float32Array {
     const cur = this.current;
