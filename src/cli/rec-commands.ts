@@ -27,12 +27,12 @@ export async function evaluateWithBaselines(
   t: number,
   name: string,
   scorer: BatchScorer,
-  o: { candidates: number; seed: number; quiet?: boolean; filter?: (s: Sample) => boolean; full?: FullViews },
+  o: { candidates: number; seed: number; quiet?: boolean; filter?: (s: Sample) => boolean; full?: FullViews; sampled?: readonly ('matched' | 'uniform')[] },
 ): Promise<{ results: Record<string, Record<string, EvalResult>>; markdown: string }> {
   const results: Record<string, Record<string, EvalResult>> = {};
   const sections: string[] = [];
   const cs = new CandidateSampler(split);
-  for (const sampler of ['matched', 'uniform'] as const) {
+  for (const sampler of o.sampled ?? (['matched', 'uniform'] as const)) {
     const bar = progressBar(o.quiet);
     const opts = { sampler, size: o.candidates, seed: o.seed, filter: o.filter, candidates: (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed }) };
     const probes = await probeResults(split, t, opts);
@@ -159,6 +159,7 @@ export function registerRecCommands(program: Command): void {
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
     .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
+    .option('--views <list>', 'views to evaluate (comma-separated: matched, uniform, full; full needs --retriever or --full-users, or a SASRec model)', 'matched,uniform,full')
     .option('--out <file>', 'also write the results as JSON')
     .option('--json', 'print {"model", "period", "results"} instead of the tables (results as --out writes them)')
     .option('--quiet', 'no progress output')
@@ -211,9 +212,13 @@ export function registerRecCommands(program: Command): void {
           full.exactFilter = sampleFilter(split.periods[o.period].test, o.fullUsers, o.seed, 'full-catalogue');
         }
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
+      const views = String(o.views).split(',').map((v) => v.trim()).filter(Boolean);
+      const unknown = views.filter((v) => !['matched', 'uniform', 'full'].includes(v));
+      if (unknown.length || !views.length) throw new RangeError(`--views: expected a list of matched, uniform, full, got "${o.views}"`);
+      const sampled = (['matched', 'uniform'] as const).filter((v) => views.includes(v));
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
       const name = type === 'sasrec' ? 'sasrec' : o.fuse ? 'hybrid' : 'llmrec';
-      const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full });
+      const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full: views.includes('full') ? full : undefined, sampled });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       if (o.json) process.stdout.write(JSON.stringify({ model: o.model, period: o.period, results }, null, 2) + '\n');
       else process.stdout.write(markdown);
