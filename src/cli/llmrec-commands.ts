@@ -7,9 +7,8 @@ import type { CheckpointHeader } from '../core/checkpoint.js';
 import type { Decoder } from '../nn/decoder.js';
 import { loadSplit } from '../data/prepare.js';
 import { checkCandidateSize } from '../data/errors.js';
-import { CandidateSampler } from '../data/candidates.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
-import { sampleFilter } from '../eval/evaluate.js';
+import { sampleFilter, validationViews } from '../eval/evaluate.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
 import { choosePriorWeight, LLMRec, llmrecScorer } from '../models/llmrec.js';
 import { saveLLMRec } from '../models/llmrec-io.js';
@@ -121,11 +120,7 @@ export function registerLLMRecCommands(program: Command): void {
       // The calibration is chosen after training, on the same validation users, in both sampled views.
       let calibration: ReturnType<typeof choosePriorWeight> | undefined;
       if (o.calibration === 'auto') {
-        const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, o.validUsers, o.seed, 'base-valid'));
-        if (!valid.length) throw new RangeError('--calibration auto needs validation users (--valid-users > 0)');
-        const cs = new CandidateSampler(split);
-        const views = (['matched', 'uniform'] as const).map((sampler) => ({ samples: valid, candidates: valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size: o.candidates, seed: o.seed })) }));
-        calibration = choosePriorWeight(model, views, (s) => split.history(s, H));
+        calibration = choosePriorWeight(model, validationViews(split, o.validUsers, o.candidates, o.seed), (s) => split.history(s, H));
         if (!o.quiet) process.stderr.write(`calibration: prior weight ${calibration.weight} (validation NDCG@3, mean of matched and uniform: ${calibration.ndcg3.map((v, i) => `${calibration!.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
       }
       const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: o.validUsers, backbone: o.backbone, training: result, ...(calibration ? { calibration } : {}) };

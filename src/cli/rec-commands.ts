@@ -6,12 +6,12 @@ import { setThreads } from '../core/index.js';
 import { loadSplit } from '../data/prepare.js';
 import { checkCandidateSize } from '../data/errors.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import { evaluate, randomResult, resultsMarkdown, sampleFilter, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
+import { evaluate, randomResult, resultsMarkdown, sampleFilter, validationViews, type BatchScorer, type EvalResult } from '../eval/evaluate.js';
 import { probeResults } from '../eval/probes.js';
 import { evaluateFull, evaluateTwoStage, popularityFull, type FullScorer, type Reranker } from '../eval/full-ranking.js';
 import { CandidateSampler } from '../data/candidates.js';
 import { isLLMRecFolder, loadLLMRec } from '../models/llmrec-io.js';
-import { llmrecFullScorer, llmrecScorer } from '../models/llmrec.js';
+import { choosePriorWeight, llmrecFullScorer, llmrecScorer } from '../models/llmrec.js';
 import { chooseFusionWeight, hybridScorer } from '../models/hybrid.js';
 import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
@@ -151,10 +151,10 @@ export function registerRecCommands(program: Command): void {
     .option('--period <t>', 'period whose test sets to use', parseIntArg('--period', 0), 0)
     .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users', 0), 0)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
-    .option('--prior-weight <w>', 'LLMRec: with prior calibration, the weight of the history-free score in [0, 1] (default: the folder\'s setting)', parseFloatArg('--prior-weight', 0, 1))
+    .option('--prior-weight <w>', 'LLMRec: with prior calibration, the weight of the history-free score in [0, 1], or auto (chosen on P0 validation, matched and uniform views; sets prior calibration) (default: the folder\'s setting)', (v: string) => (v === 'auto' ? 'auto' : parseFloatArg('--prior-weight', 0, 1)(v)))
     .option('--fuse <dir>', 'LLMRec: rank with the score-level hybrid of this SASRec folder and the LLMRec ((1 - lambda) z(SASRec) + lambda z(LLMRec) within each set; docs/models.md)')
     .option('--fuse-weight <lambda>', 'the hybrid\'s LLMRec weight in [0, 1] (default: chosen on P0 validation, matched and uniform views)', parseFloatArg('--fuse-weight', 0, 1))
-    .option('--valid-users <n>', 'validation users that choose --fuse-weight', parseIntArg('--valid-users', 1), 300)
+    .option('--valid-users <n>', 'validation users that choose --fuse-weight and --prior-weight auto', parseIntArg('--valid-users', 1), 300)
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
@@ -188,19 +188,21 @@ export function registerRecCommands(program: Command): void {
       } else if (isLLMRecFolder(o.model)) {
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
         if (o.calibration) model.scoring.calibration = o.calibration;
-        if (o.priorWeight !== undefined) model.scoring.priorWeight = o.priorWeight;
+        if (o.priorWeight === 'auto') {
+          const views = validationViews(split, o.validUsers, o.candidates, o.seed);
+          const c = choosePriorWeight(model, views, (s) => split.history(s, model.prompts.options.history));
+          if (!o.quiet) process.stderr.write(`calibration: prior weight ${c.weight} on ${views[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+        } else if (o.priorWeight !== undefined) model.scoring.priorWeight = o.priorWeight;
         scorer = llmrecScorer(model, split);
         if (o.fuse) {
           const { model: sas, itemIds } = await loadSASRec(o.fuse);
           checkItems(o.fuse, itemIds, split);
           let lambda = o.fuseWeight;
           if (lambda === undefined) {
-            const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, o.validUsers, o.seed, 'base-valid'));
-            const cs = new CandidateSampler(split);
-            const views = (['matched', 'uniform'] as const).map((sampler) => ({ samples: valid, candidates: valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size: o.candidates, seed: o.seed })) }));
+            const views = validationViews(split, o.validUsers, o.candidates, o.seed);
             const c = chooseFusionWeight(model, sas, split, views);
             lambda = c.weight;
-            if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${valid.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+            if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${views[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
           }
           scorer = hybridScorer(model, sas, split, lambda!);
         }

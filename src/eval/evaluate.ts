@@ -181,3 +181,21 @@ export function sampleFilter(samples: readonly Sample[], n: number, seed: number
   );
   return (s) => keep.has(s.row);
 }
+
+/**
+ * P0 validation sets for choosing a ranking setting (a calibration weight, a hybrid's mix): the same
+ * fixed sample of at most n validation users, with its candidate sets drawn by each sampler. Several
+ * views, so that a setting is chosen for all of them rather than for the headline alone.
+ */
+export function validationViews(
+  split: PeriodSplit,
+  n: number,
+  size: number,
+  seed: number,
+  samplers: readonly NegativeSampler[] = ['matched', 'uniform'],
+): { sampler: NegativeSampler; samples: Sample[]; candidates: number[][] }[] {
+  const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, n, seed, 'base-valid'));
+  if (!valid.length) throw new RangeError('no P0 validation users to choose the ranking settings on (--valid-users must be positive)');
+  const cs = new CandidateSampler(split);
+  return samplers.map((sampler) => ({ sampler, samples: valid, candidates: valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size, seed })) }));
+}
