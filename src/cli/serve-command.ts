@@ -24,7 +24,7 @@ export function registerServeCommand(program: Command): void {
     .option('--pool <n>', 'candidate pool (popular unseen items) when a request gives no candidates and the version has no retriever', parseIntArg('--pool', 1), 50)
     .option('--max-candidates <n>', 'largest candidate list of a request', parseIntArg('--max-candidates', 1, 100_000), 500)
     .option('--depth <n>', 'full-catalogue mode: the retriever\'s top n items are re-ranked by LLMRec', parseIntArg('--depth', 1, 1000), 50)
-    .addOption(new Option('--workers <n>', 'scoring worker threads').argParser(parseIntArg('--workers', 1, 256)).default(undefined, 'the cores'))
+    .option('--workers <n>', 'scoring worker threads (default: the cores)', parseIntArg('--workers', 1, 256))
     .option('--batch <n>', 'most requests a worker scores in one forward', parseIntArg('--batch', 1, 256), 8)
     .option('--max-queue <n>', 'most recommendation requests waiting for a worker (more answer 503)', parseIntArg('--max-queue', 1), 256)
     .option('--max-prompt-tokens <n>', 'largest prompt (and answer) a served version may build, in tokens', parseIntArg('--max-prompt-tokens', 1), 2048)
@@ -34,7 +34,7 @@ export function registerServeCommand(program: Command): void {
     .option('--evolve-after <n>', 'start an evolution once n interactions arrived after the active cut-off (0 = only on request)', parseIntArg('--evolve-after', 0), 0)
     .option('--evolve-epochs <n>', 'epochs of the EvoRec update', parseIntArg('--evolve-epochs', 1), 2)
     .option('--sasrec-epochs <n>', 'epochs of the Forget SASRec', parseIntArg('--sasrec-epochs', 1), 3)
-    .addOption(new Option('--threads <n>', 'native kernel threads (process-wide, shared by the workers)').argParser(parseIntArg('--threads', 1)).default(undefined, 'the cores / --workers'))
+    .option('--threads <n>', 'native kernel threads, process-wide, shared by the workers (default: the cores / --workers, at least 1)', parseIntArg('--threads', 1))
     .option('--log', 'log every request (JSON lines on stdout)')
     .option('--quiet', 'no progress output')
     .action(async (o) => {

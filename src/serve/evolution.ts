@@ -165,13 +165,7 @@ export class EvolutionManager {
       } else {
         try {
           const loaded = await this.host.load(v);
-          let activated: ModelVersion;
-          try {
-            activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
-          } catch (err) {
-            this.host.discard(loaded);
-            throw err;
-          }
+          const activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
           this.host.swap({ ...loaded, version: activated });
           status = 'succeeded';
           message = `version ${v.id} active (${why})`;

@@ -30,12 +30,12 @@ import { validationNdcg3 } from '../models/llmrec.js';
 import { LLMREC_FILE, loadLLMRec } from '../models/llmrec-io.js';
 import { SASRec } from '../models/sasrec.js';
 import { saveSASRec } from '../models/sasrec-io.js';
+import { RETRIEVER_FOLDER } from './version-scorer.js';
 import { trainSASRec } from '../models/sasrec-train.js';
 import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
 import { exitWithParent, parentFromArgs, WORKER_FLAG } from './lifetime.js';
 import { SqliteStorage } from './sqlite-storage.js';
-import { RETRIEVER_FOLDER } from './version-scorer.js';
 
 export interface EvolveOptions {
   /** Epochs of the EvoRec update. */

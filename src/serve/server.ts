@@ -504,21 +504,12 @@ export async function createService(config: ServeConfig): Promise<Service> {
   );
 
   // ---- versions ----
-  /** Serves a version from now on: loaded in every scoring worker first (or already, `preloaded`), then swapped. */
-  const activate = async (v: ModelVersion, reason: string, preloaded?: LoadedVersion): Promise<ModelVersion> => {
+  const activate = async (v: ModelVersion, reason: string): Promise<ModelVersion> => {
     if (host.current!.version.id === v.id) return v;
-    const loaded =
-      preloaded ??
-      (await host.load(v).catch((err: unknown) => {
-        throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
-      }));
-    let activated: ModelVersion;
-    try {
-      activated = await storage.activateVersion(v.id, reason);
-    } catch (e) {
-      host.discard(loaded);
-      throw e;
-    }
+    const loaded = await host.load(v).catch((err: unknown) => {
+      throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    const activated = await storage.activateVersion(v.id, reason);
     host.swap({ ...loaded, version: activated });
     log(`version ${v.id} active (${reason})`);
     return activated;
@@ -563,19 +554,13 @@ export async function createService(config: ServeConfig): Promise<Service> {
         if (e instanceof FolderError) throw new HttpError(400, `body.folder: ${e.message}`);
         throw e;
       }
-      // Load it (in every scoring worker) before registering: a folder that does not load is refused.
-      const loaded = await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
+      // Load it once (in the scoring workers) before registering: a folder that does not load is refused.
+      host.discard(await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
         throw new HttpError(400, `body.folder: ${err instanceof Error ? err.message : String(err)}`);
-      });
-      try {
-        let v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: req.body.note ?? 'registered' });
-        if (req.body.activate) v = await activate(v, 'registered', { ...loaded, version: v });
-        else host.discard(loaded);
-        return reply.code(201).send(v);
-      } catch (e) {
-        host.discard(loaded);
-        throw e;
-      }
+      }));
+      let v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: req.body.note ?? 'registered' });
+      if (req.body.activate) v = await activate(v, 'registered');
+      return reply.code(201).send(v);
     },
   );
   app.post<{ Params: { id: string } }>(
