@@ -3,8 +3,9 @@
  * service does with the requests that queued while it was busy (src/serve/scoring-pool.ts). The `small`
  * preset, randomly initialised (the cost does not depend on the weights), the embedded Beauty titles,
  * H = 10, 50 candidates per user (the full-catalogue depth), one kernel thread: the same users scored
- * one call per user, and in calls of 2, 4, 8 and 16 users. Reported as CPU time per request (the
- * thread's own time, less sensitive than wall time to other jobs on the machine), best of the rounds.
+ * one call per user, and in calls of 2, 4, 8 and 16 users, the sizes interleaved in every round. Reported
+ * as CPU time per request (the process's own time, less sensitive than wall time to other jobs on the
+ * machine), best of the rounds.
  *
  *   node --import tsx bench/serve-batching.ts      (BENCH_USERS, default 16; BENCH_ROUNDS, default 3)
  */
@@ -38,18 +39,22 @@ const cpuMs = () => {
 console.log(`batching: ${USERS} users x 50 candidates, H = 10, small preset, 1 thread; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 console.log('| users per call | CPU ms per request (best of rounds) | wall ms per request | vs one per call |');
 console.log('|---|---|---|---|');
-let single = NaN;
-for (const per of [1, 2, 4, 8, 16].filter((p) => p <= USERS)) {
-  let best = Infinity;
-  let wall = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
+// Rounds interleave the call sizes, so that a change in the machine's load between rounds hits them all.
+const sizes = [1, 2, 4, 8, 16].filter((p) => p <= USERS);
+const best = new Map(sizes.map((p) => [p, { cpu: Infinity, wall: Infinity }]));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const per of sizes) {
     const c0 = cpuMs();
     const t0 = performance.now();
     for (let s = 0; s < USERS; s += per) model.score(histories.slice(s, s + per), candidates.slice(s, s + per), { usersPerBatch: per });
-    best = Math.min(best, (cpuMs() - c0) / USERS);
-    wall = Math.min(wall, (performance.now() - t0) / USERS);
+    const b = best.get(per)!;
+    b.cpu = Math.min(b.cpu, (cpuMs() - c0) / USERS);
+    b.wall = Math.min(b.wall, (performance.now() - t0) / USERS);
   }
-  if (per === 1) single = best;
-  console.log(`| ${per} | ${best.toFixed(1)} | ${wall.toFixed(1)} | ${(best / single).toFixed(2)} |`);
+}
+const single = best.get(1)!.cpu;
+for (const per of sizes) {
+  const b = best.get(per)!;
+  console.log(`| ${per} | ${b.cpu.toFixed(1)} | ${b.wall.toFixed(1)} | ${(b.cpu / single).toFixed(2)} |`);
 }
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -16,8 +16,11 @@
  *   BENCH_SECONDS=15 BENCH_CONNECTIONS=1,4,16 BENCH_WORKERS=2 BENCH_THREADS=1 BENCH_BATCH=8 BENCH_WARMUP=10 npm run bench:serve
  *
  * BENCH_WORKERS / BENCH_THREADS / BENCH_BATCH are the service's --workers / --threads / --batch (unset:
- * its defaults). The first requests for an item also compute its history-free prior score (prior
- * calibration), cached per worker: BENCH_WARMUP seconds of load at 4 connections come first, unmeasured.
+ * its defaults). BENCH_CALIBRATION (default none) is the model's scoring calibration: with `prior` the
+ * first request for an item also computes its history-free score, cached per worker (about a minute of
+ * CPU per worker for the whole catalogue), so `none` measures what a prior-calibrated model costs once
+ * its cache is warm, and `prior` the cold start after an activation. BENCH_WARMUP seconds of load at 4
+ * connections come first, unmeasured. Requests time out after 120 s (counted apart).
  * The load average is printed before and after: figures from a busy machine are lower bounds. So is the
  * service's own CPU time per request (from /proc, user + system, every thread of the service): on a
  * busy machine, cores / (CPU seconds per request) projects what idle cores would sustain.
@@ -53,7 +56,8 @@ const { tokenizer } = trainTokenizer(ds.titles, { vocabSize: 8000 });
 const decoder = new Decoder(decoderPreset('small', { vocabSize: tokenizer.vocabSize }), { seed: 1 });
 decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0 }, { seed: 1, freezeBase: true });
 const modelDir = join(dir, 'llmrec');
-await saveLLMRec(modelDir, new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 })));
+const calibration = (process.env.BENCH_CALIBRATION ?? 'none') as 'none' | 'prior';
+await saveLLMRec(modelDir, new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 }), { calibration }));
 await saveSASRec(join(modelDir, 'sasrec'), new SASRec({ numItems: ds.numItems, seed: 1 }), ds.itemIds);
 
 const flags: string[] = [];
@@ -74,7 +78,7 @@ for (let i = 0; i < rows.length; i += 1000) await post('/v1/interactions', { int
 const users = ds.userIds.slice(0, USERS);
 const metrics = async () => (await (await fetch(`${svc.url}/metrics`, { headers })).json()) as { scoring: Record<string, unknown>; routes: Record<string, { latencyMs: unknown }> };
 const scoring = (await metrics()).scoring;
-console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; small preset (${decoder.config.numHiddenLayers} layers, d ${decoder.config.hiddenSize}), H = 10, SASRec retriever, depth 50`);
+console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; small preset (${decoder.config.numHiddenLayers} layers, d ${decoder.config.hiddenSize}), H = 10, calibration ${calibration}, SASRec retriever, depth 50`);
 console.log(`scoring: ${scoring.workers} workers x ${scoring.threads} threads, batch ${scoring.batch}; ${cpus().length} CPUs; load average ${load()}`);
 
 /** /healthz latencies from a thread of its own, one keep-alive connection, one probe every `everyMs`. */
@@ -136,6 +140,7 @@ const full = (connections: number, duration: number) =>
     headers,
     connections,
     duration,
+    timeout: 120,
     requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ user: users[k++ % users.length], k: 10 }) }) }],
   });
 
@@ -150,7 +155,7 @@ if (warmup > 0) {
   console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (priors of the retrieved items cached); load average ${load()}`);
 }
 console.log('');
-console.log('| request | connections | seconds | 2xx | non-2xx | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
+console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const connections of connectionCounts) {
   const probe = probeHealthz(svc.url);
@@ -161,7 +166,7 @@ for (const connections of connectionCounts) {
   const ok = r['2xx'];
   const f = (x: number) => x.toFixed(1);
   console.log(
-    `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${loadavg()[0].toFixed(1)} |`,
+    `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${loadavg()[0].toFixed(1)} |`,
   );
 }
 await ingestionScenario();

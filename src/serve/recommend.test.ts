@@ -172,7 +172,7 @@ describe('recommendations with the scoring pool', () => {
     const long = await tinyLLMRecFolder(dir, 'tiny', { name: 'long-prompt', history: 50 });
     const r = await call('POST', '/v1/versions', { folder: 'long-prompt', trainedUpTo: 'latest' });
     assert.equal(r.status, 400);
-    assert.match(r.body.error, new RegExp(`^body\\.folder: ${long}: prompts of up to \\d+ tokens \\(H = 50 titles of up to 24 tokens\\) are above the service's limit of 1000 tokens \\(maxPromptTokens\\)$`));
+    assert.match(r.body.error, new RegExp(`^body\\.folder: ${long}: prompts of up to \\d+ tokens \\(H = 50 titles of up to 24 tokens\\) are above the service's limit of 1000 tokens \\(--max-prompt-tokens\\)$`));
 
     const broken = join(dir, 'broken-retriever');
     cpSync(folderA, broken, { recursive: true });

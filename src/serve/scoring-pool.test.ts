@@ -39,7 +39,7 @@ describe('scoring pool', () => {
     const scored = jobs.map((j) => pool.given(token, j));
     assert.equal(pool.busy, 1);
     assert.equal(pool.queued, 3);
-    await assert.rejects(pool.given(token, jobs[0]), (e: Error) => e instanceof PoolBusyError && e.message === '3 recommendation requests are waiting for the 1 scoring workers (maxQueue 3); retry shortly');
+    await assert.rejects(pool.given(token, jobs[0]), (e: Error) => e instanceof PoolBusyError && e.message === '3 recommendation requests are waiting for the 1 scoring workers (--max-queue 3); retry shortly');
     const results = await Promise.all(scored);
     assert.deepEqual([...pool.batchSizes].sort(), [[1, 1], [3, 1]], 'one batch of 1, then one of 3');
     results.forEach((r, u) => close(r, models[0].score([jobs[u].history], [jobs[u].candidates])[0], `job ${u}`));
@@ -63,7 +63,7 @@ describe('scoring pool', () => {
     after(() => pool.close());
     pool.catalogue(ITEMS, []);
     await assert.rejects(pool.load(folders[0]), (e: Error) => {
-      assert.match(e.message, /\/a: prompts of up to \d+ tokens \(H = 3 titles of up to 24 tokens\) are above the service's limit of 40 tokens \(maxPromptTokens\)$/);
+      assert.match(e.message, /\/a: prompts of up to \d+ tokens \(H = 3 titles of up to 24 tokens\) are above the service's limit of 40 tokens \(--max-prompt-tokens\)$/);
       return true;
     });
   });

@@ -218,7 +218,7 @@ export class ScoringPool {
   private submit(token: number, job: Job): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('the scoring pool is closed'));
     if (this.queue.length >= this.options.maxQueue) {
-      return Promise.reject(new PoolBusyError(`${this.queue.length} recommendation requests are waiting for the ${this.slots.length} scoring workers (maxQueue ${this.options.maxQueue}); retry shortly`));
+      return Promise.reject(new PoolBusyError(`${this.queue.length} recommendation requests are waiting for the ${this.slots.length} scoring workers (--max-queue ${this.options.maxQueue}); retry shortly`));
     }
     this.refs.set(token, (this.refs.get(token) ?? 0) + 1);
     return new Promise<JobResult>((resolve, reject) => {

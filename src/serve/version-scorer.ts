@@ -97,10 +97,10 @@ export class VersionScorer {
     const prompt = promptTokenBound(model.prompts);
     const o = model.prompts.options;
     if (prompt > limits.maxPromptTokens) {
-      throw new RangeError(`${folder}: prompts of up to ${prompt} tokens (H = ${o.history} titles of up to ${o.titleTokens} tokens) are above the service's limit of ${limits.maxPromptTokens} tokens (maxPromptTokens)`);
+      throw new RangeError(`${folder}: prompts of up to ${prompt} tokens (H = ${o.history} titles of up to ${o.titleTokens} tokens) are above the service's limit of ${limits.maxPromptTokens} tokens (--max-prompt-tokens)`);
     }
     if (o.targetTokens + 1 > limits.maxPromptTokens) {
-      throw new RangeError(`${folder}: answers of up to ${o.targetTokens + 1} tokens (prompt.targetTokens ${o.targetTokens}) are above the service's limit of ${limits.maxPromptTokens} tokens (maxPromptTokens)`);
+      throw new RangeError(`${folder}: answers of up to ${o.targetTokens + 1} tokens (prompt.targetTokens ${o.targetTokens}) are above the service's limit of ${limits.maxPromptTokens} tokens (--max-prompt-tokens)`);
     }
     let retriever: Retriever | null = null;
     const dir = join(folder, RETRIEVER_FOLDER);
