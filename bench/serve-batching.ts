@@ -28,7 +28,7 @@ const decoder = new Decoder(decoderPreset('small', { vocabSize: tokenizer.vocabS
 decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0 }, { seed: 1, freezeBase: true });
 const model = new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 }));
 const rows = split.userRows;
-const histories = Array.from({ length: USERS }, (_, u) => rows[u].slice(-10).map((r) => ds.items[r]));
+const histories = Array.from({ length: USERS }, (_, u) => Array.from(rows[u].slice(-10), (r) => ds.items[r]));
 const candidates = Array.from({ length: USERS }, (_, u) => Array.from({ length: 50 }, (_, j) => (u * 7919 + j * 104729) % ds.numItems));
 model.score(histories, candidates); // fills the prior cache: what follows is the steady state
 

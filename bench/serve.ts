@@ -2,32 +2,37 @@
  * Load check of the recommendation service (`npm run bench:serve`; not part of `npm test` nor `npm run
  * bench`). `evorec serve` runs as its own process on 127.0.0.1 with a randomly initialised `small`
  * LLMRec and a randomly initialised SASRec retriever in its version folder (the cost of scoring does not
- * depend on the weights) over the embedded Beauty titles (12,101 items); 500 users and their
- * interactions are loaded through the API. Then, for each connection count:
+ * depend on the weights) over the embedded Beauty titles (12,101 items). Two parts:
  *
- * (a) autocannon sends full-catalogue requests (top 10: the SASRec's top 50 unseen items re-ranked by
- *     LLMRec) for random users for a fixed time: requests/s, p50, p99;
- * (b) meanwhile a probe thread (its own event loop, so the client's load does not delay it) sends
- *     GET /healthz every 20 ms on one keep-alive connection: p50, p99, max of its latency;
- * (c) ingestion throughput under the same load: measured by the storage work's own bench (see
- *     `ingestionScenario` below, the place for it).
+ * - ingest: Beauty's interactions posted in batches of 100 (durable: a batch is acknowledged after its
+ *   transaction committed; SQLite with synchronous = FULL, PostgreSQL with fsync and synchronous_commit
+ *   on), by 1 and by 4 clients at once, into SQLite and into PostgreSQL (`EVOREC_BENCH_PG`, a URL of a
+ *   user that may create databases, or a throwaway durable cluster when PostgreSQL is installed);
+ *   interactions per second and the batch latency; then the Storage alone (no HTTP);
+ * - recommend: 500 users and their interactions loaded through the API; then, for each connection count,
+ *   (a) autocannon sends full-catalogue requests (top 10: the SASRec's top 50 unseen items re-ranked by
+ *   LLMRec) for random users for a fixed time: requests/s, p50, p99; (b) meanwhile a probe thread (its own
+ *   event loop, so the client's load does not delay it) sends GET /healthz every 20 ms on one keep-alive
+ *   connection: p50, p99, max of its latency; the service's own CPU time per request (from /proc, user +
+ *   system, every thread of the service): on a busy machine, cores / (CPU seconds per request) projects
+ *   what idle cores would sustain. (Ingestion while the scoring runs is not measured yet: `ingestRun`
+ *   beside `full` in `recommend` would.)
  *
  *   npm run bench:serve
- *   BENCH_SECONDS=15 BENCH_CONNECTIONS=1,4,16 BENCH_WORKERS=2 BENCH_THREADS=1 BENCH_BATCH=8 BENCH_WARMUP=10 npm run bench:serve
+ *   BENCH_PART=recommend BENCH_SECONDS=15 BENCH_CONNECTIONS=1,4,16 BENCH_WORKERS=2 BENCH_THREADS=1 BENCH_BATCH=8 npm run bench:serve
  *
+ * BENCH_PART = ingest | recommend | all (default); BENCH_INGEST_ROWS per ingest run (default 20000).
  * BENCH_WORKERS / BENCH_THREADS / BENCH_BATCH are the service's --workers / --threads / --batch (unset:
  * its defaults). BENCH_CALIBRATION (default none) is the model's scoring calibration: with `prior` the
  * first request for an item also computes its history-free score, cached per worker (about a minute of
  * CPU per worker for the whole catalogue), so `none` measures what a prior-calibrated model costs once
- * its cache is warm, and `prior` the cold start after an activation. BENCH_WARMUP seconds of load at 4
- * connections come first, unmeasured. Requests time out after 120 s (counted apart).
- * The load average is printed before and after: figures from a busy machine are lower bounds. So is the
- * service's own CPU time per request (from /proc, user + system, every thread of the service): on a
- * busy machine, cores / (CPU seconds per request) projects what idle cores would sustain.
+ * its cache is warm, and `prior` the cold start after an activation. BENCH_WARMUP (default 10) seconds of
+ * load at 4 connections come first, unmeasured. Requests time out after 120 s (counted apart).
+ * The load average is printed before and after: figures from a busy machine are lower bounds.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
@@ -39,15 +44,18 @@ import { PromptBuilder } from '../src/models/prompt.js';
 import { SASRec } from '../src/models/sasrec.js';
 import { saveSASRec } from '../src/models/sasrec-io.js';
 import { Decoder } from '../src/nn/decoder.js';
+import { openStorage } from '../src/serve/open-storage.js';
 import { startServe } from '../src/serve/test-utils/fixture.js';
+import { findPgBin, freshDatabase, startCluster, type PgServer } from '../src/serve/test-utils/postgres.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 
+const part = process.env.BENCH_PART ?? 'all';
+const ingestRows = Number(process.env.BENCH_INGEST_ROWS ?? 20_000);
 const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const warmup = Number(process.env.BENCH_WARMUP ?? 10);
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '1,4,16').split(',').map(Number);
 const USERS = 500;
 const TOKEN = 'bench-token-0123456789';
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 const dir = mkdtempSync(join(tmpdir(), 'evorec-bench-serve-'));
 const { split } = await loadSplit({ data: 'beauty' });
@@ -59,27 +67,102 @@ const modelDir = join(dir, 'llmrec');
 const calibration = (process.env.BENCH_CALIBRATION ?? 'none') as 'none' | 'prior';
 await saveLLMRec(modelDir, new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 }), { calibration }));
 await saveSASRec(join(modelDir, 'sasrec'), new SASRec({ numItems: ds.numItems, seed: 1 }), ds.itemIds);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
-const flags: string[] = [];
-for (const [env, flag] of [['BENCH_WORKERS', '--workers'], ['BENCH_THREADS', '--threads'], ['BENCH_BATCH', '--batch']]) {
-  if (process.env[env]) flags.push(flag, process.env[env]!);
-}
-const svc = await startServe(['--db', join(dir, 'bench.db'), '--model', modelDir, '--models-root', dir, '--token', TOKEN, '--quiet', ...flags]);
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-const post = async (path: string, body: unknown, method = 'POST') => {
-  const r = await fetch(svc.url + path, { method, headers, body: JSON.stringify(body) });
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-};
 const items = ds.itemIds.map((id, k) => ({ id, title: ds.titles[k] }));
-for (let i = 0; i < items.length; i += 1000) await post('/v1/items', { items: items.slice(i, i + 1000) }, 'PUT');
-const rows = [];
-for (let r = 0; r < ds.numInteractions; r++) if (ds.users[r] < USERS) rows.push({ id: `b${r}`, user: ds.userIds[ds.users[r]], item: ds.itemIds[ds.items[r]], timestamp: ds.timestamps[r] });
-for (let i = 0; i < rows.length; i += 1000) await post('/v1/interactions', { interactions: rows.slice(i, i + 1000) });
-const users = ds.userIds.slice(0, USERS);
-const metrics = async () => (await (await fetch(`${svc.url}/metrics`, { headers })).json()) as { scoring: Record<string, unknown>; routes: Record<string, { latencyMs: unknown }> };
-const scoring = (await metrics()).scoring;
-console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; small preset (${decoder.config.numHiddenLayers} layers, d ${decoder.config.hiddenSize}), H = 10, calibration ${calibration}, SASRec retriever, depth 50`);
-console.log(`scoring: ${scoring.workers} workers x ${scoring.threads} threads, batch ${scoring.batch}; ${cpus().length} CPUs; load average ${load()}`);
+
+/** Posts `rows` in batches of 100 from `clients` clients at once; interactions/s and batch latency. */
+async function ingestRun(url: string, rows: { id: string; user: string; item: string; timestamp: number }[], clients: number) {
+  const batches: (typeof rows)[] = [];
+  for (let i = 0; i < rows.length; i += 100) batches.push(rows.slice(i, i + 100));
+  const latencies: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < batches.length) {
+        const b = batches[next++];
+        const s = performance.now();
+        const r = await fetch(`${url}/v1/interactions`, { method: 'POST', headers, body: JSON.stringify({ interactions: b }) });
+        const body = (await r.json()) as { created: number };
+        if (!r.ok || body.created !== b.length) throw new Error(`ingest: ${r.status} ${JSON.stringify(body).slice(0, 200)}`);
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1);
+  return { secs, perSecond: rows.length / secs, p50: q(0.5), p99: q(0.99) };
+}
+
+async function ingest(): Promise<void> {
+  const all = [];
+  for (let r = 0; r < ds.numInteractions; r++) all.push({ id: `i${r}`, user: ds.userIds[ds.users[r]], item: ds.itemIds[ds.items[r]], timestamp: ds.timestamps[r] });
+  if (all.length < 3 * ingestRows) throw new Error(`BENCH_INGEST_ROWS=${ingestRows}: Beauty has ${all.length} interactions, three runs need three times as many`);
+  let pgServer: PgServer | null = null;
+  const stores: { name: string; db: () => Promise<{ spec: string; drop: () => Promise<void> }> }[] = [
+    { name: 'SQLite (WAL, synchronous = FULL)', db: async () => ({ spec: join(dir, `ingest-${Date.now()}.db`), drop: async () => {} }) },
+  ];
+  const pgUrl = process.env.EVOREC_BENCH_PG;
+  const bin = findPgBin();
+  if (pgUrl || bin) {
+    pgServer = pgUrl ? { adminUrl: pgUrl, origin: 'EVOREC_BENCH_PG', stop: async () => {} } : await startCluster(bin!, { durable: true });
+    const server = pgServer;
+    stores.push({ name: `PostgreSQL (fsync, synchronous_commit on; ${server.origin.split(' (')[0]})`, db: async () => {
+      const d = await freshDatabase(server);
+      return { spec: d.url, drop: d.drop };
+    } });
+  } else console.log('PostgreSQL: not installed and EVOREC_BENCH_PG not set; SQLite only');
+  console.log(`ingest: ${ingestRows} Beauty interactions per run, batches of 100 (POST /v1/interactions), ${items.length} items`);
+  console.log('| storage | clients | interactions | seconds | interactions/s | batch p50 ms | batch p99 ms |');
+  console.log('|---|---|---|---|---|---|---|');
+  try {
+    for (const store of stores) {
+      const db = await store.db();
+      const svc = await startServe(['--db', db.spec, '--model', modelDir, '--models-root', dir, '--versions', join(dir, 'versions'), '--token', TOKEN, '--quiet']);
+      try {
+        for (let i = 0; i < items.length; i += 1000) {
+          const r = await fetch(`${svc.url}/v1/items`, { method: 'PUT', headers, body: JSON.stringify({ items: items.slice(i, i + 1000) }) });
+          if (!r.ok) throw new Error(`items: ${r.status} ${await r.text()}`);
+        }
+        for (const [k, clients] of [1, 4].entries()) {
+          const r = await ingestRun(svc.url, all.slice(k * ingestRows, (k + 1) * ingestRows), clients);
+          console.log(`| ${store.name} | ${clients} | ${ingestRows} | ${r.secs.toFixed(1)} | ${Math.round(r.perSecond)} | ${r.p50} | ${r.p99} |`);
+        }
+      } finally {
+        svc.proc.kill('SIGTERM');
+        await svc.exited;
+        await db.drop();
+      }
+      // The storage alone, in this process (no HTTP, no service): what the database costs per batch.
+      const direct = await store.db();
+      const storage = await openStorage(direct.spec);
+      try {
+        await storage.migrate();
+        for (let i = 0; i < items.length; i += 1000) await storage.upsertItems(items.slice(i, i + 1000));
+        const rows = all.slice(2 * ingestRows, 3 * ingestRows);
+        const latencies: number[] = [];
+        const t0 = performance.now();
+        for (let i = 0; i < rows.length; i += 100) {
+          const s = performance.now();
+          await storage.appendInteractions(rows.slice(i, i + 100));
+          latencies.push(performance.now() - s);
+        }
+        const secs = (performance.now() - t0) / 1000;
+        latencies.sort((a, b) => a - b);
+        const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1);
+        console.log(`| ${store.name}, the Storage alone (no HTTP) | 1 | ${rows.length} | ${secs.toFixed(1)} | ${Math.round(rows.length / secs)} | ${q(0.5)} | ${q(0.99)} |`);
+      } finally {
+        await storage.close();
+        await direct.drop();
+      }
+    }
+  } finally {
+    await pgServer?.stop();
+  }
+}
 
 /** /healthz latencies from a thread of its own, one keep-alive connection, one probe every `everyMs`. */
 function probeHealthz(url: string, everyMs = 20): { stop: () => Promise<number[]> } {
@@ -116,10 +199,10 @@ const ticks = (() => {
     return 100;
   }
 })();
-/** CPU seconds the service process has used (user + system, all threads); NaN without /proc. */
-const serviceCpu = (): number => {
+/** CPU seconds a process has used (user + system, all threads); NaN without /proc. */
+const processCpu = (pid: number | undefined): number => {
   try {
-    const stat = readFileSync(`/proc/${svc.proc.pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / ticks;
   } catch {
@@ -132,48 +215,68 @@ const pct = (xs: number[], p: number) => {
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
 };
 
-let k = 0;
-const full = (connections: number, duration: number) =>
-  autocannon({
-    url: `${svc.url}/v1/recommendations`,
-    method: 'POST',
-    headers,
-    connections,
-    duration,
-    timeout: 120,
-    requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ user: users[k++ % users.length], k: 10 }) }) }],
-  });
 
-/**
- * (c) Ingestion throughput under scoring load: the storage work adds its scenario here (POST
- * /v1/interactions batches while `full` runs), reported as rows/s and batch p50/p99.
- */
-async function ingestionScenario(): Promise<void> {}
+async function recommend(): Promise<void> {
+  const flags: string[] = [];
+  for (const [env, flag] of [['BENCH_WORKERS', '--workers'], ['BENCH_THREADS', '--threads'], ['BENCH_BATCH', '--batch']]) {
+    if (process.env[env]) flags.push(flag, process.env[env]!);
+  }
+  const svc = await startServe(['--db', join(dir, 'bench.db'), '--model', modelDir, '--models-root', dir, '--token', TOKEN, '--quiet', ...flags]);
+  const post = async (path: string, body: unknown, method = 'POST') => {
+    const r = await fetch(svc.url + path, { method, headers, body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  };
+  for (let i = 0; i < items.length; i += 1000) await post('/v1/items', { items: items.slice(i, i + 1000) }, 'PUT');
+  const rows = [];
+  for (let r = 0; r < ds.numInteractions; r++) if (ds.users[r] < USERS) rows.push({ id: `b${r}`, user: ds.userIds[ds.users[r]], item: ds.itemIds[ds.items[r]], timestamp: ds.timestamps[r] });
+  for (let i = 0; i < rows.length; i += 1000) await post('/v1/interactions', { interactions: rows.slice(i, i + 1000) });
+  const users = ds.userIds.slice(0, USERS);
+  const metrics = async () => (await (await fetch(`${svc.url}/metrics`, { headers })).json()) as { scoring: Record<string, unknown>; routes: Record<string, { latencyMs: unknown }> };
+  const scoring = (await metrics()).scoring;
+  console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; small preset (${decoder.config.numHiddenLayers} layers, d ${decoder.config.hiddenSize}), H = 10, calibration ${calibration}, SASRec retriever, depth 50`);
+  console.log(`scoring: ${scoring.workers} workers x ${scoring.threads} threads, batch ${scoring.batch}; ${availableParallelism()} cores; load average ${load()}`);
 
-if (warmup > 0) {
-  const w = await full(4, warmup);
-  console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (priors of the retrieved items cached); load average ${load()}`);
+  let k = 0;
+  const full = (connections: number, duration: number) =>
+    autocannon({
+      url: `${svc.url}/v1/recommendations`,
+      method: 'POST',
+      headers,
+      connections,
+      duration,
+      timeout: 120,
+      requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ user: users[k++ % users.length], k: 10 }) }) }],
+    });
+
+  if (warmup > 0) {
+    const w = await full(4, warmup);
+    console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (priors of the retrieved items cached); load average ${load()}`);
+  }
+  console.log('');
+  console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const connections of connectionCounts) {
+    const probe = probeHealthz(svc.url);
+    const cpu0 = processCpu(svc.proc.pid);
+    const r = await full(connections, seconds);
+    const cpu = processCpu(svc.proc.pid) - cpu0;
+    const h = await probe.stop();
+    const ok = r['2xx'];
+    const f = (x: number) => x.toFixed(1);
+    console.log(
+      `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${loadavg()[0].toFixed(1)} |`,
+    );
+  }
+  const m = await metrics();
+  console.log('');
+  console.log(`service-side latency of POST /v1/recommendations (last 4096): ${JSON.stringify(m.routes['POST /v1/recommendations'].latencyMs)}`);
+  console.log(`batches by size (requests per worker call): ${JSON.stringify(m.scoring.batchSizes)}; load average ${load()}`);
+  svc.proc.kill('SIGTERM');
+  await svc.exited;
 }
-console.log('');
-console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-for (const connections of connectionCounts) {
-  const probe = probeHealthz(svc.url);
-  const cpu0 = serviceCpu();
-  const r = await full(connections, seconds);
-  const cpu = serviceCpu() - cpu0;
-  const h = await probe.stop();
-  const ok = r['2xx'];
-  const f = (x: number) => x.toFixed(1);
-  console.log(
-    `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${loadavg()[0].toFixed(1)} |`,
-  );
-}
-await ingestionScenario();
-const m = await metrics();
-console.log('');
-console.log(`service-side latency of POST /v1/recommendations (last 4096): ${JSON.stringify(m.routes['POST /v1/recommendations'].latencyMs)}`);
-console.log(`batches by size (requests per worker call): ${JSON.stringify(m.scoring.batchSizes)}; load average ${load()}`);
-svc.proc.kill('SIGTERM');
-await svc.exited;
+
+console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(', ')} on ${availableParallelism()} cores`);
+if (part === 'ingest' || part === 'all') await ingest();
+if (part === 'recommend' || part === 'all') await recommend();
+console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`);
 rmSync(dir, { recursive: true, force: true });

@@ -4,6 +4,9 @@
  *
  *   npx evorec pretrain --preset small --out runs/backbone-small
  *   node --import tsx scripts/ship-backbone.ts runs/backbone-small data/backbone-small
+ *
+ *   npx evorec pretrain --preset deep --steps 1500 --out runs/backbone-deep
+ *   node --import tsx scripts/ship-backbone.ts runs/backbone-deep data/backbone-deep
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';

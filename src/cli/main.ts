@@ -8,6 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DataError } from '../data/errors.js';
 import { ConfigError } from '../io/hf-config.js';
 import { SafetensorsError } from '../io/safetensors.js';
+import { StorageError } from '../serve/storage.js';
 import { TokenizerError } from '../tokenizer/tokenizer.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerModelCommands } from './model-commands.js';
@@ -84,7 +85,7 @@ export { Option };
 
 /** Errors that mean bad input or an expected failure: one line, exit code 1. */
 function isExpected(e: unknown): e is Error {
-  if (e instanceof DataError || e instanceof RangeError || e instanceof ConfigError || e instanceof SafetensorsError || e instanceof TokenizerError) return true;
+  if (e instanceof DataError || e instanceof StorageError || e instanceof RangeError || e instanceof ConfigError || e instanceof SafetensorsError || e instanceof TokenizerError) return true;
   // The operating system's errors (a folder that cannot be written, a full disk) name their path.
   const code = (e as { code?: unknown } | null)?.code;
   return e instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof (e as { syscall?: unknown }).syscall === 'string';

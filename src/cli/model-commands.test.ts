@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { noGrad } from '../core/index.js';
 import { decoderPreset, HF_KEYS, readSafetensors, writeSafetensors } from '../io/index.js';
 import { Decoder } from '../nn/decoder.js';
-import { saveModelFolder } from '../nn/checkpoint-folder.js';
+import { loadModelFolder, saveModelFolder } from '../nn/checkpoint-folder.js';
 import { trainTokenizer } from '../tokenizer/index.js';
 
 const run = promisify(execFile);
@@ -43,6 +43,16 @@ describe('evorec inspect', () => {
     close(out.logits, noGrad(() => m.forward([out.tokens]).logits!.data), 300);
     const plain = await run('node', [...cli, 'inspect', '--model', join(dir, 'qwen'), '--text', 'Lip balm', '--top', '3']);
     assert.match(plain.stdout, /next-token top 3/);
+  });
+
+  it('reads the shipped deep backbone (8 layers, BF16): its logits equal the library forward of the same folder', async () => {
+    const folder = join(import.meta.dirname, '..', '..', 'data', 'backbone-deep');
+    const { model, tokenizer } = await loadModelFolder(folder);
+    assert.equal(model.config.numHiddenLayers, 8);
+    const { stdout } = await run('node', [...cli, 'inspect', '--model', folder, '--text', 'Argan Oil Shampoo', '--json']);
+    const out = JSON.parse(stdout) as { tokens: number[]; logits: number[][] };
+    assert.deepEqual(out.tokens, tokenizer!.encode('Argan Oil Shampoo'));
+    close(out.logits, noGrad(() => model.forward([out.tokens]).logits!.data), model.config.vocabSize);
   });
 
   it('a missing weight is one error line naming the file and tensor', async () => {

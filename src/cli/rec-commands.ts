@@ -12,6 +12,7 @@ import { evaluateFull, evaluateTwoStage, popularityFull, type FullScorer, type R
 import { CandidateSampler } from '../data/candidates.js';
 import { isLLMRecFolder, loadLLMRec } from '../models/llmrec-io.js';
 import { llmrecFullScorer, llmrecScorer } from '../models/llmrec.js';
+import { chooseFusionWeight, hybridScorer } from '../models/hybrid.js';
 import { SASRec } from '../models/sasrec.js';
 import { loadSASRec, saveSASRec } from '../models/sasrec-io.js';
 import { sasrecFullScorer, sasrecScorer, trainSASRec } from '../models/sasrec-train.js';
@@ -151,6 +152,9 @@ export function registerRecCommands(program: Command): void {
     .option('--eval-users <n>', 'test users to evaluate on (fixed sample; 0 = all)', parseIntArg('--eval-users', 0), 0)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score (default: the folder\'s setting)').choices(['prior', 'none']))
     .option('--prior-weight <w>', 'LLMRec: with prior calibration, the weight of the history-free score in [0, 1] (default: the folder\'s setting)', parseFloatArg('--prior-weight', 0, 1))
+    .option('--fuse <dir>', 'LLMRec: rank with the score-level hybrid of this SASRec folder and the LLMRec ((1 - lambda) z(SASRec) + lambda z(LLMRec) within each set; docs/models.md)')
+    .option('--fuse-weight <lambda>', 'the hybrid\'s LLMRec weight in [0, 1] (default: chosen on P0 validation, matched and uniform views)', parseFloatArg('--fuse-weight', 0, 1))
+    .option('--valid-users <n>', 'validation users that choose --fuse-weight', parseIntArg('--valid-users', 1), 300)
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
@@ -185,6 +189,20 @@ export function registerRecCommands(program: Command): void {
         if (o.calibration) model.scoring.calibration = o.calibration;
         if (o.priorWeight !== undefined) model.scoring.priorWeight = o.priorWeight;
         scorer = llmrecScorer(model, split);
+        if (o.fuse) {
+          const { model: sas, itemIds } = await loadSASRec(o.fuse);
+          checkItems(o.fuse, itemIds, split);
+          let lambda = o.fuseWeight;
+          if (lambda === undefined) {
+            const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, o.validUsers, o.seed, 'base-valid'));
+            const cs = new CandidateSampler(split);
+            const views = (['matched', 'uniform'] as const).map((sampler) => ({ samples: valid, candidates: valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size: o.candidates, seed: o.seed })) }));
+            const c = chooseFusionWeight(model, sas, split, views);
+            lambda = c.weight;
+            if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${valid.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+          }
+          scorer = hybridScorer(model, sas, split, lambda!);
+        }
         const rerank = scorer;
         full.rerank = (samples, lists) => rerank.batch(samples, lists);
         if (o.fullUsers > 0) {
@@ -194,7 +212,8 @@ export function registerRecCommands(program: Command): void {
         }
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
-      const { results, markdown } = await evaluateWithBaselines(split, o.period, type === 'sasrec' ? 'sasrec' : 'llmrec', scorer, { ...o, filter, full });
+      const name = type === 'sasrec' ? 'sasrec' : o.fuse ? 'hybrid' : 'llmrec';
+      const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       if (o.json) process.stdout.write(JSON.stringify({ model: o.model, period: o.period, results }, null, 2) + '\n');
       else process.stdout.write(markdown);

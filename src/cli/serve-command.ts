@@ -9,11 +9,12 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the recommendation service: HTTP API, interaction log, model versions, EvoRec evolution')
-    .requiredOption('--db <file>', 'SQLite database (created and migrated when needed)')
+    .requiredOption('--db <file|url>', 'the storage: a SQLite file, or a postgres:// (postgresql://) URL that several replicas may share; created or migrated when needed')
     .option('--model <dir>', 'LLMRec folder registered as the first version when the registry is empty (inside --models-root)')
     .option('--models-root <dir>', 'model folders are read only from inside this folder, symlinks resolved (--model, POST /v1/versions; relative folders are relative to it)', '.')
     .option('--trained-up-to <seq|latest>', "the --model was trained on the stored log up to this seq ('latest': all of it)", 'latest')
-    .option('--versions <dir>', 'folder of evolved versions (default: <db>.versions)')
+    .option('--versions <dir>', 'folder of evolved versions (default: <db>.versions; required with a PostgreSQL --db, on storage every replica sees)')
+    .option('--sync-interval <ms>', 'how often to look for an activation or a catalogue change made through another replica (0 = never)', parseIntArg('--sync-interval', 0), 2000)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port)', parseIntArg('--port', 0, 65535), 8080)
     .addOption(new Option('--token <token>', `write token: bearer token of every route, at least ${MIN_TOKEN_LENGTH} characters; repeatable`).argParser(collect).default([], '$EVOREC_TOKEN, several separated by commas'))
@@ -48,13 +49,14 @@ export function registerServeCommand(program: Command): void {
       const log = (line: string) => {
         if (!o.quiet) process.stderr.write(`${line}\n`);
       };
-      // Loaded here, so that other commands do not load the HTTP server and the SQLite driver.
+      // Loaded here, so that other commands do not load the HTTP server and the database drivers.
       const { createService } = await import('../serve/server.js');
       const service = await createService({
         db: o.db,
         model: o.model,
         modelTrainedUpTo: o.trainedUpTo === 'latest' ? 'latest' : Number(o.trainedUpTo),
         versionsDir: o.versions,
+        syncIntervalMs: o.syncInterval,
         modelsRoot: o.modelsRoot,
         tokens,
         openReads: Boolean(o.openReads),

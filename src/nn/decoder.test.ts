@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { backward, noGrad, type Tensor } from '../core/index.js';
-import { decoderPreset, peftLoraKey } from '../io/index.js';
+import { countParameters, decoderPreset, HF_KEYS, type LinearModule, peftLoraKey } from '../io/index.js';
 import { Decoder, meanPool } from './decoder.js';
 import { loadAdapter, loadModelFolder } from './checkpoint-folder.js';
 import { padBatch } from './batch.js';
@@ -21,9 +21,9 @@ interface Expected {
   layer_outputs: number[][];
   loss: number;
   lora_grads: Record<string, number[]>;
+  /** Tied fixtures: gradient w.r.t. the embedding matrix (input lookup + LM head), trained with the adapter. */
+  embed_grad?: number[];
 }
-
-const expected = JSON.parse(readFileSync(fixtures + 'qwen2-lora-expected.json', 'utf8')) as Expected;
 
 /** max |a - b| / max |b| (the core golden test's measure). */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -44,42 +44,91 @@ function realRows(h: Tensor, mask: ArrayLike<number> | null, b: number): number[
   return out;
 }
 
-describe('Decoder vs PyTorch golden fixture (Qwen2, GQA, q/k/v bias, RoPE 1e6, LoRA on 7 projections)', () => {
-  it('loads through the HF and PEFT loaders and matches logits, layer outputs, loss and LoRA gradients within 1e-4', async () => {
-    const { model, tokenizer } = await loadModelFolder(fixtures + 'qwen2-lora-model');
-    assert.equal(tokenizer, null);
-    const adapter = await loadAdapter(fixtures + 'qwen2-lora-adapter', model, 'default', { trainable: true, activate: true });
-    assert.equal(adapter.pairs.size, 14);
-    const out = model.forward(expected.ids, { batch: expected.batch, attentionMask: expected.attention_mask, labels: expected.labels, logits: 'all', outputHiddenStates: true });
-    const eL = relErr(out.logits!.data, expected.logits);
-    assert.ok(eL < 1e-4, `logits relative error ${eL}`);
-    for (let l = 0; l < 2; l++) {
-      const e = relErr(out.hiddenStates![l + 1].data, expected.layer_outputs[l]);
-      assert.ok(e < 1e-4, `layer ${l} output relative error ${e}`);
-    }
-    assert.ok(Math.abs(out.loss!.item() - expected.loss) / expected.loss < 1e-5, `loss ${out.loss!.item()} vs ${expected.loss}`);
-    backward(out.loss!);
-    // base frozen: no gradient there
-    for (const t of Object.values(model.params)) assert.equal(t.grad, null);
-    for (const [k, g] of Object.entries(expected.lora_grads)) {
-      const [, t] = adapter.namedParameters().find(([n]) => n === k)!;
-      const e = relErr(t.grad!, g);
-      assert.ok(e < 1e-4, `${k} gradient relative error ${e}`);
-    }
-  });
+/**
+ * The golden fixtures written by reference/llama_lora_model.py (float64 PyTorch, from scratch):
+ *  - qwen2-lora: 2 layers, untied head, RoPE 1e6, LoRA on all seven projections of every layer;
+ *  - qwen2-deep: the `deep` preset's shape (8 layers, 4 / 2 heads, tied embeddings with no
+ *    lm_head.weight in the file, RoPE 1e4) at hidden 32, with LoRA on layers_to_transform [1, 4, 6]
+ *    and target_modules q_proj, v_proj, down_proj only, and the embedding trained too.
+ */
+const GOLDEN = [
+  { prefix: 'qwen2-lora', title: 'Qwen2, 2 layers, GQA, q/k/v bias, RoPE 1e6, untied, LoRA on 7 projections x all layers', layers: 2, tied: false, pairs: 14 },
+  { prefix: 'qwen2-deep', title: 'Qwen2 deep shape, 8 layers, GQA, RoPE 1e4, tied, LoRA on q/v/down of layers 1, 4, 6', layers: 8, tied: true, pairs: 9 },
+] as const;
 
-  it('positions from the mask equal the fixture positions (left padding)', () => {
-    // the fixture's positions: cumsum(mask) - 1 clamped at 0
-    const T = expected.seq;
-    for (let b = 0; b < expected.batch; b++) {
-      let p = 0;
-      for (let t = 0; t < T; t++) {
-        if (expected.attention_mask[b * T + t]) assert.equal(expected.positions[b * T + t], p++);
-        else assert.equal(expected.positions[b * T + t], 0);
+for (const fx of GOLDEN) {
+  const expected = JSON.parse(readFileSync(fixtures + fx.prefix + '-expected.json', 'utf8')) as Expected;
+  const adapterJson = JSON.parse(readFileSync(fixtures + fx.prefix + '-adapter/adapter_config.json', 'utf8')) as { layers_to_transform: number[] | null; target_modules: LinearModule[] };
+
+  describe(`Decoder vs PyTorch golden fixture ${fx.prefix} (${fx.title})`, () => {
+    it('loads through the HF and PEFT loaders and matches logits, layer outputs, loss and gradients within 1e-4', async () => {
+      const { model, tokenizer } = await loadModelFolder(fixtures + fx.prefix + '-model');
+      assert.equal(tokenizer, null);
+      assert.equal(model.numLayers, fx.layers);
+      assert.equal(expected.layer_outputs.length, fx.layers);
+      assert.equal(model.config.tieWordEmbeddings, fx.tied);
+      assert.equal(HF_KEYS.lmHead in model.params, !fx.tied);
+      if (fx.tied) assert.equal(model.headWeight, model.params[HF_KEYS.embedTokens]);
+      const adapter = await loadAdapter(fixtures + fx.prefix + '-adapter', model, 'default', { trainable: true, activate: true });
+      // exactly the (layer, module) pairs of adapter_config.json (layers_to_transform x target_modules)
+      const want = new Set<string>();
+      for (let l = 0; l < fx.layers; l++) {
+        if (adapterJson.layers_to_transform && !adapterJson.layers_to_transform.includes(l)) continue;
+        for (const m of adapterJson.target_modules) want.add(`${l}.${m}`);
       }
-    }
+      assert.equal(want.size, fx.pairs);
+      assert.deepEqual(new Set(adapter.pairs.keys()), want);
+      assert.deepEqual(new Set(adapter.namedParameters().map(([k]) => k)), new Set(Object.keys(expected.lora_grads)));
+      if (expected.embed_grad) model.setBaseTrainable(true, (n) => n === HF_KEYS.embedTokens);
+
+      const out = model.forward(expected.ids, { batch: expected.batch, attentionMask: expected.attention_mask, labels: expected.labels, logits: 'all', outputHiddenStates: true });
+      const eL = relErr(out.logits!.data, expected.logits);
+      assert.ok(eL < 1e-4, `logits relative error ${eL}`);
+      assert.equal(out.hiddenStates!.length, fx.layers + 1);
+      for (let l = 0; l < fx.layers; l++) {
+        const e = relErr(out.hiddenStates![l + 1].data, expected.layer_outputs[l]);
+        assert.ok(e < 1e-4, `layer ${l} output relative error ${e}`);
+      }
+      assert.ok(Math.abs(out.loss!.item() - expected.loss) / expected.loss < 1e-5, `loss ${out.loss!.item()} vs ${expected.loss}`);
+      backward(out.loss!);
+      // base frozen (but for the embedding where the fixture trains it): no gradient there
+      for (const [n, t] of Object.entries(model.params)) if (!(expected.embed_grad && n === HF_KEYS.embedTokens)) assert.equal(t.grad, null, n);
+      for (const [k, g] of Object.entries(expected.lora_grads)) {
+        const [, t] = adapter.namedParameters().find(([n]) => n === k)!;
+        const e = relErr(t.grad!, g);
+        assert.ok(e < 1e-4, `${k} gradient relative error ${e}`);
+      }
+      if (expected.embed_grad) {
+        const e = relErr(model.params[HF_KEYS.embedTokens].grad!, expected.embed_grad);
+        assert.ok(e < 1e-4, `embedding gradient relative error ${e}`);
+      }
+
+      // The adapter matters, and where: without it the outputs of the layers before the first adapted
+      // one still match the fixture, the first adapted layer's and the logits do not (far beyond 1e-4).
+      model.setActiveAdapters(null);
+      const base = noGrad(() => model.forward(expected.ids, { batch: expected.batch, attentionMask: expected.attention_mask, logits: 'all', outputHiddenStates: true }));
+      model.setActiveAdapters('default');
+      const first = adapter.layers()[0];
+      for (let l = 0; l < first; l++) assert.ok(relErr(base.hiddenStates![l + 1].data, expected.layer_outputs[l]) < 1e-4, `layer ${l} (no adapter) without the adapter`);
+      const eFirst = relErr(base.hiddenStates![first + 1].data, expected.layer_outputs[first]);
+      assert.ok(eFirst > 1e-2, `layer ${first} without the adapter: relative error only ${eFirst}`);
+      const eBase = relErr(base.logits!.data, expected.logits);
+      assert.ok(eBase > 1e-2, `logits without the adapter: relative error only ${eBase}`);
+    });
+
+    it('positions from the mask equal the fixture positions (left padding)', () => {
+      // the fixture's positions: cumsum(mask) - 1 clamped at 0
+      const T = expected.seq;
+      for (let b = 0; b < expected.batch; b++) {
+        let p = 0;
+        for (let t = 0; t < T; t++) {
+          if (expected.attention_mask[b * T + t]) assert.equal(expected.positions[b * T + t], p++);
+          else assert.equal(expected.positions[b * T + t], 0);
+        }
+      }
+    });
   });
-});
+}
 
 describe('Decoder inference', () => {
   const cfg = decoderPreset('tiny', { vocabSize: 50 });
@@ -162,5 +211,24 @@ describe('Decoder inference', () => {
     for (const t of model.adapter('default').parameters()) t.grad = null;
     for (const t of Object.values(model.params)) assert.equal(t.requiresGrad, false);
     assert.ok(peftLoraKey(0, 'q_proj', 'A').startsWith('base_model.model.model.layers.0'));
+  });
+});
+
+describe('deep preset', () => {
+  it('has 8 layers and the hand-counted number of parameters', () => {
+    const c = decoderPreset('deep');
+    assert.equal(c.numHiddenLayers, 8);
+    assert.deepEqual([c.hiddenSize, c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.intermediateSize, c.vocabSize], [128, 4, 2, 32, 384, 8000]);
+    assert.equal(c.tieWordEmbeddings, true);
+    // embedding 8000 x 128                                        = 1,024,000 (tied: lm_head is this matrix)
+    // per layer:
+    //   attention: q 128x128 16,384 + k 64x128 8,192 + v 64x128 8,192 + o 128x128 16,384
+    //              + q/k/v bias 128 + 64 + 64                     =    49,408
+    //   MLP: gate 384x128 + up 384x128 + down 128x384 = 3 x 49,152 =   147,456
+    //   RMSNorm weights (input, post-attention) 2 x 128           =       256
+    //                                                   one layer =   197,120;  x 8 = 1,576,960
+    // final norm                                                  =       128
+    // total 1,024,000 + 1,576,960 + 128                           = 2,601,088
+    assert.equal(countParameters(c), 2_601_088);
   });
 });

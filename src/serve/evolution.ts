@@ -46,10 +46,15 @@ export class EvolutionManager {
   private running: Evolution | null = null;
   private finished: Promise<void> | null = null;
 
+  /**
+   * `db.spec` is what the child opens the storage from (a SQLite path or a PostgreSQL URL, sent over the
+   * IPC channel); `db.label` is what the child's command line carries to be recognised by (a URL's
+   * password masked: a command line is visible to every user of the machine).
+   */
   constructor(
     private readonly storage: Storage,
     private readonly host: ModelHost,
-    private readonly dbFile: string,
+    private readonly db: { spec: string; label: string },
     readonly versionsDir: string,
     readonly gate: GateConfig,
     private readonly log: (line: string) => void = () => {},
@@ -66,7 +71,7 @@ export class EvolutionManager {
   async recover(): Promise<void> {
     for (const e of await this.storage.evolutions()) {
       if (e.status === 'running') {
-        const stopped = e.pid !== null && (await stopSurvivor(e.pid, e.id, this.dbFile));
+        const stopped = e.pid !== null && (await stopSurvivor(e.pid, e.id, this.db.label));
         if (stopped) this.log(`evolution ${e.id}: its process ${e.pid} outlived the service and was stopped`);
         const message = `the service stopped during the evolution${stopped ? ` (its process ${e.pid} was still running and has been stopped)` : ''}; the active model was kept`;
         await this.storage.updateEvolution(e.id, { status: 'interrupted', message, finishedAt: new Date().toISOString() });
@@ -83,7 +88,8 @@ export class EvolutionManager {
   /** Starts an evolution of the active version over the interactions since its cut-off. */
   async start(options: Partial<EvolveOptions> = {}, gateMargin = this.gate.margin): Promise<Evolution> {
     if (this.running) throw new HttpError(409, `evolution ${this.running.id} is still running`);
-    const active = this.host.current?.version;
+    // The database's active version: another replica may have activated one since this one's last sync.
+    const active = (await this.storage.activeVersion()) ?? this.host.current?.version;
     if (!active) throw new HttpError(409, 'no active model version');
     const { lastSeq } = await this.storage.logState();
     if (lastSeq <= active.trainedUpTo) throw new HttpError(409, `no new interactions since version ${active.id} (trained up to seq ${active.trainedUpTo})`);
@@ -94,9 +100,9 @@ export class EvolutionManager {
     this.running = e;
     const out = resolve(this.versionsDir, `e${e.id}`);
     rmSync(out, { recursive: true, force: true });
-    const job: WorkerJob = { type: 'job', db: this.dbFile, folder: active.folder, out, fromSeq: e.fromSeq, toSeq: e.toSeq, options: opts };
+    const job: WorkerJob = { type: 'job', db: this.db.spec, folder: active.folder, out, fromSeq: e.fromSeq, toSeq: e.toSeq, options: opts };
     const execArgv = WORKER.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    const child = fork(WORKER, workerArgs(process.pid, e.id, this.dbFile), { execArgv, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(WORKER, workerArgs(process.pid, e.id, this.db.label), { execArgv, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -158,23 +164,34 @@ export class EvolutionManager {
     let status: Evolution['status'] = 'rejected';
     let message = `gate failed: ${why}; version ${v.id} kept as rejected, version ${base.id} still active`;
     if (pass) {
-      const activeNow = this.host.current?.version.id;
-      if (activeNow !== base.id) {
-        status = 'succeeded';
-        message = `version ${v.id} registered as a candidate: version ${activeNow} was activated during the evolution`;
-      } else {
+      const failed = await this.host.exclusive(async () => {
+        // Through any replica: the database's active version, not this replica's cached one.
+        const activeNow = (await this.storage.activeVersion())?.id;
+        if (activeNow !== base.id) {
+          status = 'succeeded';
+          message = `version ${v.id} registered as a candidate: version ${activeNow} was activated during the evolution`;
+          return false;
+        }
         try {
           const loaded = await this.host.load(v);
-          const activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
+          let activated: ModelVersion;
+          try {
+            activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
+          } catch (err) {
+            this.host.discard(loaded);
+            throw err;
+          }
           this.host.swap({ ...loaded, version: activated });
           status = 'succeeded';
           message = `version ${v.id} active (${why})`;
+          return false;
         } catch (err) {
           await this.storage.setVersionStatus(v.id, 'rejected', `failed to load: ${String(err)}`);
           await this.storage.updateEvolution(e.id, { status: 'failed', newVersionId: v.id, message: `version ${v.id} did not load: ${String(err)}`, progress, finishedAt: new Date().toISOString() });
-          return;
+          return true;
         }
-      }
+      });
+      if (failed) return;
     } else {
       await this.storage.setVersionStatus(v.id, 'rejected');
     }

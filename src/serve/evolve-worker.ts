@@ -35,7 +35,7 @@ import { trainSASRec } from '../models/sasrec-train.js';
 import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
 import { exitWithParent, parentFromArgs, WORKER_FLAG } from './lifetime.js';
-import { SqliteStorage } from './sqlite-storage.js';
+import { openStorage } from './open-storage.js';
 
 export interface EvolveOptions {
   /** Epochs of the EvoRec update. */
@@ -71,6 +71,7 @@ export const DEFAULT_EVOLVE: EvolveOptions = {
 
 export interface WorkerJob {
   type: 'job';
+  /** The storage as the service opened it (a SQLite path or a PostgreSQL URL; never on the command line). */
   db: string;
   /** The base version's LLMRec folder. */
   folder: string;
@@ -136,7 +137,9 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   const log = (line: string) => send({ type: 'log', line });
 
   progress('read the log');
-  const storage = new SqliteStorage(job.db, { readonly: true });
+  // The service's own storage string: a SQLite file read-only (WAL lets it read while the service
+  // appends), or the PostgreSQL URL with read-only sessions.
+  const storage = await openStorage(job.db, { readonly: true });
   let rows;
   let items;
   try {

@@ -72,6 +72,19 @@ export class ModelHost {
     if (prev && prev.token !== next.token) this.pool.release(prev.token);
   }
 
+  private switching: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `f` (a load, an activation, a swap) after every switch already started: a request's activation,
+   * an evolution's, and the replica sync picking up another replica's never interleave (one would swap
+   * in what the other had just replaced, or both would load the same folder).
+   */
+  exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.switching.then(f);
+    this.switching = run.catch(() => {});
+    return run;
+  }
+
   /** A loaded version that will not be served. */
   discard(loaded: LoadedVersion): void {
     if (this.current?.token !== loaded.token) this.pool.release(loaded.token);

@@ -23,7 +23,7 @@ export class RecentPopularity {
 
   /** Items by interactions in the window, most first (ties: the most recently interacted with first). */
   async ranked(): Promise<PopularItem[]> {
-    const { lastSeq } = await this.storage.logState();
+    const lastSeq = await this.storage.lastSeq();
     const c = this.cached;
     if (c && (c.lastSeq === lastSeq || Date.now() - c.at < this.maxAgeMs)) return c.ranked;
     const rows = await this.storage.interactions(Math.max(0, lastSeq - this.window), lastSeq);

@@ -17,16 +17,25 @@ import { EvolutionManager, HttpError, versionsDirFor, type GateConfig } from './
 import { Metrics } from './metrics.js';
 import { ModelHost, type LoadedVersion } from './model-host.js';
 import { confineFolder, FolderError, modelsRootPath } from './paths.js';
+import { isPostgresUrl, normaliseSpec, openStorage, storageLabel } from './open-storage.js';
+import { DEFAULT_SYNC_MS, ReplicaSync } from './replica-sync.js';
 import { RecentPopularity } from './recent-popularity.js';
 import { PoolBusyError } from './scoring-pool.js';
-import { SqliteStorage } from './sqlite-storage.js';
 import { IdConflictError, type Evolution, type ModelVersion, type Storage } from './storage.js';
 
 export interface ServeConfig {
-  /** SQLite file (created when missing). */
+  /**
+   * The storage: a SQLite file (created when missing), or a `postgres://` / `postgresql://` URL (several
+   * replicas may share one database). A URL's password is never shown (logs, messages, command lines).
+   */
   db: string;
-  /** Where evolved versions' folders go (default `<db>.versions`). */
+  /** Where evolved versions' folders go (default `<db>.versions`; required with a PostgreSQL URL). */
   versionsDir?: string;
+  /**
+   * How often the replica looks for an activation or a catalogue change made through another process on
+   * the same database, in ms (default 2000; 0 = never).
+   */
+  syncIntervalMs?: number;
   /** LLMRec folder registered (and activated) when the registry is empty (inside the models root). */
   model?: string;
   /**
@@ -180,48 +189,39 @@ export async function createService(config: ServeConfig): Promise<Service> {
   const threads = config.threads ?? Math.max(1, Math.floor(availableParallelism() / workers));
   const depth = config.depth ?? 50;
   if (!(Number.isInteger(depth) && depth >= 1 && depth <= 1000)) throw new RangeError(`depth must be an integer in [1, 1000], got ${depth}`);
-  const storage = new SqliteStorage(config.db);
-  await storage.migrate();
+  const db = { spec: normaliseSpec(config.db), label: storageLabel(config.db) };
+  if (isPostgresUrl(config.db) && !config.versionsDir) {
+    throw new RangeError(`${db.label}: give --versions <dir> with a PostgreSQL database (evolved versions' folders must be where every replica can read them)`);
+  }
+  const storage = await openStorage(db.spec, { log });
+  // The native kernels' threads are one setting for the whole process (every worker).
+  setThreads(threads);
+  const host = new ModelHost({ workers, batch: config.batch ?? 8, maxQueue: config.maxQueue ?? 256, limits: { maxPromptTokens }, log });
+  const sync = new ReplicaSync(storage, host, log);
   const gate: GateConfig = { enabled: config.gate?.enabled ?? true, margin: config.gate?.margin ?? 0.02 };
+  const evolutions = new EvolutionManager(storage, host, db, config.versionsDir ?? versionsDirFor(config.db), gate, log);
+  const popularity = new RecentPopularity(storage, config.popularityWindow ?? 10_000);
+  try {
+    await storage.migrate();
+    host.setCatalogue(await storage.items());
+    await sync.init();
+    const active = await activeAtStart(storage, config, modelsRoot, db.label, log);
+    await evolutions.recover();
+    host.swap(await host.load(active));
+    log(`serving version ${active.id} (${active.folder}) from ${db.label} with ${workers} scoring worker${workers > 1 ? 's' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
+  } catch (e) {
+    // A start that fails leaves no connection open (a PostgreSQL pool would keep the process alive), and no
+    // scoring worker.
+    await host.close();
+    await storage.close();
+    throw e;
+  }
+  sync.start(config.syncIntervalMs ?? DEFAULT_SYNC_MS);
   const metrics = new Metrics();
   const maxBatch = config.maxBatch ?? 1000;
   const poolSize = config.poolSize ?? 50;
   const maxCandidates = config.maxCandidates ?? 500;
   const evolveDefaults: Partial<EvolveOptions> = { ...config.evolve };
-
-  // The registry: the active version, or the given model registered as the first one.
-  let active = await storage.activeVersion();
-  if (!active && config.model) {
-    const { lastSeq } = await storage.logState();
-    const upTo = config.modelTrainedUpTo === undefined || config.modelTrainedUpTo === 'latest' ? lastSeq : config.modelTrainedUpTo;
-    let folder: string;
-    try {
-      folder = confineFolder(modelsRoot, resolve(config.model));
-    } catch (e) {
-      if (e instanceof FolderError) throw new RangeError(`--model: ${e.message}`);
-      throw e;
-    }
-    const v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: 'registered at start' });
-    active = await storage.activateVersion(v.id, 'registered at start');
-    log(`registered ${v.folder} as version ${v.id} (trained up to seq ${upTo})`);
-  } else if (active && config.model && realpathOr(resolve(config.model)) !== active.folder) {
-    log(`the registry already has an active version (${active.id}); --model ${config.model} is not registered`);
-  }
-  if (!active) throw new RangeError(`${config.db}: no model version yet; give --model <LLMRec folder> for the first start`);
-  // The native kernels' threads are one setting for the whole process (every worker).
-  setThreads(threads);
-  const host = new ModelHost({ workers, batch: config.batch ?? 8, maxQueue: config.maxQueue ?? 256, limits: { maxPromptTokens }, log });
-  const evolutions = new EvolutionManager(storage, host, resolve(config.db), config.versionsDir ?? versionsDirFor(config.db), gate, log);
-  const popularity = new RecentPopularity(storage, config.popularityWindow ?? 10_000);
-  try {
-    host.setCatalogue(await storage.items());
-    await evolutions.recover();
-    host.swap(await host.load(active));
-  } catch (e) {
-    await host.close();
-    throw e;
-  }
-  log(`serving version ${active.id} (${active.folder}) with ${workers} scoring worker${workers > 1 ? 's' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
 
   const app = Fastify({
     logger: config.logger ?? false,
@@ -387,7 +387,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       const now = Date.now() / 1000;
       const results = await storage.appendInteractions(rows.map((r) => ({ id: r.id, user: r.user, item: r.item, timestamp: r.timestamp ?? now })));
       const created = results.filter((r) => r.status === 'created').length;
-      const { lastSeq } = await storage.logState();
+      const lastSeq = await storage.lastSeq();
       const threshold = config.evolveAfter ?? 0;
       const active = host.current!.version;
       if (threshold > 0 && !evolutions.current && !autoStarting && active.trainedUpTo > 0 && lastSeq - active.trainedUpTo >= threshold) {
@@ -431,6 +431,11 @@ export async function createService(config: ServeConfig): Promise<Service> {
       const count = new Map(ranked.map((p) => [p.item, p.count]));
       return answer('popularity', byScore(candidates, candidates.map((c) => count.get(c) ?? 0), k));
     }
+    // An item added through another replica since the last sync: load the catalogue now.
+    const known = async (ids: readonly string[]) => {
+      if (ids.some((id) => host.itemIndex(id) === undefined)) await sync.refreshCatalogue();
+    };
+    await known([...recent, ...(candidates ?? [])]);
     if (candidates) return answer('given', candidates.length ? byScore(candidates, await host.score(cur, recent, candidates), k) : []);
     const seen = await storage.userItems(user);
     if (retriever) {
@@ -439,6 +444,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       // The retriever knows none of the user's items (all added after it was trained): the popularity pool.
     }
     const pool = (await storage.popularity(poolSize + seen.size)).map((p) => p.item).filter((id) => !seen.has(id)).slice(0, poolSize);
+    await known(pool);
     return answer('popular-unseen', pool.length ? byScore(pool, await host.score(cur, recent, pool), k) : []);
   };
   app.post<{ Body: { user: string; k?: number; candidates?: string[] } }>(
@@ -504,16 +510,25 @@ export async function createService(config: ServeConfig): Promise<Service> {
   );
 
   // ---- versions ----
-  const activate = async (v: ModelVersion, reason: string): Promise<ModelVersion> => {
-    if (host.current!.version.id === v.id) return v;
-    const loaded = await host.load(v).catch((err: unknown) => {
-      throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
+  // The database's active version is the truth (another replica may have activated one since this one's last sync).
+  const activate = (v: ModelVersion, reason: string): Promise<ModelVersion> =>
+    host.exclusive(async () => {
+      const active = await storage.activeVersion();
+      if (active?.id === v.id && host.current!.version.id === v.id) return active;
+      const loaded = await host.load(v).catch((err: unknown) => {
+        throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
+      });
+      let activated: ModelVersion;
+      try {
+        activated = active?.id === v.id ? active : await storage.activateVersion(v.id, reason);
+      } catch (e) {
+        host.discard(loaded);
+        throw e;
+      }
+      host.swap({ ...loaded, version: activated });
+      log(`version ${v.id} active (${reason})`);
+      return activated;
     });
-    const activated = await storage.activateVersion(v.id, reason);
-    host.swap({ ...loaded, version: activated });
-    log(`version ${v.id} active (${reason})`);
-    return activated;
-  };
   const versionParam = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,9}$' } } } as const;
   const getVersion = async (id: string | number) => {
     const v = await storage.version(Number(id));
@@ -578,7 +593,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
         if (h.reason.startsWith('rollback')) stack.pop();
         else if (stack.at(-1) !== h.versionId) stack.push(h.versionId);
       }
-      const current = host.current!.version.id;
+      const current = (await storage.activeVersion())?.id ?? host.current!.version.id;
       const prev = stack.length >= 2 && stack.at(-1) === current ? stack.at(-2) : undefined;
       if (prev === undefined) throw new HttpError(409, `no earlier version to roll back to from version ${current}`);
       return activate(await getVersion(prev), `rollback from version ${current}`);
@@ -593,11 +608,35 @@ export async function createService(config: ServeConfig): Promise<Service> {
     metrics,
     async close() {
       await app.close();
+      await sync.stop();
       await evolutions.stop();
       await host.close();
       await storage.close();
     },
   };
+}
+
+/** The active version at start, or the given model registered (and activated) as the first one. */
+async function activeAtStart(storage: Storage, config: ServeConfig, modelsRoot: string, label: string, log: (line: string) => void): Promise<ModelVersion> {
+  let active = await storage.activeVersion();
+  if (!active && config.model) {
+    const { lastSeq } = await storage.logState();
+    const upTo = config.modelTrainedUpTo === undefined || config.modelTrainedUpTo === 'latest' ? lastSeq : config.modelTrainedUpTo;
+    let folder: string;
+    try {
+      folder = confineFolder(modelsRoot, resolve(config.model));
+    } catch (e) {
+      if (e instanceof FolderError) throw new RangeError(`--model: ${e.message}`);
+      throw e;
+    }
+    const v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: 'registered at start' });
+    active = await storage.activateVersion(v.id, 'registered at start');
+    log(`registered ${v.folder} as version ${v.id} (trained up to seq ${upTo})`);
+  } else if (active && config.model && realpathOr(resolve(config.model)) !== active.folder) {
+    log(`the registry already has an active version (${active.id}); --model ${config.model} is not registered`);
+  }
+  if (!active) throw new RangeError(`${label}: no model version yet; give --model <LLMRec folder> for the first start`);
+  return active;
 }
 
 function realpathOr(p: string): string {

@@ -6,7 +6,7 @@
  * leaves the previous version intact.
  */
 import Database from 'better-sqlite3';
-import { IdConflictError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
+import { IdConflictError, StorageError, type Evolution, type IngestResult, type Item, type ModelVersion, type NewInteraction, type Storage, type StoredInteraction, type VersionStatus } from './storage.js';
 
 /** Ordered migrations: MIGRATIONS[k] takes the schema from version k to k + 1. Append, never edit. */
 export const MIGRATIONS: readonly string[] = [
@@ -70,6 +70,8 @@ export const MIGRATIONS: readonly string[] = [
    UPDATE items SET interactions = (SELECT COUNT(*) FROM interactions WHERE item_idx = items.idx);
    CREATE INDEX items_by_popularity ON items(interactions DESC, idx);`,
 ];
+
+export const SCHEMA_VERSION_DDL = 'CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)';
 
 const now = () => new Date().toISOString();
 
@@ -145,10 +147,10 @@ export class SqliteStorage implements Storage {
   }
 
   migrateSync(): number {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)');
+    this.db.exec(SCHEMA_VERSION_DDL);
     const current = () => (this.db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
     let v = current();
-    if (v > MIGRATIONS.length) throw new Error(`${this.file}: schema version ${v} is newer than this evorec (knows ${MIGRATIONS.length}); upgrade evorec`);
+    if (v > MIGRATIONS.length) throw new StorageError(`${this.file}: schema version ${v} is newer than this evorec (knows ${MIGRATIONS.length}); upgrade evorec`);
     while (v < MIGRATIONS.length) {
       const step = v;
       this.db.transaction(() => {
@@ -195,6 +197,11 @@ export class SqliteStorage implements Storage {
     return [...new Set(ids)].filter((id) => !find.get(id));
   }
 
+  async catalogueStamp(): Promise<string> {
+    const r = this.db.prepare('SELECT COUNT(*) AS n, MAX(updated_at) AS t FROM items').get() as { n: number; t: string | null };
+    return `${r.n}:${r.t ?? ''}`;
+  }
+
   async appendInteractions(rows: readonly NewInteraction[]): Promise<IngestResult[]> {
     const byClient = this.db.prepare('SELECT i.seq AS seq, u.id AS user, it.id AS item FROM interactions i JOIN users u ON u.idx = i.user_idx JOIN items it ON it.idx = i.item_idx WHERE i.client_id = ?');
     const userIdx = this.db.prepare('SELECT idx FROM users WHERE id = ?');
@@ -233,6 +240,10 @@ export class SqliteStorage implements Storage {
           'JOIN users u ON u.idx = i.user_idx JOIN items it ON it.idx = i.item_idx WHERE i.seq > ? AND i.seq <= ? ORDER BY i.seq',
       )
       .all(fromSeq, toSeq) as StoredInteraction[];
+  }
+
+  async lastSeq(): Promise<number> {
+    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM interactions').get() as { s: number }).s;
   }
 
   async logState(): Promise<{ lastSeq: number; count: number }> {

@@ -3,8 +3,9 @@
  * interaction log (each row with the client's idempotency id and a service-assigned sequence number), the
  * model-version registry with its activation history, and the evolution jobs.
  *
- * Every method is async so that a networked implementation (PostgreSQL) fits the same interface; the
- * embedded SQLite implementation (sqlite-storage.ts) answers synchronously underneath. The sequence number
+ * Every method is async so that the networked implementation (postgres-storage.ts) fits the same
+ * interface; the embedded SQLite implementation (sqlite-storage.ts) answers synchronously underneath.
+ * open-storage.ts picks one from the `--db` string. The sequence number
  * `seq` of an interaction is the log's order: a model version is "trained on data up to seq S", and an
  * evolution reads the rows (cut-off, S'] as its new period.
  */
@@ -82,6 +83,11 @@ export interface Storage {
   items(): Promise<Item[]>;
   /** The ids of `ids` that are not in the catalogue. */
   missingItems(ids: readonly string[]): Promise<string[]>;
+  /**
+   * Changes whenever an item is added or retitled (by this process or another on the same database): a
+   * replica compares it to know when to reload its catalogue.
+   */
+  catalogueStamp(): Promise<string>;
 
   /**
    * Appends interactions in one transaction, in order. Users are created on first sight. A row whose id
@@ -91,8 +97,10 @@ export interface Storage {
   appendInteractions(rows: readonly NewInteraction[]): Promise<IngestResult[]>;
   /** The log in seq order, rows with fromSeq < seq <= toSeq. */
   interactions(fromSeq: number, toSeq: number): Promise<StoredInteraction[]>;
-  /** The last sequence number of the log (0 when empty) and the row count. */
+  /** The last sequence number of the log (0 when empty) and the row count (which takes a scan of the log). */
   logState(): Promise<{ lastSeq: number; count: number }>;
+  /** The last sequence number alone (0 when empty): an index lookup, for every ingested batch. */
+  lastSeq(): Promise<number>;
   /** A user's last `n` items, oldest first; null when the user is unknown. */
   recentItems(user: string, n: number): Promise<string[] | null>;
   /** Items the user has interacted with. */
@@ -120,3 +128,9 @@ export interface Storage {
 
 /** A reused idempotency id with different content. */
 export class IdConflictError extends Error {}
+
+/**
+ * The database cannot be used as it is (it cannot be reached, or its schema is from a newer evorec): a
+ * matter of configuration, reported as such (the message names the database, a URL without its password).
+ */
+export class StorageError extends Error {}
