@@ -326,7 +326,7 @@ describe('evorec serve', () => {
       const r = await call('POST', '/v1/recommendations', { user: 'u0', k: candidates.length, candidates });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       const { model } = await loadLLMRec(folder, NAMES);
-      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none' });
+      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none', priorWeight: 1 }, "the folder's settings (priorWeight the default)");
       const idx = (id: string) => Number(id.slice(1));
       const library = model.score([[2, 7, 11]], [candidates.map(idx)])[0];
       const served = new Map<string, number>(r.body.items.map((x: { id: string; score: number }) => [x.id, x.score]));
