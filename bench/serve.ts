@@ -250,7 +250,7 @@ async function recommend(): Promise<void> {
 
   if (warmup > 0) {
     const w = await full(4, warmup);
-    console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (priors of the retrieved items cached); load average ${load()}`);
+    console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (unmeasured; with calibration prior it fills the priors cache); load average ${load()}`);
   }
   console.log('');
   console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
