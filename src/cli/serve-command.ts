@@ -1,6 +1,5 @@
 /** `evorec serve`: the recommendation service (src/serve). */
 import type { Command } from 'commander';
-import { setThreads } from '../core/index.js';
 import { MIN_TOKEN_LENGTH, splitTokens, validateTokens, type ScopedToken } from '../serve/auth.js';
 import { Option, parseFloatArg, parseIntArg } from './main.js';
 
@@ -23,17 +22,23 @@ export function registerServeCommand(program: Command): void {
     .option('--open-reads', 'recommendations, versions, evolutions and metrics without a token')
     .option('--body-limit <bytes>', 'largest request body', parseIntArg('--body-limit', 1), 1 << 20)
     .option('--max-batch <n>', 'largest batch of interactions or items per request', parseIntArg('--max-batch', 1), 1000)
-    .option('--pool <n>', 'candidate pool (popular unseen items) when a request gives no candidates', parseIntArg('--pool', 1), 50)
+    .option('--pool <n>', 'candidate pool (popular unseen items) when a request gives no candidates and the version has no retriever', parseIntArg('--pool', 1), 50)
+    .option('--max-candidates <n>', 'largest candidate list of a request', parseIntArg('--max-candidates', 1, 100_000), 500)
+    .option('--depth <n>', 'full-catalogue mode: the retriever\'s top n items are re-ranked by LLMRec', parseIntArg('--depth', 1, 1000), 50)
+    .option('--workers <n>', 'scoring worker threads (default: the cores)', parseIntArg('--workers', 1, 256))
+    .option('--batch <n>', 'most requests a worker scores in one forward', parseIntArg('--batch', 1, 256), 8)
+    .option('--max-queue <n>', 'most recommendation requests waiting for a worker (more answer 503)', parseIntArg('--max-queue', 1), 256)
+    .option('--max-prompt-tokens <n>', 'largest prompt (and answer) a served version may build, in tokens', parseIntArg('--max-prompt-tokens', 1), 2048)
+    .option('--popularity-window <n>', 'cold start: popularity over the last n interactions', parseIntArg('--popularity-window', 1), 10_000)
     .option('--gate-margin <x>', 'an evolved version may score this much below the active one (NDCG@3) and still be activated', parseFloatArg('--gate-margin'), 0.02)
     .option('--no-gate', 'activate every finished evolution')
     .option('--evolve-after <n>', 'start an evolution once n interactions arrived after the active cut-off (0 = only on request)', parseIntArg('--evolve-after', 0), 0)
     .option('--evolve-epochs <n>', 'epochs of the EvoRec update', parseIntArg('--evolve-epochs', 1), 2)
     .option('--sasrec-epochs <n>', 'epochs of the Forget SASRec', parseIntArg('--sasrec-epochs', 1), 3)
-    .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
+    .option('--threads <n>', 'native kernel threads, process-wide, shared by the workers (default: the cores / --workers, at least 1)', parseIntArg('--threads', 1))
     .option('--log', 'log every request (JSON lines on stdout)')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
-      if (o.threads) setThreads(o.threads);
       const write: string[] = o.token.length ? o.token : splitTokens(process.env.EVOREC_TOKEN);
       const read: string[] = o.readToken.length ? o.readToken : splitTokens(process.env.EVOREC_READ_TOKEN);
       if (!write.length) throw new RangeError('serve: give --token or set EVOREC_TOKEN (write routes need a bearer token)');
@@ -58,6 +63,14 @@ export function registerServeCommand(program: Command): void {
         bodyLimit: o.bodyLimit,
         maxBatch: o.maxBatch,
         poolSize: o.pool,
+        maxCandidates: o.maxCandidates,
+        depth: o.depth,
+        workers: o.workers,
+        threads: o.threads,
+        batch: o.batch,
+        maxQueue: o.maxQueue,
+        maxPromptTokens: o.maxPromptTokens,
+        popularityWindow: o.popularityWindow,
         gate: { enabled: o.gate, margin: o.gateMargin },
         evolveAfter: o.evolveAfter,
         evolve: { epochs: o.evolveEpochs, sasrecEpochs: o.sasrecEpochs },

@@ -147,18 +147,50 @@ export function topK(scores: ArrayLike<number>, k: number, eligible: (i: number)
   return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
 }
 
+/** Scores of every item for each input of a batch (index = item); higher is better. */
+export type BatchRetriever<T> = (inputs: T[]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+
+/** Scores of candidate lists for each input of a batch; higher is better. */
+export type BatchReranker<T> = (inputs: T[], candidates: number[][]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+
+/** The retriever's top `depth` eligible items for each input, best first (ties: lower index first). */
+export async function retrieveTop<T>(inputs: T[], retriever: BatchRetriever<T>, eligible: (x: T) => (i: number) => boolean, depth: number): Promise<number[][]> {
+  const scores = await retriever(inputs);
+  return inputs.map((x, j) => topK(scores[j], depth, eligible(x)));
+}
+
+/**
+ * The two-stage ranking of one batch: the retriever's top `depth` eligible items of each input, and the
+ * re-ranker's scores of that list. The yardstick's two-stage view (evaluateTwoStage) and the service's
+ * full-catalogue recommendations (serve/version-scorer.ts) both rank through this function.
+ */
+export async function twoStage<T>(
+  inputs: T[],
+  retriever: BatchRetriever<T>,
+  eligible: (x: T) => (i: number) => boolean,
+  reranker: BatchReranker<T>,
+  depth: number,
+): Promise<{ lists: number[][]; scores: ArrayLike<number>[] }> {
+  const lists = await retrieveTop(inputs, retriever, eligible, depth);
+  return { lists, scores: await reranker(inputs, lists) };
+}
+
+/** What a full ranking of sample `s` at period t ranks: items that exist by t and that the user has not touched before the target. */
+function eligibleAt(split: PeriodSplit, t: number): (s: Sample) => (i: number) => boolean {
+  const exists = split.existsBy(t);
+  return (s) => {
+    const seen = seenBefore(split, s);
+    return (i) => exists(i) && !seen.has(i);
+  };
+}
+
 /** The retriever's top `depth` items for each sample, best first, among the items a full ranking ranks. */
 export async function retrieve(split: PeriodSplit, t: number, retriever: FullScorer, samples: Sample[], depth: number): Promise<number[][]> {
-  const exists = split.existsBy(t);
-  const scores = await retriever(samples);
-  return samples.map((s, j) => {
-    const seen = seenBefore(split, s);
-    return topK(scores[j], depth, (i) => exists(i) && !seen.has(i));
-  });
+  return retrieveTop(samples, retriever, eligibleAt(split, t), depth);
 }
 
 /** Re-ranks candidate lists (for example an LLMRec scorer); higher is better. */
-export type Reranker = (samples: Sample[], candidates: number[][]) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+export type Reranker = BatchReranker<Sample>;
 
 /**
  * The two-stage production form: `retriever` scores the whole catalogue and its top `depth` eligible items
@@ -176,12 +208,12 @@ export async function evaluateTwoStage(
   const ks = opts.ks ?? FULL_KS;
   const depth = opts.depth ?? 50;
   const samples = split.periods[t][role].filter(opts.filter ?? (() => true));
+  const eligible = eligibleAt(split, t);
   const acc = new GroupMeans(opts.keepSets);
   const bs = Math.max(1, opts.batchSize ?? 64);
   for (let start = 0; start < samples.length; start += bs) {
     const chunk = samples.slice(start, start + bs);
-    const lists = await retrieve(split, t, retriever, chunk, depth);
-    const reranked = await reranker(chunk, lists);
+    const { lists, scores: reranked } = await twoStage(chunk, retriever, eligible, reranker, depth);
     chunk.forEach((s, j) => {
       const at = lists[j].indexOf(s.item);
       let m: Metrics;

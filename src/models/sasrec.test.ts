@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
 import { evaluate } from '../eval/evaluate.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../data/test-utils/tmp.js';
 import { SASRec } from './sasrec.js';
@@ -85,5 +86,23 @@ describe('SASRec', () => {
     const { model, itemIds } = await loadSASRec(dir);
     assert.deepEqual(itemIds, ids);
     assert.deepEqual(model.score([[1, 2, 3]], [[4, 5]]), m.score([[1, 2, 3]], [[4, 5]]));
+  });
+
+  it('refuses a folder whose config is above the limits or disagrees with its files, before allocating', async () => {
+    const dir = tempDir();
+    await saveSASRec(dir, new SASRec({ numItems: 12, hidden: 16, maxLen: 6 }), Array.from({ length: 12 }, (_, i) => `item${i}`));
+    const cfgFile = join(dir, 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    const withConfig = (patch: Record<string, unknown>) => writeFileSync(cfgFile, JSON.stringify({ ...cfg, ...patch }));
+    withConfig({ numItems: 1e9 });
+    await assert.rejects(loadSASRec(dir), /config\.json: field "numItems": must be an integer in \[1, 16777216\], got 1000000000/);
+    withConfig({ hidden: 1 << 20 });
+    await assert.rejects(loadSASRec(dir), /field "hidden": must be an integer in \[1, 4096\]/);
+    withConfig({ numItems: 13 });
+    await assert.rejects(loadSASRec(dir), /items\.json: must be an array of 13 item ids/);
+    withConfig({ maxLen: 60 });
+    await assert.rejects(loadSASRec(dir), /model\.safetensors: tensor "pos_emb" is 6 x 16, config\.json says 60 x 16/);
+    writeFileSync(cfgFile, '{"model_type": "sasrec", secret');
+    await assert.rejects(loadSASRec(dir), (e: Error) => /config\.json: invalid JSON at line 1/.test(e.message) && !e.message.includes('secret'));
   });
 });

@@ -174,7 +174,13 @@ export class EvolutionManager {
         }
         try {
           const loaded = await this.host.load(v);
-          const activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
+          let activated: ModelVersion;
+          try {
+            activated = await this.storage.activateVersion(v.id, `evolution ${e.id}`);
+          } catch (err) {
+            this.host.discard(loaded);
+            throw err;
+          }
           this.host.swap({ ...loaded, version: activated });
           status = 'succeeded';
           message = `version ${v.id} active (${why})`;

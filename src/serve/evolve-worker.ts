@@ -11,7 +11,8 @@
  * 4. scores the active model on the gate slice, runs the EvoRec update (Locate, Forget, Update) on its
  *    adapter, and scores again;
  * 5. writes the new LLMRec folder beside the target and renames it into place (the backbone files are
- *    hard-linked from the base version's folder: the backbone is frozen, only the adapter changes).
+ *    hard-linked from the base version's folder: the backbone is frozen, only the adapter changes), with
+ *    the SASRec of step 3 in `sasrec/`: the new version's retriever for full-catalogue recommendations.
  *
  * The job exits as soon as its parent goes away, so a killed service leaves no orphan: on the IPC
  * disconnect when its event loop is free, and through a watchdog thread (lifetime.ts) while it computes.
@@ -28,6 +29,8 @@ import type { PeriodContext } from '../evolve/strategy.js';
 import { validationNdcg3 } from '../models/llmrec.js';
 import { LLMREC_FILE, loadLLMRec } from '../models/llmrec-io.js';
 import { SASRec } from '../models/sasrec.js';
+import { saveSASRec } from '../models/sasrec-io.js';
+import { RETRIEVER_FOLDER } from './version-scorer.js';
 import { trainSASRec } from '../models/sasrec-train.js';
 import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
@@ -253,6 +256,8 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   try {
     linkBackbone(job.folder, tmp);
     await saveModelAdapter(join(tmp, 'adapter'), dec, adapterName, { baseModel: '.' });
+    // The Forget filter's SASRec is the new version's retriever (full-catalogue recommendations).
+    await saveSASRec(join(tmp, RETRIEVER_FOLDER), sasrec, dataset.itemIds, { trained_up_to_seq: job.toSeq, role: 'retriever of the evolved LLMRec (trained as its Forget filter)' });
     // The parent's prompt and scoring settings: the new version ranks as its parent did.
     const { format, prompt } = manifest;
     writeFileAtomic(join(tmp, LLMREC_FILE), JSON.stringify({ format, prompt, scoring: model.scoring, adapter: 'adapter', evolved_from: job.folder, trained_up_to_seq: job.toSeq, evolution: result }, null, 2) + '\n');

@@ -1,45 +1,49 @@
 /**
- * The served model: the active version's LLMRec, with the catalogue's titles by item index (the order in
- * which items entered the catalogue). Swapping versions is one assignment of `current`, done only after
- * the new version has loaded completely, so a request is answered by the old model or the new one, never
- * by a half-loaded one.
+ * The served model: the catalogue (item ids and titles by item index, the order in which items entered
+ * the catalogue) and the active version, scored by the scoring pool's worker threads (scoring-pool.ts).
+ * Loading a version loads it in every worker; swapping versions is one assignment of `current`, done only
+ * after the new version has loaded everywhere, so a request is answered by the old model or the new one,
+ * never by a half-loaded one. The previous version is dropped from the workers once no queued request
+ * needs it.
  */
-import { LLMRec } from '../models/llmrec.js';
-import { loadLLMRec, type LLMRecManifest } from '../models/llmrec-io.js';
-import { PromptBuilder } from '../models/prompt.js';
+import { ScoringPool, type PoolOptions } from './scoring-pool.js';
 import type { Item, ModelVersion } from './storage.js';
+import type { FullResult, VersionInfo } from './version-scorer.js';
 
 export interface LoadedVersion {
   version: ModelVersion;
-  model: LLMRec;
-  manifest: LLMRecManifest;
+  /** The pool's handle of this load. */
+  token: number;
+  info: VersionInfo;
 }
 
 export class ModelHost {
-  /** Titles by item index; grows as items are added (the prompt builder reads it lazily). */
-  private titles: string[] = [];
+  private readonly ids: string[] = [];
+  private readonly titles: string[] = [];
   private readonly index = new Map<string, number>();
+  readonly pool: ScoringPool;
   current: LoadedVersion | null = null;
 
+  constructor(pool: PoolOptions) {
+    this.pool = new ScoringPool(pool);
+  }
+
   setCatalogue(items: readonly Item[]): void {
-    let changed = false;
+    const added: Item[] = [];
+    const changed: [number, string][] = [];
     for (const it of items) {
       const k = this.index.get(it.id);
       if (k === undefined) {
-        this.index.set(it.id, this.titles.length);
+        this.index.set(it.id, this.ids.length);
+        this.ids.push(it.id);
         this.titles.push(it.title);
+        added.push(it);
       } else if (this.titles[k] !== it.title) {
         this.titles[k] = it.title;
-        changed = true;
+        changed.push([k, it.title]);
       }
     }
-    // Titles are tokenised once and cached per index: a changed title needs a fresh prompt builder.
-    if (changed && this.current) this.current = { ...this.current, model: this.rebuild(this.current.model) };
-  }
-
-  /** The same model, prompt settings and scoring settings (the folder's), over the catalogue's titles. */
-  private rebuild(m: LLMRec): LLMRec {
-    return new LLMRec(m.decoder, new PromptBuilder(m.prompts.tokenizer, this.titles, m.prompts.options), m.scoring);
+    this.pool.catalogue(added, changed);
   }
 
   title(id: string): string {
@@ -51,19 +55,21 @@ export class ModelHost {
     return this.index.get(id);
   }
 
-  get historyLength(): number {
-    return this.current?.model.prompts.options.history ?? 10;
+  itemId(index: number): string {
+    return this.ids[index];
   }
 
-  /** Loads a version's folder (does not serve it yet). */
+  /** Loads a version's folder in every worker (does not serve it yet; `swap` or `discard` it). */
   async load(version: ModelVersion): Promise<LoadedVersion> {
-    const { model, manifest } = await loadLLMRec(version.folder, this.titles);
-    return { version, model: this.rebuild(model), manifest };
+    const { token, info } = await this.pool.load(version.folder);
+    return { version, token, info };
   }
 
-  /** Serves a loaded version from now on. */
+  /** Serves a loaded version from now on; the previous one is released. */
   swap(next: LoadedVersion): void {
+    const prev = this.current;
     this.current = next;
+    if (prev && prev.token !== next.token) this.pool.release(prev.token);
   }
 
   private switching: Promise<unknown> = Promise.resolve();
@@ -79,12 +85,27 @@ export class ModelHost {
     return run;
   }
 
-  /** Scores candidate item ids after a history of item ids (oldest first). */
-  score(history: readonly string[], candidates: readonly string[]): Float32Array {
-    const cur = this.current;
-    if (!cur) throw new Error('no active model');
-    const h = history.map((id) => this.index.get(id)!);
-    const c = candidates.map((id) => this.index.get(id)!);
-    return cur.model.score([h], [c])[0];
+  /** A loaded version that will not be served. */
+  discard(loaded: LoadedVersion): void {
+    if (this.current?.token !== loaded.token) this.pool.release(loaded.token);
+  }
+
+  /** LLMRec scores of candidate item ids after a history of item ids (oldest first), by a loaded version. */
+  async score(v: LoadedVersion, history: readonly string[], candidates: readonly string[]): Promise<Float32Array> {
+    return this.pool.given(v.token, { history: history.map((id) => this.index.get(id)!), candidates: candidates.map((id) => this.index.get(id)!) });
+  }
+
+  /** A version's two-stage ranking of the catalogue, `seen` excluded (null: its retriever knows none of the history). */
+  async full(v: LoadedVersion, history: readonly string[], seen: ReadonlySet<string>, depth: number): Promise<{ id: string; score: number }[] | null> {
+    const r: FullResult = await this.pool.full(v.token, {
+      history: history.map((id) => this.index.get(id)!),
+      seen: [...seen].map((id) => this.index.get(id)!).filter((k) => k !== undefined),
+      depth,
+    });
+    return r && r.items.map((k, j) => ({ id: this.ids[k], score: r.scores[j] }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
   }
 }

@@ -91,7 +91,7 @@ describe('evorec serve', () => {
 
     const given = await call('POST', '/v1/recommendations', { user: 'u1', k: 3, candidates: ['i0', 'i1', 'i2', 'i3', 'i9'] });
     assert.equal(given.status, 200);
-    assert.equal(given.body.pool, 'given');
+    assert.equal(given.body.source, 'given');
     assert.equal(given.body.items.length, 3);
     assert.equal(given.body.version, v0);
     assert.deepEqual(given.body.history, ['i5', 'i6', 'i7'], "the user's last H = 3 items");
@@ -99,7 +99,7 @@ describe('evorec serve', () => {
     assert.ok(s[0] >= s[1] && s[1] >= s[2], 'sorted by score');
     const pool = await call('GET', '/v1/users/u1/recommendations?k=4');
     assert.equal(pool.status, 200);
-    assert.equal(pool.body.pool, 'popular-unseen');
+    assert.equal(pool.body.source, 'popular-unseen', 'a version without a retriever ranks the popular unseen items');
     assert.equal(pool.body.items.length, 4);
     for (const it of pool.body.items) assert.ok(!['i3', 'i4', 'i5', 'i6', 'i7'].includes(it.id), `${it.id} was seen by u1`);
 
@@ -135,6 +135,13 @@ describe('evorec serve', () => {
     const manifest = (f: string) => JSON.parse(readFileSync(join(f, 'llmrec.json'), 'utf8'));
     assert.deepEqual(manifest(nv.folder).scoring, manifest(model).scoring, "the evolved version keeps its parent's scoring settings");
     assert.equal((await call('POST', '/v1/recommendations', { user: 'u1', k: 2 })).body.version, v1, 'the evolved version serves');
+    // The evolution's SASRec (its Forget filter) is the evolved version's retriever: full-catalogue recommendations.
+    assert.ok(existsSync(join(nv.folder, 'sasrec', 'config.json')), 'the evolved version carries its SASRec');
+    const full = await call('GET', '/v1/users/u1/recommendations?k=4');
+    assert.equal(full.body.source, 'two-stage');
+    assert.equal(full.body.items.length, 4);
+    const seenByU1 = (await call('POST', '/v1/recommendations', { user: 'u1', k: 1, candidates: ['i0'] })).body.history;
+    for (const it of full.body.items) assert.ok(!seenByU1.includes(it.id), `${it.id} was seen by u1`);
     assert.equal((await call('POST', '/v1/evolutions', FAST)).status, 409, 'no new interactions since the cut-off');
 
     // Roll back, then activate the evolved version again.
@@ -319,7 +326,7 @@ describe('evorec serve', () => {
       const r = await call('POST', '/v1/recommendations', { user: 'u0', k: candidates.length, candidates });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       const { model } = await loadLLMRec(folder, NAMES);
-      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none' });
+      assert.deepEqual(model.scoring, { reduction: 'mean', calibration: 'none', priorWeight: 1 }, "the folder's settings (priorWeight the default)");
       const idx = (id: string) => Number(id.slice(1));
       const library = model.score([[2, 7, 11]], [candidates.map(idx)])[0];
       const served = new Map<string, number>(r.body.items.map((x: { id: string; score: number }) => [x.id, x.score]));
@@ -357,11 +364,10 @@ describe('evorec serve', () => {
       expect(await call('POST', '/v1/recommendations', 'not json'), 400, /^body is not valid JSON/);
     });
 
-    it('unknown user and unknown items', async () => {
-      expect(await call('POST', '/v1/recommendations', { user: 'nobody' }), 404, /^unknown user "nobody"/);
-      expect(await call('GET', '/v1/users/nobody/recommendations'), 404, /^unknown user "nobody"/);
+    it('unknown items (an unknown user is a cold start: recommend.test.ts)', async () => {
       expect(await call('POST', '/v1/interactions', { interactions: [{ id: 'z1', user: 'u0', item: 'i1' }, { id: 'z2', user: 'u0', item: 'nope' }] }), 400, /^body\.interactions\.1\.item: unknown item "nope"/);
       expect(await call('POST', '/v1/recommendations', { user: 'u0', candidates: ['i1', 'zz'] }), 400, /^body\.candidates: unknown item "zz"/);
+      expect(await call('POST', '/v1/recommendations', { user: 'nobody', candidates: ['zz'] }), 400, /^body\.candidates: unknown item "zz"/);
       expect(await call('GET', '/v1/items/nope'), 404, /unknown item "nope"/);
       expect(await call('GET', '/v1/versions/99'), 404, /no version 99/);
       expect(await call('GET', '/v1/nothing'), 404, /no route GET \/v1\/nothing/);

@@ -6,17 +6,21 @@
  * Input that is wrong answers 4xx with a message naming the field; only a fault of the service is a 500.
  */
 import { realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { setThreads } from '../core/index.js';
 import { TokenSet, type ScopedToken } from './auth.js';
 import { DEFAULT_EVOLVE, type EvolveOptions } from './evolve-worker.js';
 import { EvolutionManager, HttpError, versionsDirFor, type GateConfig } from './evolution.js';
 import { Metrics } from './metrics.js';
-import { ModelHost } from './model-host.js';
+import { ModelHost, type LoadedVersion } from './model-host.js';
 import { confineFolder, FolderError, modelsRootPath } from './paths.js';
 import { isPostgresUrl, normaliseSpec, openStorage, storageLabel } from './open-storage.js';
 import { DEFAULT_SYNC_MS, ReplicaSync } from './replica-sync.js';
+import { RecentPopularity } from './recent-popularity.js';
+import { PoolBusyError } from './scoring-pool.js';
 import { IdConflictError, type Evolution, type ModelVersion, type Storage } from './storage.js';
 
 export interface ServeConfig {
@@ -51,10 +55,24 @@ export interface ServeConfig {
   bodyLimit?: number;
   /** Largest batch of interactions or items (default 1000). */
   maxBatch?: number;
-  /** Candidate pool size when the request gives no candidates (default 50). */
+  /** Candidate pool size when the request gives no candidates and the version has no retriever (default 50). */
   poolSize?: number;
   /** Largest candidate list a request may give (default 500). */
   maxCandidates?: number;
+  /** Scoring worker threads (default: the cores, os.availableParallelism()). */
+  workers?: number;
+  /** Native kernel threads, process-wide (default: the cores divided by the workers, at least 1). */
+  threads?: number;
+  /** Most requests a worker scores in one call (default 8). */
+  batch?: number;
+  /** Most recommendation requests waiting for a worker; more answer 503 (default 256). */
+  maxQueue?: number;
+  /** Full-catalogue mode: the retriever's top `depth` items are re-ranked by LLMRec (default 50). */
+  depth?: number;
+  /** Largest prompt (and answer) a served version may build, in tokens (default 2048). */
+  maxPromptTokens?: number;
+  /** Cold start: popularity over the last this many interactions of the log (default 10,000). */
+  popularityWindow?: number;
   gate?: Partial<GateConfig>;
   /** Start an evolution once this many interactions arrived after the active version's cut-off (0 = off). */
   evolveAfter?: number;
@@ -115,8 +133,12 @@ const RECOMMENDATIONS = {
   properties: {
     user: { type: 'string' },
     version: { type: 'integer' },
-    pool: { type: 'string', enum: ['given', 'popular-unseen'] },
-    history: { type: 'array', items: { type: 'string' } },
+    source: {
+      type: 'string',
+      enum: ['given', 'two-stage', 'popular-unseen', 'popularity'],
+      description: "given: LLMRec scores of the request's candidates; two-stage: the version's SASRec top `depth` unseen items re-ranked by LLMRec; popular-unseen: popular unseen items re-ranked by LLMRec (a version without a retriever); popularity: a user without interactions, ranked by recent popularity (score = interactions in the window)",
+    },
+    history: { type: 'array', items: { type: 'string' }, description: "the user's last H items, the prompt's titles (oldest first)" },
     items: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, title: { type: 'string' }, score: { type: 'number' } } } },
   },
 } as const;
@@ -162,15 +184,23 @@ export async function createService(config: ServeConfig): Promise<Service> {
   const log = config.log ?? (() => {});
   const tokens = new TokenSet([...(config.token !== undefined ? [{ token: config.token, scope: 'write' as const }] : []), ...(config.tokens ?? [])]);
   const modelsRoot = modelsRootPath(config.modelsRoot ?? '.');
+  const maxPromptTokens = config.maxPromptTokens ?? 2048;
+  const workers = config.workers ?? availableParallelism();
+  const threads = config.threads ?? Math.max(1, Math.floor(availableParallelism() / workers));
+  const depth = config.depth ?? 50;
+  if (!(Number.isInteger(depth) && depth >= 1 && depth <= 1000)) throw new RangeError(`depth must be an integer in [1, 1000], got ${depth}`);
   const db = { spec: normaliseSpec(config.db), label: storageLabel(config.db) };
   if (isPostgresUrl(config.db) && !config.versionsDir) {
     throw new RangeError(`${db.label}: give --versions <dir> with a PostgreSQL database (evolved versions' folders must be where every replica can read them)`);
   }
   const storage = await openStorage(db.spec, { log });
-  const host = new ModelHost();
+  // The native kernels' threads are one setting for the whole process (every worker).
+  setThreads(threads);
+  const host = new ModelHost({ workers, batch: config.batch ?? 8, maxQueue: config.maxQueue ?? 256, limits: { maxPromptTokens }, log });
   const sync = new ReplicaSync(storage, host, log);
   const gate: GateConfig = { enabled: config.gate?.enabled ?? true, margin: config.gate?.margin ?? 0.02 };
   const evolutions = new EvolutionManager(storage, host, db, config.versionsDir ?? versionsDirFor(config.db), gate, log);
+  const popularity = new RecentPopularity(storage, config.popularityWindow ?? 10_000);
   try {
     await storage.migrate();
     host.setCatalogue(await storage.items());
@@ -178,9 +208,11 @@ export async function createService(config: ServeConfig): Promise<Service> {
     const active = await activeAtStart(storage, config, modelsRoot, db.label, log);
     await evolutions.recover();
     host.swap(await host.load(active));
-    log(`serving version ${active.id} (${active.folder}) from ${db.label}`);
+    log(`serving version ${active.id} (${active.folder}) from ${db.label} with ${workers} scoring worker${workers > 1 ? 's' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
   } catch (e) {
-    // A start that fails leaves no connection open (a PostgreSQL pool would keep the process alive).
+    // A start that fails leaves no connection open (a PostgreSQL pool would keep the process alive), and no
+    // scoring worker.
+    await host.close();
     await storage.close();
     throw e;
   }
@@ -226,7 +258,8 @@ export async function createService(config: ServeConfig): Promise<Service> {
     metrics.record(`${req.method} ${req.routeOptions.url ?? '(no route)'}`, reply.statusCode, reply.elapsedTime);
   });
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
-    let status = err instanceof IdConflictError ? 409 : err.statusCode ?? (err.validation ? 400 : 500);
+    let status = err instanceof IdConflictError ? 409 : err instanceof PoolBusyError ? 503 : err.statusCode ?? (err.validation ? 400 : 500);
+    if (status === 503) reply.header('retry-after', '1');
     if (!(status >= 400 && status < 600)) status = 500;
     if (status >= 500) {
       log(`${req.method} ${req.url}: ${err.stack ?? err.message}`);
@@ -259,6 +292,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       evolution: evolutions.current?.id ?? null,
       uptimeSeconds: (Date.now() - metrics.started) / 1000,
       rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      scoring: { workers: host.pool.workers, threads, batch: host.pool.options.batch, busy: host.pool.busy, queued: host.pool.queued, batchSizes: Object.fromEntries(host.pool.batchSizes), retriever: host.current!.info.retriever },
       routes: metrics.snapshot(),
     };
   });
@@ -369,29 +403,49 @@ export async function createService(config: ServeConfig): Promise<Service> {
   );
 
   // ---- recommendations ----
-  const recommend = async (user: string, k: number, given: string[] | undefined) => {
-    const cur = host.current!;
-    const H = cur.model.prompts.options.history;
-    const history = await storage.recentItems(user, H);
-    if (!history) throw new HttpError(404, `unknown user "${user}" (no interactions recorded)`);
-    let candidates: string[];
-    let pool: 'given' | 'popular-unseen';
+  type Ranked = { id: string; score: number }[];
+  const byScore = (ids: readonly string[], scores: ArrayLike<number>, k: number): Ranked =>
+    ids.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k).map((i) => ({ id: ids[i], score: scores[i] }));
+  const recommend = async (user: string, k: number, given: string[] | undefined, where: 'body' | 'querystring') => {
+    const cur: LoadedVersion = host.current!;
+    const { history: H, retriever } = cur.info;
+    if (!given && retriever && k > depth) throw new HttpError(400, `${where}.k: ${k} is above the full-catalogue depth ${depth} (the retriever's items that LLMRec re-ranks; --depth)`);
+    let candidates: string[] | undefined;
     if (given) {
-      pool = 'given';
       candidates = [...new Set(given)];
       const missing = await storage.missingItems(candidates);
       if (missing.length) throw new HttpError(400, `body.candidates: unknown item${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((m) => `"${m}"`).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
-    } else {
-      pool = 'popular-unseen';
-      const seen = await storage.userItems(user);
-      candidates = (await storage.popularity(poolSize + seen.size)).map((p) => p.item).filter((id) => !seen.has(id)).slice(0, poolSize);
     }
-    if (candidates.length === 0) return { user, version: cur.version.id, pool, history, items: [] };
+    const recent = (await storage.recentItems(user, Math.max(H, retriever?.maxLen ?? 0))) ?? [];
+    const answer = (source: 'given' | 'two-stage' | 'popular-unseen' | 'popularity', ranked: Ranked) => ({
+      user,
+      version: cur.version.id,
+      source,
+      history: recent.slice(-H),
+      items: ranked.map((r) => ({ id: r.id, title: host.title(r.id), score: r.score })),
+    });
+    // Cold start: no interactions to prompt with; recent popularity (of the given candidates, or of the catalogue).
+    if (recent.length === 0) {
+      const ranked = await popularity.ranked();
+      if (!candidates) return answer('popularity', ranked.slice(0, k).map((p) => ({ id: p.item, score: p.count })));
+      const count = new Map(ranked.map((p) => [p.item, p.count]));
+      return answer('popularity', byScore(candidates, candidates.map((c) => count.get(c) ?? 0), k));
+    }
     // An item added through another replica since the last sync: load the catalogue now.
-    if ([...history, ...candidates].some((id) => host.itemIndex(id) === undefined)) await sync.refreshCatalogue();
-    const scores = host.score(history, candidates);
-    const order = candidates.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k);
-    return { user, version: cur.version.id, pool, history, items: order.map((i) => ({ id: candidates[i], title: host.title(candidates[i]), score: scores[i] })) };
+    const known = async (ids: readonly string[]) => {
+      if (ids.some((id) => host.itemIndex(id) === undefined)) await sync.refreshCatalogue();
+    };
+    await known([...recent, ...(candidates ?? [])]);
+    if (candidates) return answer('given', candidates.length ? byScore(candidates, await host.score(cur, recent, candidates), k) : []);
+    const seen = await storage.userItems(user);
+    if (retriever) {
+      const full = await host.full(cur, recent, seen, depth);
+      if (full) return answer('two-stage', byScore(full.map((r) => r.id), full.map((r) => r.score), k));
+      // The retriever knows none of the user's items (all added after it was trained): the popularity pool.
+    }
+    const pool = (await storage.popularity(poolSize + seen.size)).map((p) => p.item).filter((id) => !seen.has(id)).slice(0, poolSize);
+    await known(pool);
+    return answer('popular-unseen', pool.length ? byScore(pool, await host.score(cur, recent, pool), k) : []);
   };
   app.post<{ Body: { user: string; k?: number; candidates?: string[] } }>(
     '/v1/recommendations',
@@ -399,17 +453,17 @@ export async function createService(config: ServeConfig): Promise<Service> {
       ...route('read'),
       schema: {
         tags: ['recommendations'],
-        summary: "top-k items for a user: among the given candidates, or among popular items the user has not interacted with; scored by the active LLMRec on the user's last H titles",
+        summary: "top-k items for a user: among the given candidates, or from the full catalogue (the active version's SASRec top `depth` items the user has not interacted with, re-ranked by its LLMRec on the user's last H titles); a user without interactions gets recent popularity",
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['user'],
           properties: { user: ID, k: { type: 'integer', minimum: 1, maximum: 1000 }, candidates: { type: 'array', minItems: 1, maxItems: maxCandidates, items: ID } },
         },
-        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 404, 413) },
+        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 413, 503) },
       },
     },
-    async (req) => recommend(req.body.user, req.body.k ?? 10, req.body.candidates),
+    async (req) => recommend(req.body.user, req.body.k ?? 10, req.body.candidates, 'body'),
   );
   app.get<{ Params: { user: string }; Querystring: { k?: string } }>(
     '/v1/users/:user/recommendations',
@@ -417,13 +471,13 @@ export async function createService(config: ServeConfig): Promise<Service> {
       ...route('read'),
       schema: {
         tags: ['recommendations'],
-        summary: 'top-k items for a user among popular items the user has not interacted with',
+        summary: 'top-k items for a user from the full catalogue (as POST /v1/recommendations without candidates)',
         params: { type: 'object', properties: { user: ID } },
         querystring: { type: 'object', additionalProperties: false, properties: { k: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: 'integer 1..999 (default 10)' } } },
-        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 404) },
+        response: { 200: RECOMMENDATIONS, ...errors(400, 401, 503) },
       },
     },
-    async (req) => recommend(req.params.user, req.query.k ? Number(req.query.k) : 10, undefined),
+    async (req) => recommend(req.params.user, req.query.k ? Number(req.query.k) : 10, undefined, 'querystring'),
   );
 
   // ---- evolutions ----
@@ -464,7 +518,13 @@ export async function createService(config: ServeConfig): Promise<Service> {
       const loaded = await host.load(v).catch((err: unknown) => {
         throw new HttpError(409, `version ${v.id} does not load: ${err instanceof Error ? err.message : String(err)}`);
       });
-      const activated = active?.id === v.id ? active : await storage.activateVersion(v.id, reason);
+      let activated: ModelVersion;
+      try {
+        activated = active?.id === v.id ? active : await storage.activateVersion(v.id, reason);
+      } catch (e) {
+        host.discard(loaded);
+        throw e;
+      }
       host.swap({ ...loaded, version: activated });
       log(`version ${v.id} active (${reason})`);
       return activated;
@@ -509,10 +569,10 @@ export async function createService(config: ServeConfig): Promise<Service> {
         if (e instanceof FolderError) throw new HttpError(400, `body.folder: ${e.message}`);
         throw e;
       }
-      // Load it once before registering: a folder that does not load is refused.
-      await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
+      // Load it once (in the scoring workers) before registering: a folder that does not load is refused.
+      host.discard(await host.load({ id: 0, folder, parentId: null, trainedUpTo: upTo, metrics: {}, status: 'candidate', createdAt: '', activatedAt: null, note: null }).catch((err: unknown) => {
         throw new HttpError(400, `body.folder: ${err instanceof Error ? err.message : String(err)}`);
-      });
+      }));
       let v = await storage.addVersion({ folder, parentId: null, trainedUpTo: upTo, metrics: {}, note: req.body.note ?? 'registered' });
       if (req.body.activate) v = await activate(v, 'registered');
       return reply.code(201).send(v);
@@ -550,6 +610,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       await app.close();
       await sync.stop();
       await evolutions.stop();
+      await host.close();
       await storage.close();
     },
   };

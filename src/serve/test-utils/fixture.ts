@@ -5,6 +5,8 @@ import { decoderPreset } from '../../io/hf-config.js';
 import { LLMRec } from '../../models/llmrec.js';
 import { saveLLMRec } from '../../models/llmrec-io.js';
 import { PromptBuilder } from '../../models/prompt.js';
+import { SASRec } from '../../models/sasrec.js';
+import { saveSASRec } from '../../models/sasrec-io.js';
 import { Decoder } from '../../nn/decoder.js';
 import { trainTokenizer } from '../../tokenizer/index.js';
 
@@ -15,14 +17,29 @@ export const NAMES = [
 export const ITEMS = NAMES.map((title, k) => ({ id: `i${k}`, title }));
 
 /** A randomly initialised `tiny` LLMRec with a LoRA adapter, saved as a folder (`<dir>/<name>`). */
-export async function tinyLLMRecFolder(dir: string, preset: 'tiny' | 'small' = 'tiny', opts: { name?: string; scoring?: Partial<LLMRec['scoring']> } = {}): Promise<string> {
-  const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
-  const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
-  decoder.addAdapter('default', { r: 4, alpha: 8, dropout: 0 }, { seed: 1, freezeBase: true });
-  const model = new LLMRec(decoder, new PromptBuilder(tokenizer, NAMES, { history: 3 }), opts.scoring);
+export async function tinyLLMRecFolder(
+  dir: string,
+  preset: 'tiny' | 'small' = 'tiny',
+  opts: { name?: string; scoring?: Partial<LLMRec['scoring']>; seed?: number; titles?: readonly string[]; history?: number } = {},
+): Promise<string> {
+  const titles = opts.titles ?? NAMES;
+  const { tokenizer } = trainTokenizer([...titles, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
+  const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: opts.seed ?? 1 });
+  decoder.addAdapter('default', { r: 4, alpha: 8, dropout: 0 }, { seed: opts.seed ?? 1, freezeBase: true });
+  const model = new LLMRec(decoder, new PromptBuilder(tokenizer, titles, { history: opts.history ?? 3 }), opts.scoring);
   const out = join(dir, opts.name ?? 'llmrec');
   await saveLLMRec(out, model);
   return out;
+}
+
+/**
+ * Saves a randomly initialised SASRec into `<folder>/sasrec`, the version's retriever, over `itemIds` in
+ * that order (its own item order, mapped to the catalogue's by id).
+ */
+export async function addRetriever(folder: string, itemIds: readonly string[], seed = 1): Promise<SASRec> {
+  const model = new SASRec({ numItems: itemIds.length, hidden: 16, maxLen: 6, seed });
+  await saveSASRec(join(folder, 'sasrec'), model, itemIds);
+  return model;
 }
 
 /** `users` users with `per` interactions each, items drifting with the user index; ids prefixed by `tag`. */
