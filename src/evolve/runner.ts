@@ -22,9 +22,11 @@ import type { SASRec } from '../models/sasrec.js';
 import { sasrecFullScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { updateForPeriod } from './period.js';
 import type { Strategy, UpdateReport } from './strategy.js';
 
-export interface ExperimentOptions {
+/** One training seed's run of the strategies (`runStrategies`); `runExperiment` (src/experiment) builds it. */
+export interface StrategyRunOptions {
   split: PeriodSplit;
   /** Backbone with the trained base adapter attached under `baseAdapter`. */
   model: LLMRec;
@@ -108,7 +110,7 @@ export function evalSample(split: PeriodSplit, t: number, cap: number, seed: num
 export async function experimentBaselines(
   split: PeriodSplit,
   t: number,
-  o: Pick<ExperimentOptions, 'evalUsers' | 'seed' | 'samplers' | 'candidates'> & { sasrec?: SASRec },
+  o: Pick<StrategyRunOptions, 'evalUsers' | 'seed' | 'samplers' | 'candidates'> & { sasrec?: SASRec },
   cs = new CandidateSampler(split),
 ): Promise<Record<string, EvalResult>> {
   const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
@@ -157,7 +159,11 @@ async function scoreUnion(scorer: BatchScorer, samples: Sample[], listsOf: (chun
   return out;
 }
 
-export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
+/**
+ * Runs every strategy period by period for one training seed, from the base adapter, evaluating each
+ * update on the same candidate sets; resumes from `out` (see the file's header).
+ */
+export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentResults> {
   const { split, model } = o;
   const dec = model.decoder;
   const headline = o.samplers[0];
@@ -250,42 +256,24 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       o.onProgress?.('updates', step, total);
       const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
-      let adapter = current.get(strategy.name)!;
-      dec.setActiveAdapters(adapter.name);
-      let fresh = 0;
-      const t0 = performance.now();
-      const report = await strategy.update({
+      const { adapter, report, seconds, peakRssMb } = await updateForPeriod({
         split,
         t,
         model,
-        adapter,
+        strategy,
+        adapter: current.get(strategy.name)!,
+        // Keep the strategy's adapter under its own name.
+        keepName: strategy.name,
         lora: o.lora,
-        sasrec: sasrec as SASRec,
+        sasrec,
         update: o.update,
         base: o.base,
         history: o.history,
         seed: trainSeed,
         validate: (historyOf) => validationNdcg3(model, validation(t).samples, validation(t).cands, historyOf),
-        replaceAdapter: (next) => {
-          if (next.name !== adapter.name) dec.deleteAdapter(adapter.name);
-          adapter = next;
-          dec.setActiveAdapters(next.name);
-        },
-        freshAdapter: (name) => dec.addAdapter(name, o.lora, { seed: trainSeed + t + 1000 * ++fresh, freezeBase: true }),
         log,
       });
-      const seconds = (performance.now() - t0) / 1000;
-      const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-      // Keep the strategy's adapter under its own name.
-      if (adapter.name !== strategy.name) {
-        const renamed = adapter.clone(strategy.name);
-        dec.deleteAdapter(adapter.name);
-        dec.attachAdapter(renamed, { freezeBase: true });
-        adapter = renamed;
-      }
-      adapter.freeze();
       current.set(strategy.name, adapter);
-      dec.setActiveAdapters(adapter.name);
       const evalResult = await evalAt(t, report.historyOf);
       await saveAdapter(join(o.out, 'adapters', strategy.name, `p${t}`), adapter, { baseModel: null });
       const { historyOf: _h, training, ...rest } = report;

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { tempDir } from '../data/test-utils/tmp.js';
+import { staticStrategy, strategyRegistry } from '../evolve/strategies.js';
+import type { Strategy } from '../evolve/strategy.js';
+import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, resolveStrategies, runExperiment } from './experiment.js';
+
+const mine: Strategy = { name: 'mine', description: 'a custom strategy', update: staticStrategy.update };
+
+describe('runExperiment options', () => {
+  it('takes strategy names and Strategy objects side by side, in order', () => {
+    const r = resolveStrategies(['static', mine, 'evorec']);
+    assert.deepEqual(r.map((s) => s.name), ['static', 'mine', 'evorec']);
+    assert.equal(r[1], mine);
+    assert.equal(r[0], strategyRegistry().static);
+  });
+
+  it('refuses unknown names, duplicates, names that are no folder names, and non-strategies, naming the option', () => {
+    assert.throws(() => resolveStrategies(['static', 'magic']), /^RangeError: --strategies: unknown strategy "magic" \(known: static, retrain/);
+    assert.throws(() => resolveStrategies(['static', { ...mine, name: 'static' }]), /^RangeError: --strategies: two strategies named "static"$/);
+    assert.throws(() => resolveStrategies([{ ...mine, name: '../up' }]), /--strategies: strategy name "\.\.\/up" must start with a letter or digit/);
+    assert.throws(() => resolveStrategies([{ name: 'x' } as unknown as Strategy]), /--strategies: a strategy must be a name or an object with a name and an update\(ctx\) method/);
+    assert.throws(() => resolveStrategies([]), /--strategies: at least one strategy/);
+  });
+
+  it('checks the views: known names, a candidate sampler first', () => {
+    assert.deepEqual(checkViews(['matched', 'two-stage']), ['matched', 'two-stage']);
+    assert.throws(() => checkViews(['two-stage', 'matched']), /--samplers: the first view is the headline and the validation view, so it must be a candidate sampler, not two-stage/);
+    assert.throws(() => checkViews(['matched', 'fancy' as 'matched']), /--samplers: unknown sampler "fancy"/);
+    assert.throws(() => checkViews([]), /--samplers: at least one sampler/);
+  });
+
+  it('refuses bad options before any work, naming the option', async () => {
+    const out = join(tempDir(), 'never');
+    await assert.rejects(runExperiment({ out, trainSeeds: 0 }), /^RangeError: --train-seeds: at least 1$/);
+    await assert.rejects(runExperiment({ out, candidates: 1 }), /^RangeError: --candidates: expected an integer of at least 2, got 1$/);
+    await assert.rejects(runExperiment({ out, updateLr: Number.NaN }), /^RangeError: --update-lr: expected a number, got NaN$/);
+    await assert.rejects(runExperiment({ out, strategies: ['nope'] }), /unknown strategy "nope"/);
+    await assert.rejects(runExperiment({ out: '' }), /--out: the output folder is required/);
+    assert.equal(EXPERIMENT_DEFAULTS.users, 250);
+  });
+
+  it('records the options on the first run and refuses a resume that changes one, naming its flag', () => {
+    const out = tempDir();
+    checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 4e-4 }]);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'options.json'), 'utf8')), { updateLr: 4e-4 });
+    checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 4e-4 }]);
+    assert.throws(() => checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 0.01 }]), /options\.json: this run was made with --update-lr 0\.0004, not 0\.01; resume with the same options or use a new --out$/);
+    writeFileSync(join(out, 'options.json'), '{"updateLr": ');
+    assert.throws(() => checkRunOptions(out, []), /options\.json: not valid JSON/);
+  });
+});
