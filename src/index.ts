@@ -24,6 +24,7 @@ export * from './evolve/runner.js';
 export * from './report/experiment-report.js';
 export * from './report/experiment-files.js';
 export * from './experiment/experiment.js';
+export * from './experiment/update-job.js';
 export * as core from './core/index.js';
 export * as io from './io/index.js';
 export * as tokenizer from './tokenizer/index.js';

@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NEGATIVE_SAMPLERS, type NegativeSampler } from '../data/candidates.js';
-import type { CleanOptions } from '../data/clean.js';
+import type { CleanOptions, CleanReport } from '../data/clean.js';
 import { checkCandidateSize } from '../data/errors.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { loadSplit } from '../data/prepare.js';
@@ -202,7 +202,8 @@ export function checkViews(views: readonly ExperimentView[], label = '--samplers
   return [...views];
 }
 
-type Resolved = Omit<Required<ExperimentOptions>, 'data' | 'clean' | 'baseModel' | 'pretrainSteps' | 'title' | 'command' | 'onEvent' | 'strategies' | 'samplers'> & {
+/** `ExperimentOptions` with every default filled in and the strategies resolved. */
+export type ResolvedExperimentOptions = Omit<Required<ExperimentOptions>, 'data' | 'clean' | 'baseModel' | 'pretrainSteps' | 'title' | 'command' | 'onEvent' | 'strategies' | 'samplers'> & {
   source: DataSourceOptions;
   clean: Omit<CleanOptions, 'sampleUsers' | 'sampleSeed'>;
   baseModel?: string;
@@ -224,7 +225,7 @@ export interface RunOption {
  * line and from the library resume each other). Strategies and the number of seeds may grow (they add
  * work, they change none); threads, progress and the output folder change nothing.
  */
-export function experimentIdentity(o: Resolved): RunOption[] {
+export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
   const s = o.source;
   const c = o.clean;
   const entries: [string, string, unknown][] = [
@@ -271,6 +272,78 @@ export function experimentIdentity(o: Resolved): RunOption[] {
 }
 
 /**
+ * The options of the run in `out`, read back from its options.json (the inverse of
+ * `experimentIdentity`): what the export and import of an update job use to rebuild the run's split,
+ * models and yardstick. Strategies and seeds are not recorded there; the defaults stand in.
+ */
+export function runOptionsOf(out: string): ExperimentOptions {
+  const file = join(out, 'options.json');
+  if (!existsSync(file)) throw new RangeError(`${file}: not found (not an experiment folder; run evorec experiment --out ${out} first)`);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new RangeError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new RangeError(`${file}: expected a JSON object of options`);
+  const v = <T>(key: string, type: 'string' | 'number' | 'boolean'): T | undefined => {
+    const x = j[key];
+    if (x === null || x === undefined) return undefined;
+    if (typeof x !== type) throw new RangeError(`${file}: field "${key}": expected a ${type}, got ${JSON.stringify(x)}`);
+    return x as T;
+  };
+  const data = v<string>('data', 'string');
+  if (data === undefined) throw new RangeError(`${file}: field "data": missing`);
+  const rating = v<string>('ratingCol', 'string');
+  const columns = { user: v<string>('userCol', 'string'), item: v<string>('itemCol', 'string'), timestamp: v<string>('timeCol', 'string'), ...(rating ? { rating } : {}) };
+  const samplers = v<string>('samplers', 'string');
+  return {
+    out,
+    data: {
+      data,
+      format: v('format', 'string'),
+      interactions: v('interactions', 'string'),
+      items: v('items', 'string'),
+      columns: columns as DataSourceOptions['columns'],
+      itemColumns: { title: v<string>('titleCol', 'string') ?? DEFAULT_ITEM_COLUMNS.title, item: columns.item ?? DEFAULT_ITEM_COLUMNS.item },
+      delimiter: v('delimiter', 'string'),
+    },
+    clean: { kcore: v('kcore', 'number'), minRating: v('minRating', 'number'), dedupe: v('dedupe', 'boolean'), untitled: v('untitled', 'string') },
+    users: v('users', 'number'),
+    periods: v('periods', 'number'),
+    baseShare: v('base', 'number'),
+    cut: v('cut', 'string'),
+    history: v('history', 'number'),
+    candidates: v('candidates', 'number'),
+    seed: v('seed', 'number'),
+    baseModel: v('baseModel', 'string'),
+    backbone: v('backbone', 'string'),
+    preset: v('preset', 'string'),
+    pretrainSteps: v('pretrainSteps', 'number'),
+    loraRank: v('loraRank', 'number'),
+    calibration: v('calibration', 'string'),
+    loraAlpha: v('loraAlpha', 'number'),
+    baseEpochs: v('baseEpochs', 'number'),
+    baseLr: v('baseLr', 'number'),
+    updateEpochs: v('updateEpochs', 'number'),
+    updateLr: v('updateLr', 'number'),
+    batch: v('batch', 'number'),
+    sasrecEpochs: v('sasrecEpochs', 'number'),
+    firstTrainSeed: v('firstTrainSeed', 'number'),
+    samplers: samplers === undefined ? undefined : (samplers.split(',') as ExperimentView[]),
+    evalUsers: v('evalUsers', 'number'),
+    validUsers: v('validUsers', 'number'),
+  };
+}
+
+/** The split of an experiment (the data, cleaning and period options), and the cleaning report. */
+export async function experimentSplit(o: ResolvedExperimentOptions): Promise<{ split: PeriodSplit; report: CleanReport }> {
+  const { split, report } = await loadSplit(o.source, { ...o.clean, sampleUsers: o.users, sampleSeed: o.seed }, { periods: o.periods, base: o.baseShare, cut: o.cut, history: o.history });
+  checkCandidateSize(o.candidates, split.dataset.numItems);
+  return { split, report };
+}
+
+/**
  * Records a run's options in `<out>/options.json` on the first run, and refuses a resume whose options
  * differ, naming the option (a resumed run would otherwise reuse old state under new options' names).
  */
@@ -301,12 +374,13 @@ const atLeast = (flag: string, v: number, min = 1) => {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${flag}: expected an integer of at least ${min}, got ${v}`);
 };
 
-function resolveOptions(options: ExperimentOptions): Resolved {
+/** Fills in the defaults of `ExperimentOptions` and checks every value, naming the option. */
+export function resolveExperimentOptions(options: ExperimentOptions): ResolvedExperimentOptions {
   if (!options || typeof options.out !== 'string' || options.out === '') throw new RangeError('--out: the output folder is required');
   const d = EXPERIMENT_DEFAULTS;
   const pick = <K extends keyof typeof d>(k: K): (typeof d)[K] => (options[k as keyof ExperimentOptions] ?? d[k]) as (typeof d)[K];
   const source: DataSourceOptions = typeof options.data === 'object' ? options.data : { data: options.data ?? d.data };
-  const r: Resolved = {
+  const r: ResolvedExperimentOptions = {
     out: options.out,
     source,
     clean: options.clean ?? {},
@@ -347,8 +421,93 @@ function resolveOptions(options: ExperimentOptions): Resolved {
   return r;
 }
 
+/** LoRA settings and the base and update training settings of an experiment. */
+export function trainingSettings(o: ResolvedExperimentOptions): { lora: LoraSettings; baseTrain: Partial<LLMRecTrainOptions>; updateTrain: Partial<LLMRecTrainOptions> } {
+  return {
+    lora: { r: o.loraRank, alpha: o.loraAlpha, dropout: EXPERIMENT_LORA_DROPOUT },
+    baseTrain: { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 },
+    updateTrain: { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 },
+  };
+}
+
+function checkBaseModel(o: ResolvedExperimentOptions): string | undefined {
+  const baseModelDir = o.baseModel ? resolve(o.baseModel) : undefined;
+  if (baseModelDir && !isLLMRecFolder(baseModelDir)) throw new RangeError(`--base-model: ${baseModelDir} is not an LLMRec folder (no llmrec.json; make one with evorec train-base)`);
+  return baseModelDir;
+}
+
+/** Stage, log and progress callbacks of the experiment's pieces. */
+export interface ExperimentHooks {
+  stage: (name: string) => void;
+  log: (line: string) => void;
+  progress: (stage: string, done: number, total: number) => void;
+}
+
+const NO_HOOKS: ExperimentHooks = { stage: () => {}, log: () => {}, progress: () => {} };
+
+/**
+ * The base LLMRec of one training seed: `baseModel` when given (the same for every seed), else loaded
+ * from `dir/base` or trained there on P0 (`train: false` refuses to train: the folder must hold it). A
+ * seed folder remembers which, so a resumed run cannot mix two bases. The adapter comes back under the
+ * name "base", as the runner expects.
+ */
+export async function seedBaseModel(
+  o: ResolvedExperimentOptions,
+  split: PeriodSplit,
+  seed: number,
+  dir: string,
+  hooks: ExperimentHooks = NO_HOOKS,
+  opts: { train?: boolean } = {},
+): Promise<LLMRec> {
+  const { stage, log, progress } = hooks;
+  const { lora, baseTrain } = trainingSettings(o);
+  const baseModelDir = checkBaseModel(o);
+  const baseDir = join(dir, 'base');
+  const marker = join(dir, 'base-model.json');
+  const recorded = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { path: string | null }).path : isLLMRecFolder(baseDir) ? null : undefined;
+  if (recorded !== undefined && recorded !== (baseModelDir ?? null)) {
+    throw new RangeError(`${dir}: this run started from ${recorded ?? 'its own base adapter'}, not ${baseModelDir ?? 'a base adapter of its own'}; resume with the same --base-model or use a new --out`);
+  }
+  if (opts.train !== false) writeFileAtomic(marker, JSON.stringify({ path: baseModelDir ?? null }) + '\n');
+  let model: LLMRec;
+  if (baseModelDir) {
+    stage(`seed ${seed}: load the base model ${baseModelDir}`);
+    const loaded = await loadLLMRec(baseModelDir, split.dataset.titles);
+    model = loaded.model;
+    if (model.prompts.options.history !== o.history) {
+      throw new RangeError(`--base-model: ${baseModelDir} was trained with a history of ${model.prompts.options.history} items, not --history ${o.history}`);
+    }
+    model.scoring.calibration = o.calibration;
+    // A fully tuned backbone: the updates train LoRA on top of it, starting from B = 0 (the same outputs).
+    if (!loaded.manifest.adapter) model.decoder.addAdapter('default', lora, { seed, freezeBase: true });
+  } else if (isLLMRecFolder(baseDir)) {
+    stage(`seed ${seed}: load the base model`);
+    model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
+  } else {
+    if (opts.train === false) throw new RangeError(`${baseDir}: no base model (llmrec.json); run evorec experiment on this folder first`);
+    stage(`seed ${seed}: train the base adapter on P0`);
+    const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
+    if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
+    decoder.addAdapter('default', lora, { seed, freezeBase: true });
+    model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
+    const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
+      ...baseTrain,
+      seed,
+      checkpoint: join(dir, 'base.ckpt'),
+      onStep: (s, n) => progress('base', s, n),
+      onEval: (e) => log(`step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`),
+    }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, o.samplers[0] as NegativeSampler));
+    await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
+  }
+  const dec = model.decoder;
+  const base = dec.adapter('default').clone('base');
+  dec.deleteAdapter('default');
+  dec.attachAdapter(base, { freezeBase: true });
+  return model;
+}
+
 /** SASRec per period in `<out>/sasrec/p<t>` (shared by the seeds: it does not depend on the LLMRec's training seed). */
-function sasrecPerPeriod(o: Resolved, split: PeriodSplit, stage: (name: string) => void): (t: number) => Promise<SASRec> {
+export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit, stage: (name: string) => void): (t: number) => Promise<SASRec> {
   // Each call returns an instance of its own (read back from the folder, or just trained), so continuing
   // t-1's model into t never changes a model a run holds.
   const sasrecFor = async (t: number): Promise<SASRec> => {
@@ -368,7 +527,7 @@ function sasrecPerPeriod(o: Resolved, split: PeriodSplit, stage: (name: string) 
  * every seed's results (format `evorec-experiment-seeds/1`).
  */
 export async function runExperiment(options: ExperimentOptions): Promise<SeedsResults> {
-  const o = resolveOptions(options);
+  const o = resolveExperimentOptions(options);
   const emit = options.onEvent ?? (() => {});
   const t0 = performance.now();
   const stage = (name: string) => emit({ type: 'stage', stage: name, seconds: (performance.now() - t0) / 1000 });
@@ -378,8 +537,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
   checkRunOptions(o.out, experimentIdentity(o));
 
   stage('prepare the split');
-  const { split, report } = await loadSplit(o.source, { ...o.clean, sampleUsers: o.users, sampleSeed: o.seed }, { periods: o.periods, base: o.baseShare, cut: o.cut, history: o.history });
-  checkCandidateSize(o.candidates, split.dataset.numItems);
+  const { split, report } = await experimentSplit(o);
   log(`${report.after.users} users, ${report.after.items} items, ${report.after.interactions} interactions; T = ${split.numPeriods - 1}`);
 
   if (!existsSync(join(o.backbone, 'config.json'))) {
@@ -387,61 +545,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
     await pretrain({ source: o.source, preset: o.preset, steps: o.pretrainSteps, out: o.backbone, resume: true, onProgress: progress, log });
   }
 
-  const lora: LoraSettings = { r: o.loraRank, alpha: o.loraAlpha, dropout: EXPERIMENT_LORA_DROPOUT };
-  const baseTrain: Partial<LLMRecTrainOptions> = { epochs: o.baseEpochs, lr: o.baseLr, batchSize: o.batch, evalsPerEpoch: 4, patience: 2 };
-  const updateTrain: Partial<LLMRecTrainOptions> = { epochs: o.updateEpochs, lr: o.updateLr, batchSize: o.batch, evalsPerEpoch: 1, patience: 2 };
-  const baseModelDir: string | undefined = o.baseModel ? resolve(o.baseModel) : undefined;
-  if (baseModelDir && !isLLMRecFolder(baseModelDir)) throw new RangeError(`--base-model: ${baseModelDir} is not an LLMRec folder (no llmrec.json; make one with evorec train-base)`);
+  const { lora, baseTrain, updateTrain } = trainingSettings(o);
+  checkBaseModel(o);
 
-  /**
-   * The base LLMRec of one training seed: `baseModel` when given (the same for every seed), else loaded
-   * from `dir/base` or trained there on P0. A seed folder remembers which, so a resumed run cannot mix
-   * two bases. The adapter comes back under the name "base", as the runner expects.
-   */
-  const baseModel = async (seed: number, dir: string): Promise<LLMRec> => {
-    const baseDir = join(dir, 'base');
-    const marker = join(dir, 'base-model.json');
-    const recorded = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { path: string | null }).path : isLLMRecFolder(baseDir) ? null : undefined;
-    if (recorded !== undefined && recorded !== (baseModelDir ?? null)) {
-      throw new RangeError(`${dir}: this run started from ${recorded ?? 'its own base adapter'}, not ${baseModelDir ?? 'a base adapter of its own'}; resume with the same --base-model or use a new --out`);
-    }
-    writeFileAtomic(marker, JSON.stringify({ path: baseModelDir ?? null }) + '\n');
-    let model: LLMRec;
-    if (baseModelDir) {
-      stage(`seed ${seed}: load the base model ${baseModelDir}`);
-      const loaded = await loadLLMRec(baseModelDir, split.dataset.titles);
-      model = loaded.model;
-      if (model.prompts.options.history !== o.history) {
-        throw new RangeError(`--base-model: ${baseModelDir} was trained with a history of ${model.prompts.options.history} items, not --history ${o.history}`);
-      }
-      model.scoring.calibration = o.calibration;
-      // A fully tuned backbone: the updates train LoRA on top of it, starting from B = 0 (the same outputs).
-      if (!loaded.manifest.adapter) model.decoder.addAdapter('default', lora, { seed, freezeBase: true });
-    } else if (isLLMRecFolder(baseDir)) {
-      stage(`seed ${seed}: load the base model`);
-      model = (await loadLLMRec(baseDir, split.dataset.titles)).model;
-    } else {
-      stage(`seed ${seed}: train the base adapter on P0`);
-      const { model: decoder, tokenizer } = await loadModelFolder(o.backbone);
-      if (!tokenizer) throw new RangeError(`${o.backbone}: no tokenizer.json`);
-      decoder.addAdapter('default', lora, { seed, freezeBase: true });
-      model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles, { history: o.history }), { calibration: o.calibration });
-      const r = await trainLLMRec(model, split.periods[0].train, (s) => split.history(s, o.history), {
-        ...baseTrain,
-        seed,
-        checkpoint: join(dir, 'base.ckpt'),
-        onStep: (s, n) => progress('base', s, n),
-        onEval: (e) => log(`step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`),
-      }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, o.samplers[0] as NegativeSampler));
-      await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
-    }
-    const dec = model.decoder;
-    const base = dec.adapter('default').clone('base');
-    dec.deleteAdapter('default');
-    dec.attachAdapter(base, { freezeBase: true });
-    return model;
-  };
-
+  const hooks = { stage, log, progress };
   const sasrecFor = sasrecPerPeriod(o, split, stage);
   const seeds = Array.from({ length: o.trainSeeds }, (_, i) => o.firstTrainSeed + i);
   const title = options.title ?? `Evolution experiment: ${split.dataset.name}, ${report.after.users.toLocaleString('en-US')} users, T = ${split.numPeriods - 1}, ${seeds.length} training seed${seeds.length > 1 ? 's' : ''}`;
@@ -450,7 +557,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
   for (const seed of seeds) {
     const dir = join(o.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
-    const model = await baseModel(seed, dir);
+    const model = await seedBaseModel(o, split, seed, dir, hooks);
     stage(`seed ${seed}: run ${o.strategies.length} strategies over ${split.numPeriods - 1} periods`);
     const r = await runStrategies({
       split,
