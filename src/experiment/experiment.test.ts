@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { tempDir } from '../data/test-utils/tmp.js';
 import { staticStrategy, strategyRegistry } from '../evolve/strategies.js';
 import type { Strategy } from '../evolve/strategy.js';
-import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, resolveStrategies, runExperiment } from './experiment.js';
+import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, experimentIdentity, resolveExperimentOptions, resolveStrategies, runExperiment, runOptionsOf } from './experiment.js';
 
 const mine: Strategy = { name: 'mine', description: 'a custom strategy', update: staticStrategy.update };
 
@@ -50,5 +50,22 @@ describe('runExperiment options', () => {
     assert.throws(() => checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 0.01 }]), /options\.json: this run was made with --update-lr 0\.0004, not 0\.01; resume with the same options or use a new --out$/);
     writeFileSync(join(out, 'options.json'), '{"updateLr": ');
     assert.throws(() => checkRunOptions(out, []), /options\.json: not valid JSON/);
+  });
+
+  it('reads a run\'s options back from options.json as the options that wrote it (export and import rebuild the run from them)', () => {
+    const out = tempDir();
+    const given = resolveExperimentOptions({
+      out, data: { data: 'movielens', columns: { user: 'uid', rating: 'stars' }, delimiter: ';' }, clean: { kcore: 5, minRating: 3, dedupe: false, untitled: 'drop' },
+      users: 7, periods: 2, baseShare: 0.5, cut: 'time', history: 4, candidates: 9, seed: 3, baseModel: 'some/base', backbone: 'b', preset: 'tiny', pretrainSteps: 12,
+      loraRank: 2, loraAlpha: 4, calibration: 'none', baseEpochs: 3, baseLr: 0.01, updateEpochs: 1, updateLr: 0.02, batch: 4, sasrecEpochs: 5, firstTrainSeed: 9,
+      samplers: ['uniform', 'two-stage'], evalUsers: 11, validUsers: 0,
+    });
+    checkRunOptions(out, experimentIdentity(given));
+    const back = resolveExperimentOptions(runOptionsOf(out));
+    assert.deepEqual(experimentIdentity(back), experimentIdentity(given));
+    checkRunOptions(out, experimentIdentity(back));
+    writeFileSync(join(out, 'options.json'), JSON.stringify({ data: 'beauty', users: 'many' }));
+    assert.throws(() => runOptionsOf(out), /options\.json: field "users": expected a number, got "many"/);
+    assert.throws(() => runOptionsOf(tempDir()), /options\.json: not found \(not an experiment folder/);
   });
 });
