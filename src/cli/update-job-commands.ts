@@ -43,6 +43,33 @@ function importTable(r: Awaited<ReturnType<typeof importUpdatedAdapter>>): strin
   return [`## P${r.period}, ${v} view: the imported adapter beside the run's strategies (training seed ${r.trainSeed})`, '', head, sep, ...lines, ''].join('\n');
 }
 
+/** Registers an LLMRec folder with a running evorec service (POST /v1/versions); its refusal becomes one error line. */
+async function registerVersion(url: string, folder: string, o: { token: string; trainedUpTo: number | 'latest'; activate: boolean; note: string }): Promise<unknown> {
+  const endpoint = `${url.replace(/\/+$/, '')}/v1/versions`;
+  let res: Response;
+  try {
+    res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ folder, trainedUpTo: o.trainedUpTo, activate: o.activate, note: o.note.slice(0, 2000) }),
+    });
+  } catch (e) {
+    throw new RangeError(`--register: ${endpoint}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      const j = JSON.parse(text) as { error?: string; message?: string };
+      message = j.error ?? j.message ?? text;
+    } catch {
+      // not JSON: the body as it came
+    }
+    throw new RangeError(`--register: ${endpoint} answered ${res.status}: ${message}`);
+  }
+  return JSON.parse(text) as unknown;
+}
+
 export function registerUpdateJobCommands(program: Command): void {
   program
     .command('export-update')
@@ -97,18 +124,31 @@ export function registerUpdateJobCommands(program: Command): void {
     .requiredOption('--job <dir>', 'the job folder the adapter was trained from')
     .option('--adapter <dir>', "the trained PEFT adapter folder (default: the job's output/)")
     .option('--save <dir>', 'also write an LLMRec folder (backbone + adapter + llmrec.json) to register with the service (POST /v1/versions, or evorec serve --model)')
+    .option('--register <url>', 'register the --save folder as a version of the evorec service at this URL (POST /v1/versions; write token from $EVOREC_TOKEN; the folder must lie inside the service\'s --models-root)')
+    .option('--trained-up-to <seq|latest>', "with --register: the service log's seq the version stands for", 'latest')
+    .option('--activate', 'with --register: activate the version at once')
     .option('--threads <n>', 'compute threads', parseIntArg('--threads', 1))
-    .option('--json', 'print {"job", "adapter", "run", "trainSeed", "period", "strategy", "headline", "eval", "strategies", "saved"?} instead of the table')
+    .option('--json', 'print {"job", "adapter", "run", "trainSeed", "period", "strategy", "headline", "eval", "strategies", "saved"?, "registered"?} instead of the table')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (o.threads) setThreads(o.threads);
+      if (o.register && !o.save) throw new RangeError('--register: give --save <dir> too (the LLMRec folder the service registers)');
+      const trainedUpTo = o.trainedUpTo === 'latest' ? 'latest' : Number(o.trainedUpTo);
+      if (trainedUpTo !== 'latest' && !(Number.isInteger(trainedUpTo) && trainedUpTo >= 0)) throw new RangeError(`--trained-up-to: a seq (integer >= 0) or latest, got ${JSON.stringify(o.trainedUpTo)}`);
+      const token = (process.env.EVOREC_TOKEN ?? '').split(',')[0].trim();
+      if (o.register && !token) throw new RangeError('--register: set EVOREC_TOKEN to a write token of the service');
       const { bar, hooks: h } = hooks(o.quiet);
       const r = await importUpdatedAdapter({ job: o.job, adapter: o.adapter, save: o.save, hooks: h });
       bar.stop();
+      const registered = o.register ? await registerVersion(o.register, r.saved!, { token, trainedUpTo, activate: !!o.activate, note: `imported from ${r.job} (${r.strategy}, P${r.period})` }) : undefined;
       if (o.json) {
-        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...r, ...(registered ? { registered } : {}) }, null, 2) + '\n');
         return;
       }
-      process.stdout.write(importTable(r) + (r.saved ? `\nSaved an LLMRec folder to ${r.saved} (register it: POST /v1/versions {"folder": ..., "trainedUpTo": ...}).\n` : ''));
+      process.stdout.write(
+        importTable(r) +
+          (r.saved ? `\nSaved an LLMRec folder to ${r.saved}${registered ? '' : ' (register it: POST /v1/versions {"folder": ..., "trainedUpTo": ...}, or --register <url>)'}.\n` : '') +
+          (registered ? `Registered as version ${String((registered as { id?: unknown }).id)} (${String((registered as { status?: unknown }).status)}) at ${o.register}.\n` : ''),
+      );
     });
 }

@@ -11,6 +11,7 @@ import { isLLMRecFolder, readLLMRecManifest } from '../models/llmrec-io.js';
 import { saveModelFolder } from '../nn/checkpoint-folder.js';
 import { Decoder } from '../nn/decoder.js';
 import { trainTokenizer } from '../tokenizer/index.js';
+import { startServe } from '../serve/test-utils/fixture.js';
 import { runExperiment } from './experiment.js';
 import { parseJobYaml, updateInProcess, type UpdateJobManifest } from './update-job.js';
 
@@ -108,6 +109,24 @@ describe('update jobs for LLaMA-Factory (tiny preset)', () => {
     assert.ok(isLLMRecFolder(saved));
     assert.equal(readLLMRecManifest(saved).adapter, 'adapter');
     assert.equal(JSON.parse(readFileSync(join(saved, 'adapter', 'adapter_config.json'), 'utf8')).layers_to_transform, null);
+    // Registered as a version of a running service (its models root holds the folder).
+    const token = 'a-write-token-of-the-test-0123';
+    const svc = await startServe(['--db', join(dir, 'shop.db'), '--models-root', dir, '--model', saved, '--quiet'], { ...process.env, EVOREC_TOKEN: token });
+    try {
+      const reg = JSON.parse((await run('node', [...cli, 'import-adapter', '--job', job, '--save', join(dir, 'saved2'), '--register', svc.url, '--activate', '--json', '--quiet'], { env: { ...process.env, EVOREC_TOKEN: token } })).stdout);
+      assert.equal(reg.registered.folder, join(dir, 'saved2'));
+      assert.equal(reg.registered.status, 'active');
+      const versions = await (await fetch(`${svc.url}/v1/versions`, { headers: { authorization: `Bearer ${token}` } })).json();
+      assert.deepEqual(versions.map((v: { folder: string; status: string }) => [v.folder, v.status]), [[saved, 'retired'], [join(dir, 'saved2'), 'active']]);
+      await assert.rejects(run('node', [...cli, 'import-adapter', '--job', job, '--save', join(tempDir(), 'outside'), '--register', svc.url, '--quiet'], { env: { ...process.env, EVOREC_TOKEN: token } }), (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        assert.match(e.stderr, /^evorec: --register: http:\/\/[^ ]+\/v1\/versions answered 400: body\.folder: /);
+        return true;
+      });
+    } finally {
+      svc.proc.kill('SIGTERM');
+      await svc.exited;
+    }
     const table = (await run('node', [...cli, 'import-adapter', '--job', job, '--quiet'])).stdout;
     assert.match(table, /\| \*\*evorec \(imported\)\*\* \| \d\.\d{4} \|/);
     assert.match(table, /\| static \| /);
