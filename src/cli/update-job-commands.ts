@@ -97,7 +97,7 @@ export function registerUpdateJobCommands(program: Command): void {
           `  trains layers ${m.layers.join(', ')} of ${m.layers.length + m.frozenLayers.length}${m.frozenLayers.length ? ` (layers ${m.frozenLayers.join(', ')} are merged, not trained)` : ''}`,
           `  ${m.examples.train} training and ${m.examples.valid} validation prompts${m.forgotten ? `; Forget removed ${m.forgotten.items} of ${m.forgotten.considered} history items of ${m.forgotten.users} users` : ''}`,
           `  ${m.train.epochs} epochs, learning rate ${m.train.lr}, batch ${m.train.batchSize}, ${m.train.schedule} schedule, seed ${m.train.seed}`,
-          `  text that tokenises to evorec's ids: ${m.textMatchesIds.train} of ${m.examples.train} training prompts (docs/formats.md)`,
+          `  text that tokenises whole to evorec's ids: ${m.textMatchesIds.train.prompts} of ${m.examples.train} training prompts, ${m.textMatchesIds.train.answers} answers (docs/formats.md, "Tokenisation")`,
           `Train it: cd ${o.job} && llamafactory-cli train ${JOB_YAML}   (or: evorec train-job --job ${o.job})`,
           `Then: evorec import-adapter --job ${o.job}`,
           '',

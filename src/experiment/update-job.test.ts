@@ -78,6 +78,10 @@ describe('update jobs for LLaMA-Factory (tiny preset)', () => {
       { lr: y.learning_rate, epochs: y.num_train_epochs, batch: y.per_device_train_batch_size, sched: y.lr_scheduler_type, warmup: y.warmup_ratio, seed: y.seed, rank: y.lora_rank, alpha: y.lora_alpha, dropout: y.lora_dropout },
       { lr: 3e-3, epochs: 2, batch: 8, sched: 'cosine', warmup: 0.05, seed: 1 + 2, rank: 4, alpha: 32, dropout: 0.05 },
     );
+    // Floats carry a dot, so YAML 1.1 readers (PyYAML, hence LLaMA-Factory) read numbers, not strings ("4e-4" is a string there).
+    for (const k of ['learning_rate', 'num_train_epochs', 'warmup_ratio', 'weight_decay', 'max_grad_norm', 'lora_dropout', 'adam_beta1', 'adam_beta2']) {
+      assert.match(readFileSync(join(job, 'job.yaml'), 'utf8'), new RegExp(`^${k}: \\d+\\.\\d+(e-\\d+)?$`, 'm'), k);
+    }
     const located = JSON.parse(readFileSync(join(job, 'adapters', 'located', 'adapter_config.json'), 'utf8'));
     assert.deepEqual([located.peft_type, located.r, located.lora_alpha, located.lora_dropout, located.layers_to_transform, located.layers_pattern, located.inference_mode], ['LORA', 4, 32, 0.05, m.layers, 'layers', false]);
     assert.deepEqual(located.target_modules, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
@@ -116,7 +120,7 @@ describe('update jobs for LLaMA-Factory (tiny preset)', () => {
       const reg = JSON.parse((await run('node', [...cli, 'import-adapter', '--job', job, '--save', join(dir, 'saved2'), '--register', svc.url, '--activate', '--json', '--quiet'], { env: { ...process.env, EVOREC_TOKEN: token } })).stdout);
       assert.equal(reg.registered.folder, join(dir, 'saved2'));
       assert.equal(reg.registered.status, 'active');
-      const versions = await (await fetch(`${svc.url}/v1/versions`, { headers: { authorization: `Bearer ${token}` } })).json();
+      const versions = (await (await fetch(`${svc.url}/v1/versions`, { headers: { authorization: `Bearer ${token}` } })).json()) as { folder: string; status: string }[];
       assert.deepEqual(versions.map((v: { folder: string; status: string }) => [v.folder, v.status]), [[saved, 'retired'], [join(dir, 'saved2'), 'active']]);
       await assert.rejects(run('node', [...cli, 'import-adapter', '--job', job, '--save', join(tempDir(), 'outside'), '--register', svc.url, '--quiet'], { env: { ...process.env, EVOREC_TOKEN: token } }), (e: { code: number; stderr: string }) => {
         assert.equal(e.code, 1);

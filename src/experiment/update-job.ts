@@ -64,8 +64,8 @@ export interface UpdateJobManifest {
   /** The adapter of t-1 as a whole (its PEFT LoraConfig): located + frozen make it up again. */
   lora: PeftLoraConfig;
   examples: { train: number; valid: number };
-  /** How many examples' text, tokenised whole, gives evorec's ids (evorec assembles prompts from per-piece ids). */
-  textMatchesIds: { train: number; valid: number };
+  /** How many examples' prompt and answer text, each tokenised whole, give evorec's ids (evorec assembles prompts from per-piece ids). */
+  textMatchesIds: { train: { prompts: number; answers: number }; valid: { prompts: number; answers: number } };
   /** Every file of the job (relative path) with its SHA-256. */
   files: Record<string, string>;
 }
@@ -173,11 +173,26 @@ function linkModelFiles(from: string, to: string): void {
   if (n === 0) throw new RangeError(`${from}: no model files`);
 }
 
+/** A float for YAML 1.1 readers (PyYAML, hence LLaMA-Factory): `4e-4` would be a string there, `4.0e-4` is a float. */
+export class YamlFloat {
+  constructor(readonly value: number) {}
+  toString(): string {
+    const v = this.value;
+    if (Number.isInteger(v)) return `${v}.0`;
+    const s = String(v);
+    return /e/.test(s) && !/\./.test(s) ? s.replace('e', '.0e') : s;
+  }
+}
+
 /** A YAML scalar as LLaMA-Factory's configs write it. */
-function yamlValue(v: string | number | boolean): string {
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toExponential().replace(/e\+?/, 'e');
+function yamlValue(v: string | number | boolean | YamlFloat): string {
+  if (v instanceof YamlFloat) return v.toString();
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) throw new Error(`yamlValue: ${v} is not an integer (write floats as YamlFloat)`);
+    return String(v);
+  }
   if (typeof v === 'boolean') return String(v);
-  return /^[A-Za-z0-9_./,-]+$/.test(v) && !/^(true|false|null|yes|no|on|off|~)$/i.test(v) && !/^[-.\d]/.test(v) ? v : JSON.stringify(v);
+  return /^[A-Za-z0-9_./,-]+$/.test(v) && !/^(true|false|null|yes|no|on|off|y|n|~)$/i.test(v) && !/^[-.\d]/.test(v) ? v : JSON.stringify(v);
 }
 
 /** Reads the flat `key: value` YAML of `job.yaml` (comments and blank lines skipped); errors name the line. */
@@ -250,7 +265,8 @@ export async function exportUpdateJob(opts: ExportUpdateOptions): Promise<Update
     return {
       record: { conversations: [{ from: 'human', value: promptText }, { from: 'gpt', value: answerText }] },
       ids: { prompt, answer },
-      matches: same(tok.encode(promptText), prompt) && same(tok.encode(answerText), answer),
+      promptMatches: same(tok.encode(promptText), prompt),
+      answerMatches: same(tok.encode(answerText), answer),
     };
   };
   const train = examplesOf(split.periods[t].train).map(conversation);
@@ -291,21 +307,22 @@ export async function exportUpdateJob(opts: ExportUpdateOptions): Promise<Update
     writeFileSync(locCfg, JSON.stringify({ ...JSON.parse(readFileSync(locCfg, 'utf8')), inference_mode: false }, null, 2) + '\n');
     linkModelFiles(r.backboneDir, join(tmp, 'model'));
     const cfg = adapter.config;
-    const y: [string, string | number | boolean][] = [];
+    const y: [string, string | number | boolean | YamlFloat][] = [];
+    const f = (x: number) => new YamlFloat(x);
     const section = (name: string) => y.push([`### ${name}`, '']);
     section('model');
     y.push(['model_name_or_path', 'model'], ['adapter_name_or_path', frozenLayers.length ? 'adapters/frozen,adapters/located' : 'adapters/located'], ['trust_remote_code', false]);
     section('method');
-    y.push(['stage', 'sft'], ['do_train', true], ['finetuning_type', 'lora'], ['lora_rank', cfg.r], ['lora_alpha', cfg.lora_alpha], ['lora_dropout', cfg.lora_dropout], ['lora_target', (Array.isArray(cfg.target_modules) ? cfg.target_modules : [cfg.target_modules]).join(',')]);
+    y.push(['stage', 'sft'], ['do_train', true], ['finetuning_type', 'lora'], ['lora_rank', cfg.r], ['lora_alpha', Number.isInteger(cfg.lora_alpha) ? cfg.lora_alpha : f(cfg.lora_alpha)], ['lora_dropout', f(cfg.lora_dropout)], ['lora_target', (Array.isArray(cfg.target_modules) ? cfg.target_modules : [cfg.target_modules]).join(',')]);
     section('dataset');
     y.push(['dataset', TRAIN_DATASET], ...(valid.length ? [['eval_dataset', VALID_DATASET] as [string, string]] : []), ['dataset_dir', 'data'], ['template', 'empty'], ['cutoff_len', cutoff], ['overwrite_cache', true], ['preprocessing_num_workers', 1]);
     section('output');
     y.push(['output_dir', 'output'], ['logging_steps', 10], ['save_strategy', 'no'], ['overwrite_output_dir', true], ['report_to', 'none']);
     section('train');
     y.push(
-      ['per_device_train_batch_size', settings.batchSize], ['gradient_accumulation_steps', 1], ['learning_rate', settings.lr], ['num_train_epochs', settings.epochs],
-      ['lr_scheduler_type', settings.schedule === 'constant' ? 'constant_with_warmup' : settings.schedule], ['warmup_ratio', settings.warmup], ['weight_decay', settings.weightDecay],
-      ['max_grad_norm', settings.clipNorm], ['adam_beta1', 0.9], ['adam_beta2', 0.999], ['seed', settings.seed], ['bf16', false], ['fp16', false],
+      ['per_device_train_batch_size', settings.batchSize], ['gradient_accumulation_steps', 1], ['learning_rate', f(settings.lr)], ['num_train_epochs', f(settings.epochs)],
+      ['lr_scheduler_type', settings.schedule === 'constant' ? 'constant_with_warmup' : settings.schedule], ['warmup_ratio', f(settings.warmup)], ['weight_decay', f(settings.weightDecay)],
+      ['max_grad_norm', f(settings.clipNorm)], ['adam_beta1', f(0.9)], ['adam_beta2', f(0.999)], ['seed', settings.seed], ['bf16', false], ['fp16', false],
     );
     if (valid.length) {
       section('eval');
@@ -332,7 +349,10 @@ export async function exportUpdateJob(opts: ExportUpdateOptions): Promise<Update
       train: trainSettings,
       lora: { ...cfg, layers_to_transform: cfg.layers_to_transform, base_model_name_or_path: 'model' },
       examples: { train: train.length, valid: valid.length },
-      textMatchesIds: { train: train.filter((x) => x.matches).length, valid: valid.filter((x) => x.matches).length },
+      textMatchesIds: {
+        train: { prompts: train.filter((x) => x.promptMatches).length, answers: train.filter((x) => x.answerMatches).length },
+        valid: { prompts: valid.filter((x) => x.promptMatches).length, answers: valid.filter((x) => x.answerMatches).length },
+      },
       files: filesOf(tmp),
     };
     writeFileAtomic(join(tmp, JOB_FILE), JSON.stringify(manifest, null, 2) + '\n');
