@@ -2,7 +2,7 @@
  * evorec: keep an LLM-based sequential recommender current with EvoRec (Locate-Forget-Update).
  *
  * The library entry point: the recommender-level API flat (data, evaluation, models, evolution,
- * reports), and each lower layer as a namespace (`core`, `io`, `tokenizer`, `nn`, `train`).
+ * reports, the whole experiment as `runExperiment`), and each lower layer as a namespace (`core`, `io`, `tokenizer`, `nn`, `train`).
  */
 export * from './data/index.js';
 export * from './eval/evaluate.js';
@@ -19,8 +19,12 @@ export * from './evolve/forget.js';
 export * from './evolve/consistency.js';
 export * from './evolve/strategy.js';
 export * from './evolve/strategies.js';
+export * from './evolve/period.js';
 export * from './evolve/runner.js';
 export * from './report/experiment-report.js';
+export * from './report/experiment-files.js';
+export * from './experiment/experiment.js';
+export * from './experiment/update-job.js';
 export * as core from './core/index.js';
 export * as io from './io/index.js';
 export * as tokenizer from './tokenizer/index.js';

@@ -10,7 +10,7 @@ import { checkCandidateSize } from '../data/errors.js';
 import { DEFAULT_BACKBONE } from '../data/source.js';
 import { sampleFilter, validationViews } from '../eval/evaluate.js';
 import { loadModelFolder } from '../nn/checkpoint-folder.js';
-import { choosePriorWeight, LLMRec, llmrecScorer } from '../models/llmrec.js';
+import { choosePriorWeight, LLMRec, llmrecScorer, p0Validator } from '../models/llmrec.js';
 import { saveLLMRec } from '../models/llmrec-io.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
 import { PromptBuilder } from '../models/prompt.js';
@@ -19,7 +19,7 @@ import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFr
 import { parseFloatArg, parseIntArg } from './main.js';
 import { progressBar } from './progress.js';
 import { evaluateWithBaselines } from './rec-commands.js';
-import { p0Validator } from './experiment-command.js';
+
 
 /** The trainable parameters (name and shape) recorded in an evorec checkpoint, read from its header only. */
 function checkpointParams(file: string): Map<string, number[]> {

@@ -16,6 +16,7 @@ import { registerRecCommands } from './rec-commands.js';
 import { registerDoctor } from './doctor.js';
 import { registerLLMRecCommands } from './llmrec-commands.js';
 import { registerExperimentCommand } from './experiment-command.js';
+import { registerUpdateJobCommands } from './update-job-commands.js';
 import { registerProbeCommand } from './probe-command.js';
 import { registerBenchmarkCommand } from './benchmark-command.js';
 import { registerServeCommand } from './serve-command.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerRecCommands(program);
   registerLLMRecCommands(program);
   registerExperimentCommand(program);
+  registerUpdateJobCommands(program);
   registerProbeCommand(program);
   registerBenchmarkCommand(program);
   registerServeCommand(program);

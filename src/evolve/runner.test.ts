@@ -13,7 +13,7 @@ import { trainSASRec } from '../models/sasrec-train.js';
 import { Decoder } from '../nn/decoder.js';
 import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
-import { evalSample, runExperiment } from './runner.js';
+import { evalSample, runStrategies } from './runner.js';
 import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
 
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date', 'sour cherry', 'ripe mango'];
@@ -60,7 +60,7 @@ describe('evolution experiment (tiny preset)', () => {
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
       samplers: ['matched' as const], seed: 1, out,
     };
-    const r = await runExperiment(common);
+    const r = await runStrategies(common);
     assert.equal(r.updates.length, strategies.length * 2);
     for (const u of r.updates) {
       assert.ok(existsSync(join(out, 'adapters', u.strategy, `p${u.period}`, 'adapter_model.safetensors')), `${u.strategy} p${u.period}`);
@@ -83,14 +83,14 @@ describe('evolution experiment (tiny preset)', () => {
     const lsat = r.updates.filter((u) => u.strategy === 'lsat');
     assert.ok(lsat[1].report.loraParameters > lsat[0].report.loraParameters, 'LSAT ranks add up over periods');
     // Resume: a second run finds everything done and changes nothing.
-    const again = await runExperiment({ ...common, model: (await world()).model });
+    const again = await runStrategies({ ...common, model: (await world()).model });
     assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));
   });
 
   it('ranks the full catalogue in the two-stage view: the baselines exactly, each strategy re-ranking SASRec\'s top items', async () => {
     const { split, model, sasrecFor } = await world();
     const out = tempDir();
-    const r = await runExperiment({
+    const r = await runStrategies({
       split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor,
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
       samplers: ['matched', 'two-stage'], depth: 4, seed: 1, out,
@@ -112,7 +112,7 @@ describe('evolution experiment (tiny preset)', () => {
     // A positive outside the retrieved 4 is a miss, so HR@10 of the re-ranked list is at most the recall.
     assert.ok(two.groups.all!.metrics['HR@10'] <= recall + 1e-12);
     await assert.rejects(
-      runExperiment({ split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor, update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['two-stage'], seed: 1, out: tempDir() }),
+      runStrategies({ split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor, update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['two-stage'], seed: 1, out: tempDir() }),
       /^RangeError: the first view is the headline and the validation view, so it must be a candidate sampler, got "two-stage"$/,
     );
   });
@@ -125,8 +125,8 @@ describe('evolution experiment (tiny preset)', () => {
       split, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, sasrecFor,
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched' as const], seed: 1, out,
     };
-    const first = await runExperiment({ ...common, model, strategies: [registry.static, registry.finetune] });
-    const more = await runExperiment({ ...common, model: (await world()).model, strategies: [registry.static, registry.finetune, registry.evorec] });
+    const first = await runStrategies({ ...common, model, strategies: [registry.static, registry.finetune] });
+    const more = await runStrategies({ ...common, model: (await world()).model, strategies: [registry.static, registry.finetune, registry.evorec] });
     assert.deepEqual(more.strategies, ['static', 'finetune', 'evorec']);
     assert.equal(more.updates.length, 6);
     const finetune = (r: typeof first) => r.updates.filter((u) => u.strategy === 'finetune');
@@ -138,7 +138,7 @@ describe('evolution experiment (tiny preset)', () => {
     const backbone = new Map(model.decoder.namedParameters().filter(([n]) => !n.includes('lora_')).map(([n, t]) => [n, t.data.slice()]));
     const base = new Map(model.decoder.adapter('base').namedParameters().map(([n, t]) => [n, t.data.slice()]));
     const out = tempDir();
-    const r = await runExperiment({
+    const r = await runStrategies({
       split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [evorecStrategy()], sasrecFor,
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched'], seed: 1, out,
     });
@@ -173,7 +173,7 @@ describe('evolution experiment (tiny preset)', () => {
           return staticStrategy.update(ctx);
         },
       };
-      await runExperiment({
+      await runStrategies({
         split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [probe], sasrecFor,
         update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers, seed: 1, out: tempDir(),
       });

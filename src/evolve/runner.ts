@@ -22,9 +22,11 @@ import type { SASRec } from '../models/sasrec.js';
 import { sasrecFullScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { updateForPeriod } from './period.js';
 import type { Strategy, UpdateReport } from './strategy.js';
 
-export interface ExperimentOptions {
+/** One training seed's run of the strategies (`runStrategies`); `runExperiment` (src/experiment) builds it. */
+export interface StrategyRunOptions {
   split: PeriodSplit;
   /** Backbone with the trained base adapter attached under `baseAdapter`. */
   model: LLMRec;
@@ -108,7 +110,7 @@ export function evalSample(split: PeriodSplit, t: number, cap: number, seed: num
 export async function experimentBaselines(
   split: PeriodSplit,
   t: number,
-  o: Pick<ExperimentOptions, 'evalUsers' | 'seed' | 'samplers' | 'candidates'> & { sasrec?: SASRec },
+  o: Pick<StrategyRunOptions, 'evalUsers' | 'seed' | 'samplers' | 'candidates'> & { sasrec?: SASRec },
   cs = new CandidateSampler(split),
 ): Promise<Record<string, EvalResult>> {
   const chosen = new Set(evalSample(split, t, o.evalUsers, o.seed).map((s) => s.row));
@@ -157,36 +159,44 @@ async function scoreUnion(scorer: BatchScorer, samples: Sample[], listsOf: (chun
   return out;
 }
 
-export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
-  const { split, model } = o;
-  const dec = model.decoder;
-  const headline = o.samplers[0];
-  if (!headline || !isSampler(headline)) throw new RangeError(`the first view is the headline and the validation view, so it must be a candidate sampler, got ${JSON.stringify(headline ?? null)}`);
-  const log = o.log ?? (() => {});
-  const resultsFile = join(o.out, 'results.json');
-  const results: ExperimentResults = existsSync(resultsFile)
-    ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as ExperimentResults)
-    : { format: 'evorec-experiment/1', strategies: o.strategies.map((s) => s.name), periods: split.numPeriods - 1, baselines: {}, updates: [] };
-  // Strategies added to an existing run are run and reported after the ones already there.
-  for (const s of o.strategies) if (!results.strategies.includes(s.name)) results.strategies.push(s.name);
-  const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
-  const cs = new CandidateSampler(split);
+/**
+ * Runs every strategy period by period for one training seed, from the base adapter, evaluating each
+ * update on the same candidate sets; resumes from `out` (see the file's header).
+ */
+/**
+ * The validation targets of period t that every update early-stops on: a fixed, seeded sample of
+ * `validUsers`, with candidate sets of the headline view (so early stopping optimises what is reported).
+ */
+export function validationSample(
+  split: PeriodSplit,
+  t: number,
+  o: { validUsers: number; seed: number; candidates: number; sampler: NegativeSampler },
+  cs = new CandidateSampler(split),
+): { samples: Sample[]; cands: number[][] } {
+  const rand = keyedRandom(o.seed, 'experiment-valid', t);
+  const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
+  return { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: o.sampler, size: o.candidates, seed: o.seed })) };
+}
+
+/**
+ * How the experiment evaluates a model at period t: on the `evalSample` users, every view's items of a
+ * user scored in one call (so the prompt runs once per user, not once per view: a score does not depend
+ * on what else is in the call, llmrec.test.ts), then each view's metrics. `historyOf` gives the
+ * strategy's prompt histories (EvoRec's filtered ones); default the plain window.
+ */
+export function strategyEvaluator(
+  o: Pick<StrategyRunOptions, 'split' | 'samplers' | 'candidates' | 'evalUsers' | 'seed' | 'depth'> & { sasrecAt: (t: number) => Promise<SASRec> },
+  cs = new CandidateSampler(o.split),
+): (t: number, model: LLMRec, historyOf?: (s: Sample) => number[]) => Promise<Record<string, EvalResult>> {
+  const { split } = o;
   const candidatesOf = (t: number, sampler: NegativeSampler) => (s: Sample) => cs.candidates(s, t, 'test', { sampler, size: o.candidates, seed: o.seed });
   const twoStage = o.samplers.includes('two-stage');
-  const sasrecs = new Map<number, SASRec>();
-  const sasrecAt = async (t: number) => {
-    let m = sasrecs.get(t);
-    if (!m) sasrecs.set(t, (m = await o.sasrecFor(t)));
-    return m;
-  };
   const depth = o.depth ?? 50;
-  const evalAt = async (t: number, historyOf?: (s: Sample) => number[]) => {
+  return async (t, model, historyOf) => {
     const samples = evalSample(split, t, o.evalUsers, o.seed);
     const chosen = new Set(samples.map((s) => s.row));
     const filter = (s: Sample) => chosen.has(s.row);
-    const retriever = twoStage ? remembered(sasrecFullScorer(await sasrecAt(t), split)) : null;
-    // Every view's items of a user are scored in one call, so the prompt runs once per user, not once per
-    // view (a score does not depend on what else is in the call: llmrec.test.ts).
+    const retriever = twoStage ? remembered(sasrecFullScorer(await o.sasrecAt(t), split)) : null;
     const scored = await scoreUnion(llmrecScorer(model, split, historyOf), samples, async (chunk) => {
       const lists = chunk.map((s) => o.samplers.filter(isSampler).flatMap((v) => candidatesOf(t, v)(s)));
       if (retriever) (await retrieve(split, t, retriever, chunk, depth)).forEach((l, j) => lists[j].push(...l));
@@ -204,6 +214,31 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     }
     return out;
   };
+}
+
+export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentResults> {
+  const { split, model } = o;
+  const dec = model.decoder;
+  const headline = o.samplers[0];
+  if (!headline || !isSampler(headline)) throw new RangeError(`the first view is the headline and the validation view, so it must be a candidate sampler, got ${JSON.stringify(headline ?? null)}`);
+  const log = o.log ?? (() => {});
+  const resultsFile = join(o.out, 'results.json');
+  const results: ExperimentResults = existsSync(resultsFile)
+    ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as ExperimentResults)
+    : { format: 'evorec-experiment/1', strategies: o.strategies.map((s) => s.name), periods: split.numPeriods - 1, baselines: {}, updates: [] };
+  // Strategies added to an existing run are run and reported after the ones already there.
+  for (const s of o.strategies) if (!results.strategies.includes(s.name)) results.strategies.push(s.name);
+  const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
+  const cs = new CandidateSampler(split);
+  const twoStage = o.samplers.includes('two-stage');
+  const sasrecs = new Map<number, SASRec>();
+  const sasrecAt = async (t: number) => {
+    let m = sasrecs.get(t);
+    if (!m) sasrecs.set(t, (m = await o.sasrecFor(t)));
+    return m;
+  };
+  const evaluator = strategyEvaluator({ ...o, sasrecAt }, cs);
+  const evalAt = (t: number, historyOf?: (s: Sample) => number[]) => evaluator(t, model, historyOf);
 
   // Baselines for every period, and the base model at P0.
   for (let t = 0; t < split.numPeriods; t++) {
@@ -232,13 +267,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const validCache = new Map<number, { samples: Sample[]; cands: number[][] }>();
   const validation = (t: number) => {
     let v = validCache.get(t);
-    if (!v) {
-      const rand = keyedRandom(o.seed, 'experiment-valid', t);
-      const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
-      // Validation ranks the headline view's sets, so early stopping optimises what is reported.
-      v = { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: headline, size: o.candidates, seed: o.seed })) };
-      validCache.set(t, v);
-    }
+    if (!v) validCache.set(t, (v = validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: headline }, cs)));
     return v;
   };
   const trainSeed = o.trainSeed ?? o.seed;
@@ -250,42 +279,24 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       o.onProgress?.('updates', step, total);
       const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
-      let adapter = current.get(strategy.name)!;
-      dec.setActiveAdapters(adapter.name);
-      let fresh = 0;
-      const t0 = performance.now();
-      const report = await strategy.update({
+      const { adapter, report, seconds, peakRssMb } = await updateForPeriod({
         split,
         t,
         model,
-        adapter,
+        strategy,
+        adapter: current.get(strategy.name)!,
+        // Keep the strategy's adapter under its own name.
+        keepName: strategy.name,
         lora: o.lora,
-        sasrec: sasrec as SASRec,
+        sasrec,
         update: o.update,
         base: o.base,
         history: o.history,
         seed: trainSeed,
         validate: (historyOf) => validationNdcg3(model, validation(t).samples, validation(t).cands, historyOf),
-        replaceAdapter: (next) => {
-          if (next.name !== adapter.name) dec.deleteAdapter(adapter.name);
-          adapter = next;
-          dec.setActiveAdapters(next.name);
-        },
-        freshAdapter: (name) => dec.addAdapter(name, o.lora, { seed: trainSeed + t + 1000 * ++fresh, freezeBase: true }),
         log,
       });
-      const seconds = (performance.now() - t0) / 1000;
-      const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-      // Keep the strategy's adapter under its own name.
-      if (adapter.name !== strategy.name) {
-        const renamed = adapter.clone(strategy.name);
-        dec.deleteAdapter(adapter.name);
-        dec.attachAdapter(renamed, { freezeBase: true });
-        adapter = renamed;
-      }
-      adapter.freeze();
       current.set(strategy.name, adapter);
-      dec.setActiveAdapters(adapter.name);
       const evalResult = await evalAt(t, report.historyOf);
       await saveAdapter(join(o.out, 'adapters', strategy.name, `p${t}`), adapter, { baseModel: null });
       const { historyOf: _h, training, ...rest } = report;

@@ -130,7 +130,58 @@ export const DEFAULT_EVOREC: EvoRecOptions = {
   consistencyPrompts: 256,
 };
 
-export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> = {}): Strategy {
+/** What EvoRec decides before it trains at period t: Forget's filter and the layers to update. */
+export interface EvoRecPlan {
+  /** Forget's result (null when Forget is off). */
+  forgotten: ReturnType<typeof forget> | null;
+  /** Histories of EvoRec's prompts at t: active users' filtered, everyone else's plain. */
+  historyOf: (s: Sample) => number[];
+  /** Layers whose LoRA the update trains (null: all). */
+  layers: number[] | null;
+  located?: LocateResult;
+}
+
+type PlanContext = Pick<PeriodContext, 'split' | 't' | 'model' | 'adapter' | 'sasrec' | 'history' | 'seed'>;
+
+/** EvoRec's Forget step at t: the filter and the histories it gives (plain when Forget is off). */
+export function evorecForget(options: Partial<EvoRecOptions>, ctx: Pick<PlanContext, 'split' | 't' | 'sasrec' | 'history'>): Pick<EvoRecPlan, 'forgotten' | 'historyOf'> {
+  const o = { ...DEFAULT_EVOREC, ...options };
+  const { split, t } = ctx;
+  const f = o.forget ? forget(split, t, ctx.sasrec, o.forgetOptions) : null;
+  return { forgotten: f, historyOf: (s: Sample) => filteredHistory(split, f, s, ctx.history) };
+}
+
+/** EvoRec's Forget and Locate steps at t, as the strategy runs them before its update (`evorecStrategy`). */
+export function planEvorecUpdate(options: Partial<EvoRecOptions>, ctx: PlanContext): EvoRecPlan {
+  const o = { ...DEFAULT_EVOREC, ...options };
+  const { split, t } = ctx;
+  const { forgotten, historyOf } = evorecForget(o, ctx);
+  const L = ctx.model.decoder.config.numHiddenLayers;
+  const k = locateK(L, { share: o.share });
+  let located: LocateResult | undefined;
+  let layers: number[] | null = null;
+  if (o.locate === 'votes') {
+    const pairs = driftPairs(split, t, ctx.history);
+    located = locateByVotes(ctx.model, pairs, { k });
+    layers = located.layers;
+  } else if (o.locate === 'gradient') {
+    const rand = keyedRandom(ctx.seed, 'grad-locate', t);
+    const sample = split.periods[t].train.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, 256).map((x) => x.s);
+    located = locateByGradient(ctx.model, sample, historyOf, { k, adapter: ctx.adapter.name });
+    layers = located.layers;
+  } else if (o.locate === 'random') {
+    const rand = keyedRandom(ctx.seed, 'random-locate', t);
+    layers = Array.from({ length: L }, (_, l) => ({ l, k: rand() })).sort((a, b) => a.k - b.k).slice(0, k).map((x) => x.l).sort((a, b) => a - b);
+  }
+  return { forgotten, historyOf, layers, located };
+}
+
+/** A strategy of the EvoRec family: `evorec` holds its options (read by the update-job export). */
+export interface EvoRecStrategy extends Strategy {
+  readonly evorec: EvoRecOptions;
+}
+
+export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> = {}): EvoRecStrategy {
   const o = { ...DEFAULT_EVOREC, ...options };
   const parts = [
     o.locate === 'votes' ? 'located layers' : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
@@ -140,28 +191,11 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
   return {
     name,
     usesSasrec: o.forget,
+    evorec: o,
     description: `EvoRec: the model of t-1, ${parts.join(', ')}`,
     async update(ctx) {
       const { split, t } = ctx;
-      const f = o.forget ? forget(split, t, ctx.sasrec, o.forgetOptions) : null;
-      const historyOf = (s: Sample) => filteredHistory(split, f, s, ctx.history);
-      const L = ctx.model.decoder.config.numHiddenLayers;
-      const k = locateK(L, { share: o.share });
-      let located: LocateResult | undefined;
-      let layers: number[] | null = null;
-      if (o.locate === 'votes') {
-        const pairs = driftPairs(split, t, ctx.history);
-        located = locateByVotes(ctx.model, pairs, { k });
-        layers = located.layers;
-      } else if (o.locate === 'gradient') {
-        const rand = keyedRandom(ctx.seed, 'grad-locate', t);
-        const sample = split.periods[t].train.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, 256).map((x) => x.s);
-        located = locateByGradient(ctx.model, sample, historyOf, { k, adapter: ctx.adapter.name });
-        layers = located.layers;
-      } else if (o.locate === 'random') {
-        const rand = keyedRandom(ctx.seed, 'random-locate', t);
-        layers = Array.from({ length: L }, (_, l) => ({ l, k: rand() })).sort((a, b) => a.k - b.k).slice(0, k).map((x) => x.l).sort((a, b) => a - b);
-      }
+      const { forgotten: f, historyOf, layers, located } = planEvorecUpdate(o, ctx);
       applyLocatedLayers(ctx.model, layers, ctx.adapter.name);
       if (layers) ctx.log(`${name}: layers ${layers.join(', ')}${located?.votes.some((v) => v > 0) ? ` (votes ${located.votes.join('/')})` : ''}`);
       let term: ConsistencyTerm | undefined;
@@ -182,6 +216,9 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
     },
   };
 }
+
+/** Is this strategy of the EvoRec family (made by `evorecStrategy`)? */
+export const isEvorecStrategy = (s: Strategy): s is EvoRecStrategy => typeof (s as Partial<EvoRecStrategy>).evorec === 'object';
 
 /** Every strategy the CLI knows, by name. */
 export function strategyRegistry(): Record<string, Strategy> {

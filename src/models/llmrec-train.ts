@@ -69,20 +69,30 @@ export interface LLMRecTrainResult {
   trainableParameters: number;
 }
 
+/** A training example: prompt + answer ids, labels -100 on the prompt (`PromptBuilder.example`). */
+export interface TrainingExample {
+  ids: number[];
+  labels: number[];
+}
+
 /** Batches of examples of similar length, right-padded; labels -100 on prompt and padding. */
-export function llmrecBatches(model: LLMRec, samples: readonly Sample[], historyOf: (s: Sample) => number[], batchSize: number): LmBatch[] {
-  const ex = samples.map((s) => model.prompts.example(historyOf(s), s.item));
+export function exampleBatches(examples: readonly TrainingExample[], batchSize: number, padId: number): LmBatch[] {
+  const ex = examples;
   const order = ex.map((_, i) => i).sort((a, b) => ex[a].ids.length - ex[b].ids.length || a - b);
   const out: LmBatch[] = [];
-  const pad = model.padId;
   for (let i = 0; i < order.length; i += batchSize) {
     const rows = order.slice(i, i + batchSize).map((k) => ex[k]);
-    const p = padBatch(rows.map((r) => r.ids), { padId: pad, side: 'right' });
+    const p = padBatch(rows.map((r) => r.ids), { padId, side: 'right' });
     const labels = new Int32Array(p.ids.length).fill(-100);
     rows.forEach((r, b) => labels.set(r.labels, b * p.seqLen));
     out.push({ ids: p.ids, labels, batch: p.batch, seqLen: p.seqLen, attentionMask: p.attentionMask });
   }
   return out;
+}
+
+/** Batches of samples' examples (prompt from `historyOf`, answer the sample's item); see `exampleBatches`. */
+export function llmrecBatches(model: LLMRec, samples: readonly Sample[], historyOf: (s: Sample) => number[], batchSize: number): LmBatch[] {
+  return exampleBatches(samples.map((s) => model.prompts.example(historyOf(s), s.item)), batchSize, model.padId);
 }
 
 export async function trainLLMRec(
@@ -92,8 +102,21 @@ export async function trainLLMRec(
   options: Partial<LLMRecTrainOptions> = {},
   validate?: () => Promise<number | null> | number | null,
 ): Promise<LLMRecTrainResult> {
+  return trainExamples(model, samples.map((s) => model.prompts.example(historyOf(s), s.item)), options, validate);
+}
+
+/**
+ * The training loop of `trainLLMRec` on ready examples (token ids and labels): what an update job's
+ * files hold (src/experiment/update-job.ts). Only `model.decoder` and `model.padId` are used.
+ */
+export async function trainExamples(
+  model: Pick<LLMRec, 'decoder' | 'padId'>,
+  examples: readonly TrainingExample[],
+  options: Partial<LLMRecTrainOptions> = {},
+  validate?: () => Promise<number | null> | number | null,
+): Promise<LLMRecTrainResult> {
   const o = withDefaults(DEFAULT_LLMREC_TRAIN, options);
-  const batches = llmrecBatches(model, samples, historyOf, o.batchSize);
+  const batches = exampleBatches(examples, o.batchSize, model.padId);
   const perEpoch = batches.length;
   const total = Math.max(1, perEpoch * o.epochs);
   const trainer = new LmTrainer(model.decoder, {

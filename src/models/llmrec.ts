@@ -9,8 +9,9 @@
  * matrix, and padded positions would otherwise dominate the cost.
  */
 import { linearLogProbs, logSoftmax, noGrad, Tensor, withArena } from '../core/index.js';
+import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
-import type { BatchScorer } from '../eval/evaluate.js';
+import { sampleFilter, type BatchScorer } from '../eval/evaluate.js';
 import { MetricAccumulator } from '../eval/metrics.js';
 import type { Decoder } from '../nn/decoder.js';
 import { scoreTrie, TokenTrie } from '../nn/trie.js';
@@ -342,6 +343,18 @@ export function choosePriorWeight(
   const { weight, ndcg3 } = bestPriorWeight(raw, grid);
   model.scoring = { ...model.scoring, calibration: 'prior', priorWeight: weight };
   return { weight, grid, ndcg3 };
+}
+
+/**
+ * NDCG@3 on a fixed sample of `n` P0 validation targets (candidate sets of `size`, drawn with `seed`):
+ * the base model's early-stopping signal (`evorec train-base`, the experiment's base adapter).
+ */
+export function p0Validator(model: LLMRec, split: PeriodSplit, n: number, size: number, seed: number, sampler: NegativeSampler = 'matched'): () => number {
+  const valid = split.periods[0].valid.filter(sampleFilter(split.periods[0].valid, n, seed, 'base-valid'));
+  const cs = new CandidateSampler(split);
+  const cands = valid.map((s) => cs.candidates(s, 0, 'valid', { sampler, size, seed }));
+  const H = model.prompts.options.history;
+  return () => validationNdcg3(model, valid, cands, (s) => split.history(s, H));
 }
 
 /**

@@ -7,9 +7,9 @@
  *    order is the log's order (seq);
  * 2. cuts a PeriodSplit with one incremental period: P0 = rows up to the active model's cut-off
  *    (`fromSeq`), P1 = the new interactions;
- * 3. trains a small SASRec on the data up to P1 (the Forget filter);
+ * 3. trains a small SASRec on the data up to P1 (the Forget filter; `trainSasrecUpTo`);
  * 4. scores the active model on the gate slice, runs the EvoRec update (Locate, Forget, Update) on its
- *    adapter, and scores again;
+ *    adapter through the experiment's period step (`updateForPeriod`, src/evolve/period.ts), and scores again;
  * 5. writes the new LLMRec folder beside the target and renames it into place (the backbone files are
  *    hard-linked from the base version's folder: the backbone is frozen, only the adapter changes), with
  *    the SASRec of step 3 in `sasrec/`: the new version's retriever for full-catalogue recommendations.
@@ -24,14 +24,12 @@ import { Dataset } from '../data/dataset.js';
 import { PeriodSplit, type Sample } from '../data/periods.js';
 import type { RawInteraction, RawItem } from '../data/records.js';
 import { keyedRandom } from '../data/rng.js';
+import { trainSasrecUpTo, updateForPeriod } from '../evolve/period.js';
 import { evorecStrategy } from '../evolve/strategies.js';
-import type { PeriodContext } from '../evolve/strategy.js';
 import { validationNdcg3 } from '../models/llmrec.js';
 import { LLMREC_FILE, loadLLMRec } from '../models/llmrec-io.js';
-import { SASRec } from '../models/sasrec.js';
 import { saveSASRec } from '../models/sasrec-io.js';
 import { RETRIEVER_FOLDER } from './version-scorer.js';
-import { trainSASRec } from '../models/sasrec-train.js';
 import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
 import { exitWithParent, parentFromArgs, WORKER_FLAG } from './lifetime.js';
@@ -188,22 +186,20 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   log(`gate before: NDCG@3 ${before.toFixed(4)} on ${gateSamples.length} targets`);
 
   progress('train SASRec', 0, o.sasrecEpochs);
-  const sasrec = new SASRec({ numItems: dataset.numItems, seed: o.seed });
-  await trainSASRec(sasrec, split, 1, {
+  const { model: sasrec } = await trainSasrecUpTo(split, 1, {
     epochs: o.sasrecEpochs,
-    negatives: 'popularity',
-    validUsers: o.validUsers,
-    seed: o.seed,
-    onEpoch: (e) => progress('train SASRec', e.epoch + 1, o.sasrecEpochs),
+    initSeed: o.seed,
+    train: { validUsers: o.validUsers, seed: o.seed, onEpoch: (e) => progress('train SASRec', e.epoch + 1, o.sasrecEpochs) },
   });
 
   progress('EvoRec update', 0, 1);
   let lastSent = 0;
-  const strategy = evorecStrategy('evorec', { share: o.share, forget: o.forget, forgetOptions: { ratio: o.forgetRatio } });
-  const ctx: PeriodContext = {
+  // The experiment's own period step (evolve/period.ts), with the service's slices and settings.
+  const { report } = await updateForPeriod({
     split,
     t: 1,
     model,
+    strategy: evorecStrategy('evorec', { share: o.share, forget: o.forget, forgetOptions: { ratio: o.forgetRatio } }),
     adapter,
     lora: {},
     sasrec,
@@ -225,16 +221,8 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
     history: H,
     seed: o.seed,
     validate: (historyOf) => (validSamples.length ? validationNdcg3(model, validSamples, validCands, historyOf) : 0),
-    replaceAdapter: () => {
-      throw new Error('the service evolves with EvoRec, which keeps its adapter');
-    },
-    freshAdapter: () => {
-      throw new Error('the service evolves with EvoRec, which keeps its adapter');
-    },
     log,
-  };
-  const report = await strategy.update(ctx);
-  dec.setActiveAdapters(adapterName);
+  });
   const after = gateSamples.length ? validationNdcg3(model, gateSamples, gateCands, plain) : NaN;
   log(`gate after: NDCG@3 ${after.toFixed(4)}`);
 

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { tempDir } from '../data/test-utils/tmp.js';
+import { staticStrategy, strategyRegistry } from '../evolve/strategies.js';
+import type { Strategy } from '../evolve/strategy.js';
+import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, experimentIdentity, resolveExperimentOptions, resolveStrategies, runExperiment, runOptionsOf } from './experiment.js';
+
+const mine: Strategy = { name: 'mine', description: 'a custom strategy', update: staticStrategy.update };
+
+describe('runExperiment options', () => {
+  it('takes strategy names and Strategy objects side by side, in order', () => {
+    const r = resolveStrategies(['static', mine, 'evorec']);
+    assert.deepEqual(r.map((s) => s.name), ['static', 'mine', 'evorec']);
+    assert.equal(r[1], mine);
+    assert.equal(r[0], strategyRegistry().static);
+  });
+
+  it('refuses unknown names, duplicates, names that are no folder names, and non-strategies, naming the option', () => {
+    assert.throws(() => resolveStrategies(['static', 'magic']), /^RangeError: --strategies: unknown strategy "magic" \(known: static, retrain/);
+    assert.throws(() => resolveStrategies(['static', { ...mine, name: 'static' }]), /^RangeError: --strategies: two strategies named "static"$/);
+    assert.throws(() => resolveStrategies([{ ...mine, name: '../up' }]), /--strategies: strategy name "\.\.\/up" must start with a letter or digit/);
+    assert.throws(() => resolveStrategies([{ name: 'x' } as unknown as Strategy]), /--strategies: a strategy must be a name or an object with a name and an update\(ctx\) method/);
+    assert.throws(() => resolveStrategies([]), /--strategies: at least one strategy/);
+  });
+
+  it('checks the views: known names, a candidate sampler first', () => {
+    assert.deepEqual(checkViews(['matched', 'two-stage']), ['matched', 'two-stage']);
+    assert.throws(() => checkViews(['two-stage', 'matched']), /--samplers: the first view is the headline and the validation view, so it must be a candidate sampler, not two-stage/);
+    assert.throws(() => checkViews(['matched', 'fancy' as 'matched']), /--samplers: unknown sampler "fancy"/);
+    assert.throws(() => checkViews([]), /--samplers: at least one sampler/);
+  });
+
+  it('refuses bad options before any work, naming the option', async () => {
+    const out = join(tempDir(), 'never');
+    await assert.rejects(runExperiment({ out, trainSeeds: 0 }), /^RangeError: --train-seeds: at least 1$/);
+    await assert.rejects(runExperiment({ out, candidates: 1 }), /^RangeError: --candidates: expected an integer of at least 2, got 1$/);
+    await assert.rejects(runExperiment({ out, updateLr: Number.NaN }), /^RangeError: --update-lr: expected a number, got NaN$/);
+    await assert.rejects(runExperiment({ out, strategies: ['nope'] }), /unknown strategy "nope"/);
+    await assert.rejects(runExperiment({ out: '' }), /--out: the output folder is required/);
+    assert.equal(EXPERIMENT_DEFAULTS.users, 250);
+  });
+
+  it('records the options on the first run and refuses a resume that changes one, naming its flag', () => {
+    const out = tempDir();
+    checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 4e-4 }]);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'options.json'), 'utf8')), { updateLr: 4e-4 });
+    checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 4e-4 }]);
+    assert.throws(() => checkRunOptions(out, [{ key: 'updateLr', flag: '--update-lr', value: 0.01 }]), /options\.json: this run was made with --update-lr 0\.0004, not 0\.01; resume with the same options or use a new --out$/);
+    writeFileSync(join(out, 'options.json'), '{"updateLr": ');
+    assert.throws(() => checkRunOptions(out, []), /options\.json: not valid JSON/);
+  });
+
+  it('reads a run\'s options back from options.json as the options that wrote it (export and import rebuild the run from them)', () => {
+    const out = tempDir();
+    const given = resolveExperimentOptions({
+      out, data: { data: 'movielens', columns: { user: 'uid', rating: 'stars' }, delimiter: ';' }, clean: { kcore: 5, minRating: 3, dedupe: false, untitled: 'drop' },
+      users: 7, periods: 2, baseShare: 0.5, cut: 'time', history: 4, candidates: 9, seed: 3, baseModel: 'some/base', backbone: 'b', preset: 'tiny', pretrainSteps: 12,
+      loraRank: 2, loraAlpha: 4, calibration: 'none', baseEpochs: 3, baseLr: 0.01, updateEpochs: 1, updateLr: 0.02, batch: 4, sasrecEpochs: 5, firstTrainSeed: 9,
+      samplers: ['uniform', 'two-stage'], evalUsers: 11, validUsers: 0,
+    });
+    checkRunOptions(out, experimentIdentity(given));
+    const back = resolveExperimentOptions(runOptionsOf(out));
+    assert.deepEqual(experimentIdentity(back), experimentIdentity(given));
+    checkRunOptions(out, experimentIdentity(back));
+    writeFileSync(join(out, 'options.json'), JSON.stringify({ data: 'beauty', users: 'many' }));
+    assert.throws(() => runOptionsOf(out), /options\.json: field "users": expected a number, got "many"/);
+    assert.throws(() => runOptionsOf(tempDir()), /options\.json: not found \(not an experiment folder/);
+  });
+});
