@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
+import { DECODER_PRESETS } from '../io/hf-config.js';
 import type { ExperimentView } from '../evolve/runner.js';
 import { strategyRegistry } from '../evolve/strategies.js';
 import { EXPERIMENT_DEFAULTS, resolveStrategies, runExperiment } from '../experiment/experiment.js';
@@ -46,7 +47,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--strategies <list>', `comma-separated strategies (${Object.keys(strategyRegistry()).join(', ')})`, EXPERIMENT_DEFAULTS.strategies.join(','))
     .option('--base-model <dir>', 'start every seed from this LLMRec folder (evorec train-base, --tune lora or full) instead of training a base adapter per seed; a fully tuned one gets a zero-initialised LoRA adapter, so updates train LoRA only')
     .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist (default: the one shipped in data/)', EXPERIMENT_DEFAULTS.backbone)
-    .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(['tiny', 'small', 'base']).default(EXPERIMENT_DEFAULTS.preset))
+    .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(Object.keys(DECODER_PRESETS)).default(EXPERIMENT_DEFAULTS.preset))
     .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
     .option('--lora-rank <r>', 'LoRA rank', parseIntArg('--lora-rank', 1), EXPERIMENT_DEFAULTS.loraRank)
     .addOption(new Option('--calibration <how>', 'LLMRec ranking score: prior-calibrated or plain likelihood').choices(['prior', 'none']).default(EXPERIMENT_DEFAULTS.calibration))

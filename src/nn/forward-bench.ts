@@ -78,7 +78,7 @@ function bench(name: string, cfg: DecoderConfig, model: Decoder, opts: { train: 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const presets = args.filter((a) => !a.startsWith('--')) as DecoderPresetName[];
-  for (const p of presets.length ? presets : (['tiny', 'small', 'base'] as DecoderPresetName[])) {
+  for (const p of presets.length ? presets : (['tiny', 'small', 'deep', 'base'] as DecoderPresetName[])) {
     const cfg = decoderPreset(p);
     bench(p, cfg, new Decoder(cfg, { seed: 1 }), { train: true, reps: 4 });
   }
