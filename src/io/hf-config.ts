@@ -206,6 +206,17 @@ export function parseHfConfig(json: unknown, file = CONFIG_FILE): DecoderConfig 
     throw new ConfigError(file, `hidden_size ${j.hidden_size} is not divisible by num_attention_heads ${heads}`, "num_attention_heads");
   }
   const qwen = j.model_type === "qwen2";
+  // Qwen2's sliding-window attention (layers from max_window_layers on attend to the last
+  // sliding_window tokens only) is not implemented: refused where it would change any result.
+  const sw = (json as { use_sliding_window?: unknown; sliding_window?: unknown; max_window_layers?: unknown });
+  if (qwen && sw.use_sliding_window === true) {
+    const window = typeof sw.sliding_window === "number" ? sw.sliding_window : null;
+    const from = typeof sw.max_window_layers === "number" ? sw.max_window_layers : 0;
+    const context = j.max_position_embeddings ?? 32768;
+    if (from < j.num_hidden_layers && (window === null || window < context)) {
+      throw new ConfigError(file, `sliding-window attention is not supported (sliding_window ${shownValue(sw.sliding_window)} < max_position_embeddings ${context} on layers ${from} and up); set use_sliding_window false`, "use_sliding_window");
+    }
+  }
   if (qwen && j.attention_bias === false) {
     throw new ConfigError(file, "qwen2 always has q/k/v biases; attention_bias false is not supported", "attention_bias");
   }

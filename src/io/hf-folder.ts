@@ -117,6 +117,58 @@ export async function readCheckpointHeaders(files: CheckpointFiles): Promise<Map
 }
 
 // ---------------------------------------------------------------------------------------------
+// generation_config.json
+
+/** The fields of generation_config.json evorec reads (the rest is kept in `raw`). */
+export interface GenerationConfig {
+  bosTokenId: number | null;
+  /** eos_token_id as a list (transformers allows one id or a list: generation stops at any). */
+  eosTokenIds: number[];
+  padTokenId: number | null;
+  raw: Record<string, unknown>;
+}
+
+const TokenId = z.number().int().nonnegative();
+const GenerationConfigSchema = z.looseObject({
+  bos_token_id: TokenId.nullable().optional(),
+  eos_token_id: z.union([TokenId, z.array(TokenId)]).nullable().optional(),
+  pad_token_id: TokenId.nullable().optional(),
+});
+
+/**
+ * Validate a generation_config.json object. Token ids must be non-negative integers (eos_token_id
+ * one id or a list) and, when `vocabSize` is given (config.json's vocab_size), inside the vocabulary.
+ * Errors are ConfigErrors naming the file and field.
+ */
+export function parseGenerationConfig(json: unknown, file = GENERATION_CONFIG_JSON, vocabSize?: number): GenerationConfig {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError(file, "must be a JSON object");
+  const r = GenerationConfigSchema.safeParse(json);
+  if (!r.success) throw zodToConfigError(file, r.error, json);
+  const j = r.data;
+  const eos = j.eos_token_id === null || j.eos_token_id === undefined ? [] : Array.isArray(j.eos_token_id) ? j.eos_token_id : [j.eos_token_id];
+  if (vocabSize !== undefined) {
+    const check = (field: string, id: number | null | undefined) => {
+      if (id !== null && id !== undefined && id >= vocabSize) throw new ConfigError(file, `token id ${id} is outside the vocabulary (config.json vocab_size ${vocabSize})`, field);
+    };
+    check("bos_token_id", j.bos_token_id);
+    check("pad_token_id", j.pad_token_id);
+    for (const id of eos) check("eos_token_id", id);
+  }
+  return { bosTokenId: j.bos_token_id ?? null, eosTokenIds: eos, padTokenId: j.pad_token_id ?? null, raw: j as Record<string, unknown> };
+}
+
+/** Read and validate generation_config.json (see {@link parseGenerationConfig}). */
+export async function readGenerationConfig(file: string, vocabSize?: number): Promise<GenerationConfig> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, `cannot read: ${(err as Error).message}`);
+  }
+  return parseGenerationConfig(parseJsonText(text, file, (m) => new ConfigError(file, m)), file, vocabSize);
+}
+
+// ---------------------------------------------------------------------------------------------
 // HF model weight names
 
 export type AttnModule = "q_proj" | "k_proj" | "v_proj" | "o_proj";

@@ -3,7 +3,8 @@
  *
  *   <dir>/config.json                         (Llama / Qwen2 config, see src/io/hf-config.ts)
  *   <dir>/model.safetensors                   or model-0000i-of-0000n.safetensors + model.safetensors.index.json
- *   <dir>/tokenizer.json, tokenizer_config.json   (optional)
+ *   <dir>/tokenizer.json, tokenizer_config.json   (optional; special tokens, see src/tokenizer)
+ *   <dir>/generation_config.json              (optional; validated: token ids inside the vocabulary)
  *
  * Any F32 / F16 / BF16 checkpoint of a supported architecture loads (converted to float32). Missing
  * weights and shape mismatches are errors naming the file and the tensor.
@@ -13,10 +14,13 @@ import * as path from 'node:path';
 import {
   checkHfWeights,
   type CheckpointFiles,
+  ConfigError,
   type F32Tensor,
+  type GenerationConfig,
   HF_KEYS,
   locateCheckpoint,
   readCheckpointHeaders,
+  readGenerationConfig,
   readHfConfig,
   readSafetensorsCheckpoint,
   type WritableDtype,
@@ -32,6 +36,8 @@ export interface LoadedModel {
   model: Decoder;
   /** The folder's tokenizer.json, when present (and not skipped). */
   tokenizer: HfTokenizer | null;
+  /** The folder's generation_config.json, when present (validated; not used by LLMRec's scoring). */
+  generation: GenerationConfig | null;
   files: CheckpointFiles;
 }
 
@@ -48,8 +54,15 @@ export async function loadModelFolder(dir: string, opts: { tokenizer?: boolean; 
   if (config.tieWordEmbeddings) tensors.delete(HF_KEYS.lmHead);
   const model = new Decoder(config, { weights: tensors, seed: opts.seed });
   let tokenizer: HfTokenizer | null = null;
-  if (files.tokenizer && opts.tokenizer !== false) tokenizer = await loadTokenizer(files.dir);
-  return { model, tokenizer, files };
+  if (files.tokenizer && opts.tokenizer !== false) {
+    tokenizer = await loadTokenizer(files.dir);
+    // A padded embedding (Qwen2: vocab_size 151936 for 151646 token ids) is fine; the reverse is not.
+    if (tokenizer.vocabSize > config.vocabSize) {
+      throw new ConfigError(files.config, `${config.vocabSize} embedding rows, but ${files.tokenizer} has token ids up to ${tokenizer.vocabSize - 1}`, 'vocab_size');
+    }
+  }
+  const generation = files.generationConfig ? await readGenerationConfig(files.generationConfig, config.vocabSize) : null;
+  return { model, tokenizer, generation, files };
 }
 
 /**

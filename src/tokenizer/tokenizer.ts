@@ -204,7 +204,9 @@ export class HfTokenizer implements Tokenizer {
         `${this.source}: no end-of-sequence token: set eos_token in tokenizer_config.json or add one of ${EOS_CANDIDATES.join(", ")}`,
       );
     }
-    const pad = find(tokenText(this.config.pad_token), PAD_CANDIDATES) ?? eos;
+    // pad_token null (Qwen2's and Llama's configs): pad with eos, as transformers users do
+    // (`tokenizer.pad_token = tokenizer.eos_token`); the pad positions are masked anyway.
+    const pad = this.config.pad_token === null ? eos : (find(tokenText(this.config.pad_token), PAD_CANDIDATES) ?? eos);
     // A bos is only reported when configured, or when a conventional bos token exists and the
     // config does not explicitly say null (Qwen2 sets bos_token: null).
     const bos =
