@@ -83,7 +83,7 @@ describe('a Hugging Face Qwen2 folder (sharded BF16, tokenizer.json with added s
     assert.equal(fast.tokenToId('<|im_end|>'), expected.special.im_end);
   });
 
-  it('errors name the file and field: vocab_size below the tokenizer, bad generation_config.json, sliding-window attention', async () => {
+  it('errors name the file and field: bad generation_config.json, sliding-window attention, a broken shard index, vocab_size below the tokenizer', async () => {
     const dir = copyFixture();
     const cfgFile = join(dir, 'config.json');
     const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
@@ -101,6 +101,16 @@ describe('a Hugging Face Qwen2 folder (sharded BF16, tokenizer.json with added s
     // a window no layer uses, or one as long as the context, changes nothing: accepted
     writeFileSync(cfgFile, JSON.stringify({ ...cfg, use_sliding_window: true, sliding_window: 64, max_window_layers: 2 }));
     await loadModelFolder(dir, { tokenizer: false });
+
+    // the sharded layout: a shard listed in weight_map missing, a tensor the index places in the wrong shard
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    const indexFile = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(readFileSync(indexFile, 'utf8'));
+    writeFileSync(indexFile, JSON.stringify({ ...index, weight_map: { ...index.weight_map, 'model.norm.weight': 'model-00001-of-00002.safetensors' } }));
+    await assert.rejects(loadModelFolder(dir), /model-00001-of-00002\.safetensors: tensor "model\.norm\.weight": listed in model\.safetensors\.index\.json but missing from the shard/);
+    writeFileSync(indexFile, JSON.stringify(index));
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'));
+    await assert.rejects(loadModelFolder(dir), /model\.safetensors\.index\.json: shard "model-00002-of-00002\.safetensors" listed in weight_map does not exist/);
 
     // vocab_size below the tokenizer's ids (the embedding shrunk to match, so only the tokenizer check fails)
     const { model } = await loadModelFolder(QWEN2_TINY_HF, { tokenizer: false });
