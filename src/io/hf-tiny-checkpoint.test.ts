@@ -83,6 +83,38 @@ describe('a Hugging Face Qwen2 folder (sharded BF16, tokenizer.json with added s
     assert.equal(fast.tokenToId('<|im_end|>'), expected.special.im_end);
   });
 
+  it("starts LLMRec prompts with bos only where transformers' tokenizer would (Llama: add_bos_token or a bos-first template)", async () => {
+    const { PromptBuilder } = await import('../models/prompt.js');
+    const titles = ['red apple', 'blue plum'];
+    const plain = await loadTokenizer(QWEN2_TINY_HF);
+    assert.equal(plain.addBos, false, "Qwen2's: no bos");
+    const first = new PromptBuilder(plain, titles, { history: 2 }).prompt([0, 1]);
+    const dir = copyFixture();
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    // Llama 2 style: add_bos_token true
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, bos_token: '<|im_start|>', add_bos_token: true }));
+    const llama2 = await loadTokenizer(dir);
+    assert.equal(llama2.addBos, true);
+    assert.deepEqual(new PromptBuilder(llama2, titles, { history: 2 }).prompt([0, 1]), [expected.special.im_start, ...first]);
+    assert.deepEqual(llama2.encode('red'), plain.encode('red'), 'encode itself adds nothing');
+    // Llama 3 style: no add_bos_token, a TemplateProcessing post-processor with bos first
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, bos_token: '<|im_start|>' }));
+    const tokFile = join(dir, 'tokenizer.json');
+    const tj = JSON.parse(readFileSync(tokFile, 'utf8'));
+    const template = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [expected.special.im_start], tokens: ['<|im_start|>'] } },
+    };
+    writeFileSync(tokFile, JSON.stringify({ ...tj, post_processor: { type: 'Sequence', processors: [tj.post_processor, template] } }));
+    assert.equal((await loadTokenizer(dir)).addBos, true);
+    // add_bos_token false wins over the template (transformers rebuilds the post-processor from it)
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, bos_token: '<|im_start|>', add_bos_token: false }));
+    assert.equal((await loadTokenizer(dir)).addBos, false);
+  });
+
   it('errors name the file and field: bad generation_config.json, sliding-window attention, a broken shard index, vocab_size below the tokenizer', async () => {
     const dir = copyFixture();
     const cfgFile = join(dir, 'config.json');

@@ -54,7 +54,9 @@ export class PromptBuilder {
   ) {
     this.options = { ...DEFAULT_PROMPT, ...options, template: { ...DEFAULT_TEMPLATE, ...options.template } };
     const t = this.options.template;
-    this.instruction = tokenizer.encode(t.instruction);
+    // A tokenizer that starts every sequence with bos (Llama's) gets it at the start of every prompt.
+    const bos = tokenizer.addBos && tokenizer.specialIds.bos !== undefined ? [tokenizer.specialIds.bos] : [];
+    this.instruction = [...bos, ...tokenizer.encode(t.instruction)];
     this.answerCue = tokenizer.encode(t.answerCue);
     this.suffix = t.itemSuffix ? tokenizer.encode(t.itemSuffix) : [];
     for (let i = 1; i <= this.options.history; i++) this.prefixes.push(tokenizer.encode(t.itemPrefix.replace('{i}', String(i))));

@@ -38,6 +38,12 @@ export interface Tokenizer {
   /** Size of the id space (max id + 1, added tokens included): the embedding rows needed. */
   readonly vocabSize: number;
   readonly specialIds: SpecialIds;
+  /**
+   * Does a sequence start with bos, as transformers' tokenizer makes it (`add_special_tokens`)? True
+   * for Llama's tokenizers (add_bos_token, or a TemplateProcessing post-processor that puts bos
+   * first), false for Qwen2's and ours. LLMRec prompts start with bos when set.
+   */
+  readonly addBos?: boolean;
   /** Write tokenizer.json and tokenizer_config.json into `dir` (created if missing), atomically. */
   save(dir: string): Promise<void>;
 }
@@ -80,6 +86,7 @@ function tokenText(t: TokenizerConfigJson["eos_token"]): string | undefined {
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly specialIds: SpecialIds;
+  readonly addBos: boolean;
   /** The encoder in use: "fast" (built-in byte-level BPE) or "hf" (@huggingface/tokenizers). */
   readonly engine: "fast" | "hf";
   private readonly tok: HfJsTokenizer;
@@ -103,6 +110,7 @@ export class HfTokenizer implements Tokenizer {
     for (const t of json.added_tokens ?? []) if (t.id > max) max = t.id;
     this.vocabSize = max + 1;
     this.specialIds = this.resolveSpecialIds();
+    this.addBos = this.specialIds.bos !== undefined && addsBos(json, config, this.tok.id_to_token(this.specialIds.bos));
     this.fast = (opts.engine ?? "auto") === "auto" ? fastEncoderFor(json, config) : null;
     this.engine = this.fast ? "fast" : "hf";
   }
@@ -213,6 +221,23 @@ export class HfTokenizer implements Tokenizer {
       this.config.bos_token === null ? undefined : find(tokenText(this.config.bos_token), BOS_CANDIDATES);
     return bos === undefined ? { eos, pad } : { eos, pad, bos };
   }
+}
+
+/**
+ * Whether transformers' tokenizer would put bos first: tokenizer_config.json `add_bos_token` when set
+ * (transformers rebuilds the post-processor from it), else a TemplateProcessing post-processor (alone
+ * or in a Sequence, as Llama 3's) whose single-sequence template starts with the bos token.
+ */
+function addsBos(json: TokenizerJson, config: TokenizerConfigJson, bos: string | undefined): boolean {
+  if (typeof config.add_bos_token === "boolean") return config.add_bos_token;
+  const pp = json.post_processor as { type?: unknown; processors?: unknown; single?: unknown } | null;
+  const templates = pp?.type === "Sequence" && Array.isArray(pp.processors) ? pp.processors : [pp];
+  for (const t of templates as { type?: unknown; single?: unknown }[]) {
+    if (t?.type !== "TemplateProcessing" || !Array.isArray(t.single) || t.single.length === 0) continue;
+    const first = t.single[0] as { SpecialToken?: { id?: unknown } };
+    if (first?.SpecialToken?.id !== undefined && first.SpecialToken.id === bos) return true;
+  }
+  return false;
 }
 
 function tokenizerPaths(p: string): { jsonPath: string; configPath: string } {
