@@ -96,3 +96,29 @@ export class MetricAccumulator {
     return out;
   }
 }
+
+/**
+ * Grid search of one ranking weight on validation: for each weight, the mean NDCG@3 over views (each
+ * view's sets weigh as one, whatever its size), with `scores(set, w)` the set's scores under that weight.
+ * Ties go to the first weight of the grid. Used to choose a calibration or a hybrid's mix.
+ */
+export function bestWeightByNdcg3<S extends { positive: number }>(
+  views: readonly (readonly S[])[],
+  grid: readonly number[],
+  scores: (set: S, weight: number) => ArrayLike<number>,
+  what = 'bestWeightByNdcg3',
+): { weight: number; ndcg3: number[] } {
+  if (!views.length || views.some((v) => !v.length)) throw new RangeError(`${what}: every view needs at least one validation set`);
+  const ndcg3 = grid.map((w) => {
+    let sum = 0;
+    for (const sets of views) {
+      const acc = new MetricAccumulator([3]);
+      for (const s of sets) acc.add(scores(s, w), s.positive);
+      sum += acc.mean()['NDCG@3'];
+    }
+    return sum / views.length;
+  });
+  let best = 0;
+  ndcg3.forEach((v, i) => { if (v > ndcg3[best]) best = i; });
+  return { weight: grid[best], ndcg3 };
+}

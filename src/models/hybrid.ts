@@ -11,7 +11,7 @@
  */
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { BatchScorer } from '../eval/evaluate.js';
-import { MetricAccumulator } from '../eval/metrics.js';
+import { bestWeightByNdcg3 } from '../eval/metrics.js';
 import type { LLMRec } from './llmrec.js';
 import type { SASRec } from './sasrec.js';
 
@@ -46,19 +46,7 @@ export interface FusionSet {
 
 /** The mixing weight with the best validation NDCG@3, averaged over views; ties go to the first (SASRec's side). */
 export function bestFusionWeight(views: readonly (readonly FusionSet[])[], grid: readonly number[] = FUSION_GRID): { weight: number; ndcg3: number[] } {
-  if (!views.length || views.some((v) => !v.length)) throw new RangeError('bestFusionWeight: every view needs at least one validation set');
-  const ndcg3 = grid.map((w) => {
-    let sum = 0;
-    for (const sets of views) {
-      const acc = new MetricAccumulator([3]);
-      for (const s of sets) acc.add(fuseScores(s.sasrec, s.llmrec, w), s.positive);
-      sum += acc.mean()['NDCG@3'];
-    }
-    return sum / views.length;
-  });
-  let best = 0;
-  ndcg3.forEach((v, i) => { if (v > ndcg3[best]) best = i; });
-  return { weight: grid[best], ndcg3 };
+  return bestWeightByNdcg3(views, grid, (s, w) => fuseScores(s.sasrec, s.llmrec, w), 'bestFusionWeight');
 }
 
 /** The hybrid as a scorer: each model reads its own history window (SASRec its maxLen, the LLMRec its prompt's). */

@@ -12,7 +12,7 @@ import { linearLogProbs, logSoftmax, noGrad, Tensor, withArena } from '../core/i
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { sampleFilter, type BatchScorer } from '../eval/evaluate.js';
-import { MetricAccumulator } from '../eval/metrics.js';
+import { bestWeightByNdcg3, MetricAccumulator } from '../eval/metrics.js';
 import type { Decoder } from '../nn/decoder.js';
 import { scoreTrie, TokenTrie } from '../nn/trie.js';
 import type { PromptBuilder } from './prompt.js';
@@ -308,19 +308,7 @@ export interface PriorSet {
  * Ties go to the first weight of the grid (the smaller one).
  */
 export function bestPriorWeight(views: readonly (readonly PriorSet[])[], grid: readonly number[] = PRIOR_WEIGHT_GRID): { weight: number; ndcg3: number[] } {
-  if (!views.length || views.some((v) => !v.length)) throw new RangeError('bestPriorWeight: every view needs at least one validation set');
-  const ndcg3 = grid.map((w) => {
-    let sum = 0;
-    for (const sets of views) {
-      const acc = new MetricAccumulator([3]);
-      for (const s of sets) acc.add(Float32Array.from(s.plain, (x, j) => x - w * s.prior[j]), s.positive);
-      sum += acc.mean()['NDCG@3'];
-    }
-    return sum / views.length;
-  });
-  let best = 0;
-  ndcg3.forEach((v, i) => { if (v > ndcg3[best]) best = i; });
-  return { weight: grid[best], ndcg3 };
+  return bestWeightByNdcg3(views, grid, (s, w) => Float32Array.from(s.plain, (x, j) => x - w * s.prior[j]), 'bestPriorWeight');
 }
 
 /**
