@@ -193,9 +193,9 @@ describe('GET /dashboard and GET /v1/dashboard', () => {
       assert.deepEqual(await page.$$eval('#quality svg path.series', (ps) => ps.map((p) => p.getAttribute('data-series'))), ['new users', 'active users', 'gate: its parent', 'gate: this version']);
       assert.equal(await page.$$eval('#quality svg circle.point', (xs) => xs.length), 6);
       assert.equal(await page.$$eval('#ingest svg rect.bar', (xs) => xs.length), INGEST_BUCKETS);
-      // The routes seen when the page's data was answered: GET /healthz, POST /v1/interactions, GET /dashboard (and GET /v1/dashboard once answered).
+      // The routes recorded when the page's data was answered: those of before() at least (then GET /dashboard, and GET /v1/dashboard from the second poll).
       const routes = await page.$$eval('#latency svg rect.bar', (xs) => [...new Set(xs.map((x) => x.getAttribute('data-route')))]);
-      assert.ok(routes.includes('GET /healthz') && routes.includes('POST /v1/interactions') && routes.includes('GET /dashboard'), routes.join(', '));
+      assert.ok(routes.includes('GET /healthz') && routes.includes('POST /v1/interactions'), routes.join(', '));
       assert.equal(await page.$$eval('#latency svg rect.bar', (xs) => xs.length), routes.length * 3, 'p50, p95, p99 per route');
       const shot = process.env.EVOREC_DASHBOARD_SCREENSHOT ? resolve(process.env.EVOREC_DASHBOARD_SCREENSHOT) : join(dir, 'dashboard.png');
       mkdirSync(dirname(shot), { recursive: true });
