@@ -51,8 +51,8 @@ const requests = async (n: number) => {
     await call('GET', '/healthz');
   }
 };
-const evolve = async (gateMargin: number, wait = true) => {
-  const e = await call('POST', '/v1/evolutions', { ...FAST, gateMargin });
+const evolve = async (gateMargin: number, wait = true, opts: Record<string, number> = {}) => {
+  const e = await call('POST', '/v1/evolutions', { ...FAST, ...opts, gateMargin });
   if (!wait) return e;
   for (;;) {
     const now = await call('GET', `/v1/evolutions/${e.id}`);
@@ -79,10 +79,10 @@ try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     await page.goto(`${base}/dashboard#token=${READ}`);
     await page.waitForSelector('body[data-rendered]');
-    // A fourth evolution, caught running by one of the page's polls.
-    const e = await evolve(1, false);
+    // A fourth evolution (longer: more epochs), caught running by one of the page's polls.
+    const e = await evolve(1, false, { epochs: 4, sasrecEpochs: 4 });
     await page
-      .waitForFunction(() => /running/.test(document.querySelector('#evolutions tbody tr')?.textContent ?? ''), undefined, { timeout: 60_000, polling: 100 })
+      .waitForFunction(() => /running.*(train SASRec|EvoRec update)/.test(document.querySelector('#evolutions tbody tr')?.textContent ?? ''), undefined, { timeout: 60_000, polling: 100 })
       .catch(() => console.log('the running job was not caught by a poll'));
     console.log(`evolution ${e.id}: ${(await call('GET', `/v1/evolutions/${e.id}`)).progress.stage}`);
     await page.screenshot({ path: out, fullPage: true });

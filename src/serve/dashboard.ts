@@ -193,7 +193,10 @@ function f4(x){return x===null||x===undefined?'–':x.toFixed(4);}
 function when(s){return s?s.replace('T',' ').replace(/\\.\\d+Z$/,'Z'):'–';}
 function badge(s){return el('span',{'class':'st st-'+s},s);}
 function nice(max){if(!(max>0))return 1;var st=max/4,p=Math.pow(10,Math.floor(Math.log10(st))),r=st/p;var m=[1,1.5,2,2.5,3,4,5,6,8,10].filter(function(c){return c>=r-1e-9;})[0];return 4*m*p;}
-function legend(names){var d=el('div',{'class':'legend'});names.forEach(function(n,i){var s=el('span');var b=el('i');b.style.background=COLORS[i%COLORS.length];s.appendChild(b);s.appendChild(document.createTextNode(n));d.appendChild(s);});return d;}
+function legend(names,lines){var d=el('div',{'class':'legend'});names.forEach(function(n,i){var s=el('span');var c=COLORS[i%COLORS.length];
+if(lines){var k=sv('svg',{width:22,height:10,viewBox:'0 0 22 10','class':'key'});k.style.display='inline-block';k.style.width='22px';k.style.marginRight='4px';k.appendChild(sv('line',{x1:0,x2:22,y1:5,y2:5,stroke:c,'stroke-width':2.5,'stroke-dasharray':DASH(i)}));s.appendChild(k);}
+else{var b=el('i');b.style.background=c;s.appendChild(b);}s.appendChild(document.createTextNode(n));d.appendChild(s);});return d;}
+function DASH(i){return i===1?'6 4':i>1?'2 3':'none';}
 function frame(id,W,H){var box=document.getElementById(id);box.textContent='';var svg=sv('svg',{viewBox:'0 0 '+W+' '+H,'class':'chart','data-chart':id});box.appendChild(svg);return {box:box,svg:svg};}
 function yAxis(svg,L,T,w,h,top,fmt){for(var i=0;i<=4;i++){var y=T+h-h*i/4;svg.appendChild(sv('line',{x1:L,x2:L+w,y1:y,y2:y,stroke:'#e3e6eb'}));svg.appendChild(sv('text',{x:L-6,y:y+4,'text-anchor':'end'},fmt(top*i/4)));}}
 
@@ -215,9 +218,9 @@ var x=function(v){return vs.length===1?L+w/2:L+w*vs.indexOf(v)/(vs.length-1);},y
 yAxis(f.svg,L,T,w,h,top,function(v){return +v.toFixed(3)+'';});var stat={};d.versions.forEach(function(v){stat[v.id]=v.status;});vs.forEach(function(v,i){f.svg.appendChild(sv('text',{x:x(v),y:H-10,'text-anchor':vs.length===1?'middle':i===0?'start':i===vs.length-1?'end':'middle'},'v'+v+(stat[v]&&stat[v]!=='retired'?' ('+stat[v]+')':'')));});
 var layer=sv('g');f.svg.appendChild(layer);q.series.forEach(function(s,i){var c=COLORS[i%COLORS.length];var dd=s.points.map(function(p,j){return (j?'L':'M')+x(p.version).toFixed(1)+' '+y(p.value).toFixed(1);}).join(' ');
 var g=sv('g');layer.insertBefore(g,layer.firstChild);f.svg=g;
-f.svg.appendChild(sv('path',{d:dd,fill:'none',stroke:c,'stroke-width':i?1.75:2.5,'stroke-dasharray':i===1?'6 4':i>1?'2 3':'none','class':'series','data-series':s.name}));
+f.svg.appendChild(sv('path',{d:dd,fill:'none',stroke:c,'stroke-width':i?1.75:2.5,'stroke-dasharray':DASH(i),'class':'series','data-series':s.name}));
 s.points.forEach(function(p){var pt=sv('circle',{cx:x(p.version),cy:y(p.value),r:3.5,fill:c,'class':'point'});pt.appendChild(sv('title',{},s.name+', version '+p.version+': '+p.value.toFixed(4)));f.svg.appendChild(pt);});});
-f.box.appendChild(legend(q.series.map(function(s){return s.name;})));}
+f.box.appendChild(legend(q.series.map(function(s){return s.name;}),true));}
 
 function ingest(d){var g=d.ingest,W=560,H=200,L=48,R=12,T=10,B=30,w=W-L-R,h=H-T-B;var f=frame('ingest',W,H);var rates=g.buckets.map(function(b){return b.count/g.bucketSeconds;});
 var top=nice(Math.max.apply(null,rates.concat([0])));yAxis(f.svg,L,T,w,h,top,function(v){return +v.toFixed(2)+'';});var bw=w/rates.length;
