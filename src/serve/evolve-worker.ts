@@ -26,7 +26,8 @@ import type { RawInteraction, RawItem } from '../data/records.js';
 import { keyedRandom } from '../data/rng.js';
 import { trainSasrecUpTo, updateForPeriod } from '../evolve/period.js';
 import { evorecStrategy } from '../evolve/strategies.js';
-import { validationNdcg3 } from '../models/llmrec.js';
+import { MetricAccumulator } from '../eval/metrics.js';
+import { validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import { LLMREC_FILE, loadLLMRec } from '../models/llmrec-io.js';
 import { saveSASRec } from '../models/sasrec-io.js';
 import { RETRIEVER_FOLDER } from './version-scorer.js';
@@ -87,6 +88,8 @@ export interface GateScores {
   /** NDCG@3 of the base version and of the evolved one, on the same samples and candidates, plain histories. */
   before: number;
   after: number;
+  /** The same per user group of the slice (active, new, ...): NDCG@3 before and after, and the group's targets. */
+  groups?: Record<string, { before: number; after: number; samples: number }>;
 }
 
 export interface WorkerResult {
@@ -108,6 +111,25 @@ export type WorkerMessage =
   | { type: 'log'; line: string }
   | { type: 'done'; result: WorkerResult }
   | { type: 'error'; message: string };
+
+/** NDCG@3 on the gate slice, over all its targets (what `validationNdcg3` gives) and per user group, from one scoring pass. */
+function gateNdcg3(model: LLMRec, samples: readonly Sample[], candidates: readonly number[][], historyOf: (s: Sample) => number[]): { all: number; groups: Record<string, { ndcg3: number; samples: number }> } {
+  if (!samples.length) return { all: NaN, groups: {} };
+  const scores = model.score(samples.map(historyOf), candidates);
+  const all = new MetricAccumulator([3]);
+  const byGroup = new Map<string, { acc: MetricAccumulator; n: number }>();
+  samples.forEach((s, i) => {
+    const positive = candidates[i].indexOf(s.item);
+    all.add(scores[i], positive);
+    const name = s.group ?? 'other';
+    let g = byGroup.get(name);
+    if (!g) byGroup.set(name, (g = { acc: new MetricAccumulator([3]), n: 0 }));
+    g.acc.add(scores[i], positive);
+    g.n++;
+  });
+  const groups = Object.fromEntries([...byGroup].sort(([a], [b]) => a.localeCompare(b)).map(([k, g]) => [k, { ndcg3: g.acc.mean()['NDCG@3'], samples: g.n }]));
+  return { all: all.mean()['NDCG@3'], groups };
+}
 
 async function* iterate<T>(xs: readonly T[]): AsyncIterable<T> {
   yield* xs;
@@ -182,7 +204,8 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
   const gateCands = gateSamples.map((s) => cs.candidates(s, 1, 'test', { size: o.candidates, seed: o.seed }));
   const validCands = validSamples.map((s) => cs.candidates(s, 1, 'valid', { size: o.candidates, seed: o.seed }));
   const plain = (s: Sample) => split.history(s, H);
-  const before = gateSamples.length ? validationNdcg3(model, gateSamples, gateCands, plain) : NaN;
+  const beforeScores = gateNdcg3(model, gateSamples, gateCands, plain);
+  const before = beforeScores.all;
   log(`gate before: NDCG@3 ${before.toFixed(4)} on ${gateSamples.length} targets`);
 
   progress('train SASRec', 0, o.sasrecEpochs);
@@ -223,12 +246,16 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
     validate: (historyOf) => (validSamples.length ? validationNdcg3(model, validSamples, validCands, historyOf) : 0),
     log,
   });
-  const after = gateSamples.length ? validationNdcg3(model, gateSamples, gateCands, plain) : NaN;
+  const afterScores = gateNdcg3(model, gateSamples, gateCands, plain);
+  const after = afterScores.all;
+  const groups = Object.fromEntries(
+    Object.entries(afterScores.groups).map(([g, a]) => [g, { before: beforeScores.groups[g].ndcg3, after: a.ndcg3, samples: a.samples }]),
+  );
   log(`gate after: NDCG@3 ${after.toFixed(4)}`);
 
   progress('save the version');
   const result: WorkerResult = {
-    gate: { slice: 'test targets of the new period (users with new interactions)', samples: gateSamples.length, before, after },
+    gate: { slice: 'test targets of the new period (users with new interactions)', samples: gateSamples.length, before, after, groups },
     bestValid: report.training?.bestScore ?? null,
     steps: report.steps,
     trainSamples: report.trainSamples,

@@ -131,6 +131,9 @@ describe('evorec serve', () => {
     assert.equal(nv.parentId, v0);
     assert.equal(nv.trainedUpTo, 240);
     assert.equal(nv.metrics.gate.passed, true);
+    // Per user group: every user of the new period has base interactions, so one group, the whole slice.
+    const { groups, samples, before: gateBefore, after: gateAfter } = nv.metrics.gate;
+    assert.deepEqual(groups, { active: { before: gateBefore, after: gateAfter, samples } });
     assert.ok(existsSync(join(nv.folder, 'adapter', 'adapter_model.safetensors')));
     const manifest = (f: string) => JSON.parse(readFileSync(join(f, 'llmrec.json'), 'utf8'));
     assert.deepEqual(manifest(nv.folder).scoring, manifest(model).scoring, "the evolved version keeps its parent's scoring settings");

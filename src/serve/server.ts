@@ -12,6 +12,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { setThreads } from '../core/index.js';
 import { TokenSet, type ScopedToken } from './auth.js';
+import { DASHBOARD_HTML, dashboardData } from './dashboard.js';
 import { DEFAULT_EVOLVE, type EvolveOptions } from './evolve-worker.js';
 import { EvolutionManager, HttpError, versionsDirFor, type GateConfig } from './evolution.js';
 import { Metrics } from './metrics.js';
@@ -297,6 +298,27 @@ export async function createService(config: ServeConfig): Promise<Service> {
     };
   });
   app.get('/openapi.json', { ...route('open'), schema: { hide: true } }, async () => app.swagger());
+  // The operator's dashboard (dashboard.ts): the page is open (it holds no data), what it polls is a read route.
+  app.get('/dashboard', { ...route('open'), schema: { tags: ['ops'], summary: "the operator's dashboard (HTML; its data comes from GET /v1/dashboard with a read token)" } }, async (_req, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+      .header('referrer-policy', 'no-referrer')
+      .send(DASHBOARD_HTML),
+  );
+  app.get(
+    '/v1/dashboard',
+    { ...route('read'), schema: { tags: ['ops'], summary: "everything the dashboard shows: versions with gate scores, evolution jobs with progress, quality over versions, interactions stored per second, latency per route", response: { 200: { type: 'object', additionalProperties: true } } } },
+    async () =>
+      dashboardData({
+        storage,
+        metrics,
+        activeVersion: host.current!.version.id,
+        evolution: evolutions.current?.id ?? null,
+        scoring: { workers: host.pool.workers, busy: host.pool.busy, queued: host.pool.queued },
+      }),
+  );
 
   // ---- catalogue ----
   app.put<{ Body: { items: { id: string; title: string }[] } }>(
@@ -387,6 +409,7 @@ export async function createService(config: ServeConfig): Promise<Service> {
       const now = Date.now() / 1000;
       const results = await storage.appendInteractions(rows.map((r) => ({ id: r.id, user: r.user, item: r.item, timestamp: r.timestamp ?? now })));
       const created = results.filter((r) => r.status === 'created').length;
+      metrics.recordIngest(created);
       const lastSeq = await storage.lastSeq();
       const threshold = config.evolveAfter ?? 0;
       const active = host.current!.version;
