@@ -173,6 +173,7 @@ export function registerRecCommands(program: Command): void {
       if (o.period < 0 || o.period >= split.numPeriods) throw new RangeError(`--period must be in [0, ${split.numPeriods - 1}], got ${o.period}`);
       let scorer: BatchScorer;
       const full: FullViews = {};
+      let hybridName: string | undefined;
       if (o.retriever) {
         const r = await loadSASRec(o.retriever);
         checkItems(o.retriever, r.itemIds, split);
@@ -205,6 +206,7 @@ export function registerRecCommands(program: Command): void {
             if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${views[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
           }
           scorer = hybridScorer(model, sas, split, lambda!);
+          hybridName = `hybrid (LLMRec weight ${lambda})`;
         }
         const rerank = scorer;
         full.rerank = (samples, lists) => rerank.batch(samples, lists);
@@ -219,7 +221,7 @@ export function registerRecCommands(program: Command): void {
       if (unknown.length || !views.length) throw new RangeError(`--views: expected a list of matched, uniform, full, got "${o.views}"`);
       const sampled = (['matched', 'uniform'] as const).filter((v) => views.includes(v));
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
-      const name = type === 'sasrec' ? 'sasrec' : o.fuse ? 'hybrid' : 'llmrec';
+      const name = type === 'sasrec' ? 'sasrec' : hybridName ?? 'llmrec';
       const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full: views.includes('full') ? full : undefined, sampled });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       if (o.json) process.stdout.write(JSON.stringify({ model: o.model, period: o.period, results }, null, 2) + '\n');
