@@ -46,6 +46,27 @@ describe('evorec train-base and evaluate (LLMRec)', () => {
     const exact = reloaded.full['llmrec (3 users)'].groups.all.metrics;
     for (const k of ['HR@10', 'NDCG@10', 'HR@20', 'NDCG@20']) assert.ok(exact[k] >= 0 && exact[k] <= 1, `${k}: ${exact[k]}`);
     assert.match(again.stdout, /full catalogue/);
+
+    // --calibration auto (the default) stores the prior weight it chose on validation, one of the grid's.
+    const manifest = JSON.parse(readFileSync(join(out, 'llmrec.json'), 'utf8'));
+    const chosen = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).training.calibration;
+    assert.equal(manifest.scoring.calibration, 'prior');
+    assert.equal(manifest.scoring.priorWeight, chosen.weight);
+    assert.equal(chosen.ndcg3.length, chosen.grid.length);
+    assert.equal(Math.max(...chosen.ndcg3), chosen.ndcg3[chosen.grid.indexOf(chosen.weight)]);
+
+    // The hybrid with a SASRec of the same data, its weight named in the table; --views keeps only those asked for.
+    const sas = join(dir, 'sasrec');
+    await run('node', [...cli, 'sasrec', ...common, '--epochs', '1', '--hidden', '8', '--out', sas]);
+    const hybrid = await run('node', [...cli, 'evaluate', ...common, '--model', out, '--fuse', sas, '--fuse-weight', '0.25', '--views', 'uniform', '--out', join(dir, 'hybrid.json')]);
+    assert.match(hybrid.stdout, /\| hybrid \(LLMRec weight 0\.25\) \| all \|/);
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(dir, 'hybrid.json'), 'utf8'))), ['uniform']);
+    await assert.rejects(run('node', [...cli, 'evaluate', ...common, '--model', out, '--views', 'matched,foo']), (e: { stderr: string; code: number }) => {
+      assert.equal(e.code, 1);
+      assert.match(e.stderr, /--views: expected a list of matched, uniform, full, got "matched,foo"/);
+      return true;
+    });
+    await assert.rejects(run('node', [...cli, 'evaluate', ...common, '--model', out, '--fuse-weight', '2']), /--fuse-weight must be a number from 0 to 1, got "2"/);
   });
 
   it('tells the user to pretrain when the backbone folder is missing', async () => {
