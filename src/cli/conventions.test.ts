@@ -158,6 +158,15 @@ describe('evorec CLI conventions', () => {
     assert.deepEqual(r, JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')));
   });
 
+  it('report on a results.json without a finished seed: one line naming the field, exit code 1 (it was a stack trace, exit 3)', async () => {
+    const out = join(dir, 'report-empty');
+    mkdirSync(out);
+    fixture(out, 'results.json', JSON.stringify({ format: 'evorec-experiment-seeds/1', seeds: [], runs: [] }));
+    const e = await fails(['report', '--out', out]);
+    assert.equal(e.code, 1);
+    assert.equal(e.stderr, `evorec: ${join(out, 'results.json')}: field "runs": no finished seed to report (run evorec experiment until a seed finishes)\n`);
+  });
+
   it('train-base --json, then --tune lora over the fully tuned run in the same --out: one line, no stack trace', async () => {
     const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
     const backbone = join(dir, 'backbone');

@@ -95,15 +95,15 @@ export function saveCheckpoint(path: string, opts: SaveOptions): void {
 /** Parse a checkpoint file: header plus a Float32Array per entry (copied, aligned). */
 export function readCheckpoint(path: string): { header: CheckpointHeader; data: Map<string, Float32Array> } {
   const buf = readFileSync(path);
-  if (buf.length < 16 || buf.toString('ascii', 0, 8) !== MAGIC) throw new Error(`${path}: not an evorec checkpoint`);
+  if (buf.length < 16 || buf.toString('ascii', 0, 8) !== MAGIC) throw new RangeError(`${path}: not an evorec checkpoint`);
   const len = buf.readUInt32LE(8);
   const header = JSON.parse(buf.toString('utf8', 16, 16 + len)) as CheckpointHeader;
-  if (header.format !== 'evorec-checkpoint' || header.version !== 1) throw new Error(`${path}: unsupported checkpoint version`);
+  if (header.format !== 'evorec-checkpoint' || header.version !== 1) throw new RangeError(`${path}: unsupported checkpoint version`);
   const base = 16 + len;
   const data = new Map<string, Float32Array>();
   for (const e of header.tensors) {
     const start = base + e.offset;
-    if (start + e.length * 4 > buf.length) throw new Error(`${path}: truncated (${e.name})`);
+    if (start + e.length * 4 > buf.length) throw new RangeError(`${path}: truncated (${e.name})`);
     const arr = new Float32Array(e.length);
     new Uint8Array(arr.buffer).set(buf.subarray(start, start + e.length * 4));
     data.set(`${e.role}:${e.name}`, arr);
@@ -126,12 +126,12 @@ export function loadCheckpoint(path: string, opts: LoadOptions): { step: number;
   for (const [name, t] of Object.entries(opts.params)) {
     const d = data.get(`param:${name}`);
     if (!d) {
-      if (strict) throw new Error(`checkpoint ${path} has no parameter "${name}"`);
+      if (strict) throw new RangeError(`checkpoint ${path} has no parameter "${name}"`);
       continue;
     }
     const shape = shapes.get(`param:${name}`)!;
     if (shape.length !== t.shape.length || shape.some((s, i) => s !== t.shape[i])) {
-      throw new Error(`checkpoint parameter "${name}" has shape [${shape}], model has [${t.shape}]`);
+      throw new RangeError(`checkpoint parameter "${name}" has shape [${shape}], model has [${t.shape}]`);
     }
     t.data.set(d);
     const opt = opts.optimizer;

@@ -118,7 +118,7 @@ export class LoraAdapter {
         const { r, scale } = loraRankAndScale(config, l, m);
         const ta = tensors.get(peftLoraKey(l, m, 'A'));
         const tb = tensors.get(peftLoraKey(l, m, 'B'));
-        if (!ta || !tb) throw new Error(`adapter "${name}": missing ${peftLoraKey(l, m, ta ? 'B' : 'A')}`);
+        if (!ta || !tb) throw new RangeError(`adapter "${name}": missing ${peftLoraKey(l, m, ta ? 'B' : 'A')}`);
         const A = parameter(Float32Array.from(ta.data), ta.shape, peftLoraKey(l, m, 'A'));
         const B = parameter(Float32Array.from(tb.data), tb.shape, peftLoraKey(l, m, 'B'));
         a.pairs.set(pairKey(l, m), { layer: l, module: m, r, scale, A, B });

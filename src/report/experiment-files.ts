@@ -45,7 +45,10 @@ export function readExperimentResults(out: string): SeedsResults {
   const file = join(out, 'results.json');
   if (!existsSync(file)) throw new RangeError(`${file}: not found (run evorec experiment first)`);
   const j = JSON.parse(readFileSync(file, 'utf8')) as SeedsResults | ExperimentResults;
-  if (j.format === 'evorec-experiment-seeds/1') return j;
+  if (j.format === 'evorec-experiment-seeds/1') {
+    if (!Array.isArray(j.runs) || j.runs.length === 0) throw new RangeError(`${file}: field "runs": no finished seed to report (run evorec experiment until a seed finishes)`);
+    return j;
+  }
   if (j.format === 'evorec-experiment/1') return { format: 'evorec-experiment-seeds/1', seeds: [0], runs: [j] };
   throw new RangeError(`${file}: field "format": expected evorec-experiment-seeds/1 or evorec-experiment/1, got ${JSON.stringify((j as { format?: unknown }).format)}`);
 }
