@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { fixture, tempDir } from '../data/test-utils/tmp.js';
+import { FRUIT_TITLES, roundsDataset, tempDir } from '../data/test-utils/tmp.js';
 import { decoderPreset } from '../io/hf-config.js';
 import { saveModelFolder } from '../nn/checkpoint-folder.js';
 import { Decoder } from '../nn/decoder.js';
@@ -12,21 +12,12 @@ import { trainTokenizer } from '../tokenizer/index.js';
 
 const run = promisify(execFile);
 const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
-const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
+const NAMES = FRUIT_TITLES;
 
 /** A small dataset of 20 users over four rounds (some users skip a round) and a tiny untrained backbone. */
 async function tinySetup(): Promise<{ dir: string; backbone: string }> {
   const dir = tempDir();
-  const rows = ['user_id,item_id,timestamp'];
-  let ts = 0;
-  for (let round = 0; round < 4; round++) {
-    for (let u = 0; u < 20; u++) {
-      if (round > 0 && (u + round) % 4 === 0) continue;
-      for (let j = 0; j < 3; j++) rows.push(`u${u},i${(u + round * 3 + j) % NAMES.length},${ts++}`);
-    }
-  }
-  fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
-  fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
+  roundsDataset(dir, 20);
   const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
   const backbone = join(dir, 'backbone');
   await saveModelFolder(backbone, new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize }), { seed: 1 }), { tokenizer });

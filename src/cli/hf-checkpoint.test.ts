@@ -13,30 +13,16 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { fixture, tempDir } from '../data/test-utils/tmp.js';
+import { FRUIT_TITLES, roundsDataset, tempDir } from '../data/test-utils/tmp.js';
 import { readPeftAdapter } from '../io/hf-folder.js';
 import { startServe, type ServeProcess } from '../serve/test-utils/fixture.js';
 
 const run = promisify(execFile);
 const cli = ['--import', 'tsx', join(import.meta.dirname, 'main.ts')];
 const FIXTURE = fileURLToPath(new URL('../io/fixtures/qwen2-tiny-hf/', import.meta.url));
-const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date'];
+const NAMES = FRUIT_TITLES;
 const TOKEN = 'test-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-
-/** 30 users over four rounds of 3 interactions (some users skip a round), as a CSV folder. */
-function dataset(dir: string): void {
-  const rows = ['user_id,item_id,timestamp'];
-  let ts = 1_700_000_000;
-  for (let round = 0; round < 4; round++) {
-    for (let u = 0; u < 30; u++) {
-      if (round > 0 && (u + round) % 4 === 0) continue;
-      for (let j = 0; j < 3; j++) rows.push(`u${u},i${(u + round * 3 + j) % NAMES.length},${ts++}`);
-    }
-  }
-  fixture(dir, 'interactions.csv', rows.join('\n') + '\n');
-  fixture(dir, 'items.csv', 'item_id,title\n' + NAMES.map((n, k) => `i${k},${n}`).join('\n') + '\n');
-}
 
 const spawned: ServeProcess[] = [];
 after(() => {
@@ -45,7 +31,7 @@ after(() => {
 
 describe('a Hugging Face Qwen2 folder through train-base, evaluate, experiment and serve', () => {
   const dir = tempDir('evorec-hf-');
-  dataset(dir);
+  roundsDataset(dir, 30, 1_700_000_000);
   // The user's folder: the fixture as downloaded (nothing of evorec's added to it).
   const backbone = join(dir, 'Qwen2-tiny');
   cpSync(FIXTURE, backbone, { recursive: true });
