@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFrom, sourceFrom } from './data-commands.js';
 import { parseFloatArg, parseIntArg } from './main.js';
 import { progressBar } from './progress.js';
-import { evaluateWithBaselines } from './rec-commands.js';
+import { evaluateWithBaselines, weightCurve } from './rec-commands.js';
 
 
 /** The trainable parameters (name and shape) recorded in an evorec checkpoint, read from its header only. */
@@ -121,7 +121,7 @@ export function registerLLMRecCommands(program: Command): void {
       let calibration: ReturnType<typeof choosePriorWeight> | undefined;
       if (o.calibration === 'auto') {
         calibration = choosePriorWeight(model, validationViews(split, o.validUsers, o.candidates, o.seed), (s) => split.history(s, H));
-        if (!o.quiet) process.stderr.write(`calibration: prior weight ${calibration.weight} (validation NDCG@3, mean of matched and uniform: ${calibration.ndcg3.map((v, i) => `${calibration!.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+        if (!o.quiet) process.stderr.write(`calibration: prior weight ${calibration.weight} (validation NDCG@3, mean of matched and uniform: ${weightCurve(calibration)})\n`);
       }
       const record = { tune: o.tune, lr, epochs: o.epochs, trainSamples: train.length, validUsers: o.validUsers, backbone: o.backbone, training: result, ...(calibration ? { calibration } : {}) };
       await saveLLMRec(o.out, model, { trained_up_to_period: 0, train: record });

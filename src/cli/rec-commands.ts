@@ -21,6 +21,11 @@ import { addCleanOptions, addDataOptions, addPeriodOptions, cleanFrom, periodsFr
 import { parseFloatArg, parseIntArg } from './main.js';
 import { progressBar } from './progress.js';
 
+/** A validation curve of a weight chosen on a grid, as "w: NDCG@3, ..." for the progress output. */
+export function weightCurve(c: { grid: readonly number[]; ndcg3: readonly number[] }): string {
+  return c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ');
+}
+
 /** Evaluates a scorer on period t's test sets (the matched and uniform views) beside random, popularity and the probes. */
 export async function evaluateWithBaselines(
   split: PeriodSplit,
@@ -172,8 +177,15 @@ export function registerRecCommands(program: Command): void {
       checkCandidateSize(o.candidates, split.dataset.numItems);
       if (o.period < 0 || o.period >= split.numPeriods) throw new RangeError(`--period must be in [0, ${split.numPeriods - 1}], got ${o.period}`);
       let scorer: BatchScorer;
+      const views = String(o.views).split(',').map((v) => v.trim()).filter(Boolean);
+      const unknown = views.filter((v) => !['matched', 'uniform', 'full'].includes(v));
+      if (unknown.length || !views.length) throw new RangeError(`--views: expected a list of matched, uniform, full, got "${o.views}"`);
+      const sampled = (['matched', 'uniform'] as const).filter((v) => views.includes(v));
       const full: FullViews = {};
       let hybridName: string | undefined;
+      // The P0 validation sets that --prior-weight auto and --fuse choose on, drawn once.
+      let validSets: ReturnType<typeof validationViews> | undefined;
+      const valid = () => (validSets ??= validationViews(split, o.validUsers, o.candidates, o.seed));
       if (o.retriever) {
         const r = await loadSASRec(o.retriever);
         checkItems(o.retriever, r.itemIds, split);
@@ -190,9 +202,9 @@ export function registerRecCommands(program: Command): void {
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
         if (o.calibration) model.scoring.calibration = o.calibration;
         if (o.priorWeight === 'auto') {
-          const views = validationViews(split, o.validUsers, o.candidates, o.seed);
-          const c = choosePriorWeight(model, views, (s) => split.history(s, model.prompts.options.history));
-          if (!o.quiet) process.stderr.write(`calibration: prior weight ${c.weight} on ${views[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+          const sets = valid();
+          const c = choosePriorWeight(model, sets, (s) => split.history(s, model.prompts.options.history));
+          if (!o.quiet) process.stderr.write(`calibration: prior weight ${c.weight} on ${sets[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${weightCurve(c)})\n`);
         } else if (o.priorWeight !== undefined) model.scoring.priorWeight = o.priorWeight;
         scorer = llmrecScorer(model, split);
         if (o.fuse) {
@@ -200,10 +212,10 @@ export function registerRecCommands(program: Command): void {
           checkItems(o.fuse, itemIds, split);
           let lambda = o.fuseWeight;
           if (lambda === undefined) {
-            const views = validationViews(split, o.validUsers, o.candidates, o.seed);
-            const c = chooseFusionWeight(model, sas, split, views);
+            const sets = valid();
+            const c = chooseFusionWeight(model, sas, split, sets);
             lambda = c.weight;
-            if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${views[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${c.ndcg3.map((v, i) => `${c.grid[i]}: ${v.toFixed(4)}`).join(', ')})\n`);
+            if (!o.quiet) process.stderr.write(`hybrid: LLMRec weight ${lambda} on ${sets[0].samples.length} P0 validation users (NDCG@3, mean of matched and uniform: ${weightCurve(c)})\n`);
           }
           scorer = hybridScorer(model, sas, split, lambda!);
           hybridName = `hybrid (LLMRec weight ${lambda})`;
@@ -216,10 +228,6 @@ export function registerRecCommands(program: Command): void {
           full.exactFilter = sampleFilter(split.periods[o.period].test, o.fullUsers, o.seed, 'full-catalogue');
         }
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
-      const views = String(o.views).split(',').map((v) => v.trim()).filter(Boolean);
-      const unknown = views.filter((v) => !['matched', 'uniform', 'full'].includes(v));
-      if (unknown.length || !views.length) throw new RangeError(`--views: expected a list of matched, uniform, full, got "${o.views}"`);
-      const sampled = (['matched', 'uniform'] as const).filter((v) => views.includes(v));
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
       const name = type === 'sasrec' ? 'sasrec' : hybridName ?? 'llmrec';
       const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full: views.includes('full') ? full : undefined, sampled });
