@@ -45,7 +45,7 @@ export function registerExperimentCommand(program: Command): void {
   addPeriodOptions(cmd);
   cmd
     .option('--strategies <list>', `comma-separated strategies (${Object.keys(strategyRegistry()).join(', ')})`, EXPERIMENT_DEFAULTS.strategies.join(','))
-    .option('--base-model <dir>', 'start every seed from this LLMRec folder (evorec train-base, --tune lora or full) instead of training a base adapter per seed; a fully tuned one gets a zero-initialised LoRA adapter, so updates train LoRA only')
+    .option('--base-model <dir>', 'start every seed from this LLMRec folder (evorec train-base, --tune lora or full); a fully tuned one gets a zero-initialised LoRA adapter, so updates train LoRA only. Default: the shipped data/base-deep for the embedded Beauty data at --history 10; none (train a base adapter per seed on P0 from --backbone) otherwise or with --base-model none')
     .option('--backbone <dir>', 'pretrained backbone folder; pretrained here first when it does not exist (default: the one shipped in data/)', EXPERIMENT_DEFAULTS.backbone)
     .addOption(new Option('--preset <name>', 'backbone preset when pretraining').choices(Object.keys(DECODER_PRESETS)).default(EXPERIMENT_DEFAULTS.preset))
     .option('--pretrain-steps <n>', 'pretraining steps when the backbone must be pretrained', parseIntArg('--pretrain-steps'))
@@ -92,7 +92,7 @@ export function registerExperimentCommand(program: Command): void {
         samplers,
         evalUsers: o.evalUsers,
         validUsers: o.validUsers,
-        baseModel: o.baseModel,
+        baseModel: o.baseModel === 'none' ? null : o.baseModel,
         backbone: o.backbone,
         preset: o.preset,
         pretrainSteps: o.pretrainSteps,

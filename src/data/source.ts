@@ -40,6 +40,14 @@ export interface ResolvedSource {
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The pretrained backbone shipped with the package (data/backbone-small, see data/NOTICE.md). */
 export const DEFAULT_BACKBONE = join(PACKAGE_ROOT, 'data', 'backbone-small');
+/**
+ * The base LLMRec shipped with the package (data/base-deep, see data/NOTICE.md): the deep backbone fully
+ * tuned on all Beauty users' P0, history 10. The evolution experiment on the embedded Beauty data starts
+ * from it unless told otherwise.
+ */
+export const DEFAULT_BASE_MODEL = join(PACKAGE_ROOT, 'data', 'base-deep');
+/** The history window the shipped base was trained with. */
+export const DEFAULT_BASE_MODEL_HISTORY = 10;
 
 /** Embedded datasets, shipped in the package's data/ folder. */
 export const PRESETS: Record<string, { dir: string; description: string }> = {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CandidateSampler } from '../data/candidates.js';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
 import { tempDir } from '../data/test-utils/tmp.js';
@@ -100,6 +101,21 @@ describe('evolution experiment (tiny preset)', () => {
       for (const k of ['random/two-stage', 'popularity/two-stage', 'sasrec/two-stage']) assert.equal(b[k].sampler, 'full', `p${t} ${k}`);
       // Random's expectation on 12 items, none touched by more than the user's history: between 10/12 and 1.
       assert.ok(b['random/two-stage'].groups.all!.metrics['HR@10'] > 0.8);
+      // SASRec up to t on every view's sets, beside the probes: HR@1 recomputed here by hand from its scores
+      // on the same candidate sets (the positive scored strictly above every negative).
+      const sas = b['sasrec/matched'];
+      assert.equal(sas.sampler, 'matched');
+      const m = await sasrecFor(t);
+      const cs = new CandidateSampler(split);
+      const byRow = new Map(split.periods[t].test.map((x) => [x.row, x]));
+      const hits = sas.sets!.rows.map((row) => {
+        const sample = byRow.get(row)!;
+        const cands = cs.candidates(sample, t, 'test', { sampler: 'matched', size: 5, seed: 1 });
+        const sc = m.score([split.history(sample, m.config.maxLen)], [cands])[0];
+        const pos = sc[cands.indexOf(sample.item)];
+        return cands.every((c, j) => c === sample.item || sc[j] < pos) ? 1 : 0;
+      });
+      assert.deepEqual(sas.sets!.metrics['HR@1'], hits, `p${t}`);
     }
     const u = r.updates.find((x) => x.period === 1)!;
     const two = u.eval['two-stage'];

@@ -19,7 +19,7 @@ import { probeResults } from '../eval/probes.js';
 import { llmrecScorer, validationNdcg3, type LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
 import type { SASRec } from '../models/sasrec.js';
-import { sasrecFullScorer } from '../models/sasrec-train.js';
+import { sasrecFullScorer, sasrecScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { updateForPeriod } from './period.js';
@@ -105,7 +105,8 @@ export function evalSample(split: PeriodSplit, t: number, cap: number, seed: num
 
 /**
  * Random, popularity and the model-free probes of period t (keys `<name>/<sampler>`), on the very sets the
- * models rank: the evaluation sample of `evalSample` and the candidate sets of every sampler.
+ * models rank: the evaluation sample of `evalSample` and the candidate sets of every sampler. With `sasrec`
+ * (the run's SASRec trained up to t), SASRec too (`sasrec/<view>`), the model the LLMRec must beat.
  */
 export async function experimentBaselines(
   split: PeriodSplit,
@@ -129,6 +130,7 @@ export async function experimentBaselines(
     };
     b[`random/${sampler}`] = randomResult(split, t, opts);
     for (const [name, r] of Object.entries(await probeResults(split, t, opts))) b[`${name}/${sampler}`] = r;
+    if (o.sasrec) b[`sasrec/${sampler}`] = await evaluate(split, t, sasrecScorer(o.sasrec, split), { ...opts, keepSets: true });
   }
   return b;
 }
@@ -230,7 +232,6 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
   for (const s of o.strategies) if (!results.strategies.includes(s.name)) results.strategies.push(s.name);
   const save = () => writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
   const cs = new CandidateSampler(split);
-  const twoStage = o.samplers.includes('two-stage');
   const sasrecs = new Map<number, SASRec>();
   const sasrecAt = async (t: number) => {
     let m = sasrecs.get(t);
@@ -243,7 +244,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
   // Baselines for every period, and the base model at P0.
   for (let t = 0; t < split.numPeriods; t++) {
     const key = `p${t}`;
-    if (!results.baselines[key]) results.baselines[key] = await experimentBaselines(split, t, { ...o, sasrec: twoStage ? await sasrecAt(t) : undefined }, cs);
+    if (!results.baselines[key]) results.baselines[key] = await experimentBaselines(split, t, { ...o, sasrec: await sasrecAt(t) }, cs);
   }
   if (!results.baselines.base) {
     dec.setActiveAdapters(o.baseAdapter);

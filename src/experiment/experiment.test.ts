@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DEFAULT_BASE_MODEL } from '../data/source.js';
 import { tempDir } from '../data/test-utils/tmp.js';
 import { staticStrategy, strategyRegistry } from '../evolve/strategies.js';
 import type { Strategy } from '../evolve/strategy.js';
@@ -67,5 +68,21 @@ describe('runExperiment options', () => {
     writeFileSync(join(out, 'options.json'), JSON.stringify({ data: 'beauty', users: 'many' }));
     assert.throws(() => runOptionsOf(out), /options\.json: field "users": expected a number, got "many"/);
     assert.throws(() => runOptionsOf(tempDir()), /options\.json: not found \(not an experiment folder/);
+  });
+
+  it('starts the embedded Beauty data from the shipped base at history 10, anything else from a base adapter of its own', () => {
+    const out = tempDir();
+    assert.equal(resolveExperimentOptions({ out }).baseModel, DEFAULT_BASE_MODEL);
+    assert.equal(resolveExperimentOptions({ out, data: 'beauty', history: 10 }).baseModel, DEFAULT_BASE_MODEL);
+    // The shipped base reads 10 Beauty titles: another history, other data, or null train their own.
+    assert.equal(resolveExperimentOptions({ out, history: 5 }).baseModel, undefined);
+    assert.equal(resolveExperimentOptions({ out, data: 'movielens' }).baseModel, undefined);
+    assert.equal(resolveExperimentOptions({ out, data: { data: 'beauty', interactions: 'mine.csv' } }).baseModel, undefined);
+    assert.equal(resolveExperimentOptions({ out, baseModel: null }).baseModel, undefined);
+    assert.equal(resolveExperimentOptions({ out, baseModel: 'some/base' }).baseModel, 'some/base');
+    // A run that trained its own base resumes as one: options.json's null is read back as null, not as the default.
+    checkRunOptions(out, experimentIdentity(resolveExperimentOptions({ out, baseModel: null })));
+    assert.equal(runOptionsOf(out).baseModel, null);
+    assert.equal(resolveExperimentOptions(runOptionsOf(out)).baseModel, undefined);
   });
 });

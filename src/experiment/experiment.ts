@@ -19,7 +19,7 @@ import { checkCandidateSize } from '../data/errors.js';
 import type { PeriodSplit } from '../data/periods.js';
 import { loadSplit } from '../data/prepare.js';
 import { DEFAULT_INTERACTION_COLUMNS, DEFAULT_ITEM_COLUMNS } from '../data/records.js';
-import { DEFAULT_BACKBONE, type DataSourceOptions } from '../data/source.js';
+import { DEFAULT_BACKBONE, DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL_HISTORY, type DataSourceOptions } from '../data/source.js';
 import { trainSasrecUpTo } from '../evolve/period.js';
 import { runStrategies, type ExperimentResults, type ExperimentView } from '../evolve/runner.js';
 import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
@@ -81,8 +81,13 @@ export interface ExperimentOptions {
   validUsers?: number;
 
   // The models.
-  /** Start every seed from this LLMRec folder (`evorec train-base`) instead of a base adapter per seed (`--base-model`). */
-  baseModel?: string;
+  /**
+   * Start every seed from this LLMRec folder (`evorec train-base`) instead of a base adapter per seed
+   * (`--base-model`); `null` (`--base-model none`) trains a base adapter per seed on P0 from `backbone`.
+   * Default: the shipped `data/base-deep` (the deep backbone fully tuned on all users' P0) for the embedded
+   * Beauty data at the default history of 10, none otherwise (its titles and history are Beauty's).
+   */
+  baseModel?: string | null;
   /** Pretrained backbone folder, pretrained there first when it does not exist (`--backbone`). Default the shipped `data/backbone-small`. */
   backbone?: string;
   /** Backbone preset when pretraining (`--preset`). Default 'small'. */
@@ -316,7 +321,8 @@ export function runOptionsOf(out: string): ExperimentOptions {
     history: v('history', 'number'),
     candidates: v('candidates', 'number'),
     seed: v('seed', 'number'),
-    baseModel: v('baseModel', 'string'),
+    // null: the run trained its own base adapter (not the default base).
+    baseModel: j.baseModel === null ? null : v('baseModel', 'string'),
     backbone: v('backbone', 'string'),
     preset: v('preset', 'string'),
     pretrainSteps: v('pretrainSteps', 'number'),
@@ -395,7 +401,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     samplers: checkViews(options.samplers ?? d.samplers),
     evalUsers: pick('evalUsers'),
     validUsers: pick('validUsers'),
-    baseModel: options.baseModel,
+    baseModel: options.baseModel === null ? undefined : options.baseModel ?? defaultBaseModel(source, options.history ?? d.history),
     backbone: pick('backbone'),
     preset: pick('preset'),
     pretrainSteps: options.pretrainSteps,
@@ -419,6 +425,12 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${flag}: expected a number, got ${String(v)}`);
   }
   return r;
+}
+
+/** The shipped base for the embedded Beauty data at its history; none for other data (see `ExperimentOptions.baseModel`). */
+function defaultBaseModel(source: DataSourceOptions, history: number): string | undefined {
+  const plain = source.data === 'beauty' && !source.format && !source.interactions && !source.items;
+  return plain && history === DEFAULT_BASE_MODEL_HISTORY ? DEFAULT_BASE_MODEL : undefined;
 }
 
 /** LoRA settings and the base and update training settings of an experiment. */

@@ -56,15 +56,16 @@ const signed = (s: Stat) => {
 
 type Baselines = Record<string, { groups: Partial<Record<string, { users: number; metrics: Record<string, number> }>> }>;
 
-/** Model-free rows printed above the strategies (italic), in this order, when results.json has them. */
+/** Baseline rows printed above the strategies (italic), in this order, when results.json has them: the model-free ones, then SASRec. */
 const BASELINE_ROWS = ['random', 'popularity', 'least popular first', 'most recently first seen', 'sasrec'];
 
 /** The line under a period's table: what the model-free rows mean, and the never-trained share. */
 function probeNote(only: Baselines[string]['groups']): string {
   const share = (g: string) => (only[g] ? `${(only[g]!.metrics.share * 100).toFixed(1)}% of ${only[g]!.users.toLocaleString('en-US')} ${g}` : '');
   return (
-    'Italic rows rank without a model, on the same sets: random\'s expectation, popularity (most trained first), ' +
-    'least popular first and most recently first seen first (probes). A probe far from random means the candidate ' +
+    'Italic rows are baselines on the same sets: random\'s expectation, popularity (most trained first), ' +
+    'least popular first and most recently first seen first (probes, without a model), and SASRec where the run has one (trained on ' +
+    'this sample\'s interactions up to the period: the Forget filter). A probe far from random means the candidate ' +
     `sets give the answer away (docs/evaluation.md). Sets whose positive is the only never-trained item: ${GROUPS.map(share).filter(Boolean).join(', ')}.`
   );
 }
@@ -221,7 +222,12 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   const { ndcg, hr } = headlineOf(sampler);
   const base = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics[ndcg] ?? NaN));
   const baseHr = stat(runs.map((r) => r.baselines.base?.[sampler]?.groups.all?.metrics[hr] ?? NaN));
-  if (base.n) out.push(`Base model at P0 (all users): ${hr} ${pm(baseHr)}, ${ndcg} ${pm(base)}.`, '');
+  if (base.n) {
+    // SASRec on the same P0 sets, so the base is read beside the model it must beat.
+    const sas = first.baselines.p0?.[`sasrec/${sampler}`]?.groups.all?.metrics;
+    const beside = sas ? `; SASRec trained on this sample up to P0, same sets: ${hr} ${f4(sas[hr])}, ${ndcg} ${f4(sas[ndcg])}` : '';
+    out.push(`Base model at P0 (all users): ${hr} ${pm(baseHr)}, ${ndcg} ${pm(base)}${beside}.`, '');
+  }
   return out.join('\n');
 }
 
