@@ -47,9 +47,9 @@ it('the README library example (a custom strategy beside named ones, tiny settin
   assert.deepEqual(parsed.map((p) => `${p.period} ${p.strategy}`), ['1 static', '1 finetune', '1 last-layer', '2 static', '2 finetune', '2 last-layer']);
   const of = (s: string) => parsed.filter((p) => p.strategy === s);
   for (const p of of('static')) assert.equal(p.trainable, 0);
-  // The custom strategy trains one decoder layer of the shipped backbone's four: a quarter of finetune's LoRA.
+  // The custom strategy trains one decoder layer of the shipped base's eight (data/base-deep): an eighth of finetune's LoRA.
   for (const [i, p] of of('last-layer').entries()) {
-    assert.equal(p.trainable * 4, of('finetune')[i].trainable);
+    assert.equal(p.trainable * 8, of('finetune')[i].trainable);
     assert.equal(p.total, of('finetune')[i].total);
   }
   // What it printed is what the run wrote.
