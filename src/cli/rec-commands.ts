@@ -160,6 +160,7 @@ export function registerRecCommands(program: Command): void {
     .option('--fuse <dir>', 'LLMRec: rank with the score-level hybrid of this SASRec folder and the LLMRec ((1 - lambda) z(SASRec) + lambda z(LLMRec) within each set; docs/models.md)')
     .option('--fuse-weight <lambda>', 'the hybrid\'s LLMRec weight in [0, 1] (default: chosen on P0 validation, matched and uniform views)', parseFloatArg('--fuse-weight', 0, 1))
     .option('--valid-users <n>', 'validation users that choose --fuse-weight and --prior-weight auto', parseIntArg('--valid-users', 1), 300)
+    .option('--sasrec-history <n>', 'SASRec (--model): read only the last n items of each history, as an LLMRec prompt of n titles does (default: the model\'s maxLen)', parseIntArg('--sasrec-history', 1))
     .option('--retriever <dir>', 'a SASRec folder: adds the two-stage full-catalogue view (it retrieves the top --depth, the model re-ranks) and its own full ranking')
     .option('--depth <n>', 'retrieval depth of the two-stage view', parseIntArg('--depth', 1), 50)
     .option('--full-users <n>', 'LLMRec: also score every title exactly for this many test users (fixed sample; slow)', parseIntArg('--full-users', 0), 0)
@@ -196,9 +197,10 @@ export function registerRecCommands(program: Command): void {
       if (type === 'sasrec') {
         const { model, itemIds } = await loadSASRec(o.model);
         checkItems(o.model, itemIds, split);
-        scorer = sasrecScorer(model, split);
-        full.exact = sasrecFullScorer(model, split);
+        scorer = sasrecScorer(model, split, 256, o.sasrecHistory);
+        full.exact = sasrecFullScorer(model, split, o.sasrecHistory);
       } else if (isLLMRecFolder(o.model)) {
+        if (o.sasrecHistory) throw new RangeError(`--sasrec-history: ${o.model} is an LLMRec folder; the option applies to a SASRec --model`);
         const { model } = await loadLLMRec(o.model, split.dataset.titles);
         if (o.calibration) model.scoring.calibration = o.calibration;
         if (o.priorWeight === 'auto') {
@@ -229,7 +231,7 @@ export function registerRecCommands(program: Command): void {
         }
       } else throw new RangeError(`${o.model}: neither a SASRec folder nor an LLMRec folder (llmrec.json); model_type ${JSON.stringify(type)}`);
       const filter = sampleFilter(split.periods[o.period].test, o.evalUsers, o.seed, 'test');
-      const name = type === 'sasrec' ? 'sasrec' : hybridName ?? 'llmrec';
+      const name = type === 'sasrec' ? (o.sasrecHistory ? `sasrec (last ${o.sasrecHistory} items)` : 'sasrec') : hybridName ?? 'llmrec';
       const { results, markdown } = await evaluateWithBaselines(split, o.period, name, scorer, { ...o, filter, full: views.includes('full') ? full : undefined, sampled });
       if (o.out) writeFileAtomic(o.out, JSON.stringify(results, null, 2) + '\n');
       if (o.json) process.stdout.write(JSON.stringify({ model: o.model, period: o.period, results }, null, 2) + '\n');

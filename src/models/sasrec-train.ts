@@ -101,18 +101,22 @@ export function sasrecSequences(split: PeriodSplit, t: number): TrainingSequence
   return out;
 }
 
-/** A batch scorer for `evaluate`: the history window before each sample's target. */
-export function sasrecScorer(model: SASRec, split: PeriodSplit, batchSize = 256): BatchScorer {
+/**
+ * A batch scorer for `evaluate`: the history window before each sample's target, of the model's maxLen
+ * items, or of `history` (at most maxLen) to read as few items as an LLMRec prompt does.
+ */
+export function sasrecScorer(model: SASRec, split: PeriodSplit, batchSize = 256, history = model.config.maxLen): BatchScorer {
+  const h = Math.min(history, model.config.maxLen);
   return {
     batchSize,
-    batch: (samples: Sample[], cands: number[][]) =>
-      model.score(samples.map((s) => split.history(s, model.config.maxLen)), cands),
+    batch: (samples: Sample[], cands: number[][]) => model.score(samples.map((s) => split.history(s, h)), cands),
   };
 }
 
 /** A full-catalogue scorer: every item's score for each sample's history window (one matrix product). */
-export function sasrecFullScorer(model: SASRec, split: PeriodSplit): (samples: Sample[]) => Float32Array[] {
-  return (samples) => model.scoreAll(samples.map((s) => split.history(s, model.config.maxLen)));
+export function sasrecFullScorer(model: SASRec, split: PeriodSplit, history = model.config.maxLen): (samples: Sample[]) => Float32Array[] {
+  const h = Math.min(history, model.config.maxLen);
+  return (samples) => model.scoreAll(samples.map((s) => split.history(s, h)));
 }
 
 export interface SASRecTrainResult {

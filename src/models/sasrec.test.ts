@@ -54,6 +54,20 @@ describe('SASRec', () => {
     for (let j = 0; j < 3; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `${a[j]} vs ${b[j]}`);
   });
 
+  it('reads only the last n items with a history of n (the equal-history comparison with an LLMRec)', async () => {
+    const split = await cycleSplit(10, 8);
+    const m = new SASRec({ numItems: split.dataset.numItems, hidden: 16, maxLen: 6, dropout: 0 });
+    const samples = split.periods[1].test.slice(0, 4);
+    const cands = samples.map(() => [0, 3, 7]);
+    const by = (h: number) => sasrecScorer(m, split, 256, h).batch(samples, cands);
+    // Histories of 6 and more items: the window of 2 is the last two of them, scored as such.
+    assert.ok(samples.every((x) => split.history(x, 6).length >= 6));
+    assert.deepEqual(by(2), m.score(samples.map((x) => split.history(x, 6).slice(-2)), cands));
+    assert.notDeepEqual(by(2), by(6));
+    // A window above maxLen reads maxLen items, as the default does.
+    assert.deepEqual(by(50), sasrecScorer(m, split).batch(samples, cands));
+  });
+
   it('learns a task with a known answer: the next item of a cycle', async () => {
     const split = await cycleSplit();
     const model = new SASRec({ numItems: split.dataset.numItems, hidden: 32, maxLen: 8, dropout: 0, seed: 1 });
