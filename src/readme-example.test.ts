@@ -58,7 +58,7 @@ it('the README library example (a custom strategy beside named ones, tiny settin
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   assert.deepEqual(results.runs[0].strategies, ['static', 'finetune', 'last-layer']);
   const u = results.runs[0].updates.find((x: { strategy: string; period: number }) => x.strategy === 'last-layer' && x.period === 2);
-  assert.deepEqual(u.report.layers, [3]);
+  assert.deepEqual(u.report.layers, [7]);
   assert.equal(u.eval.matched.groups.all.metrics['NDCG@3'].toFixed(4), of('last-layer')[1].ndcg.toFixed(4));
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| last-layer \| /);
 });
