@@ -610,9 +610,11 @@ void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64
  * L2, folded into a running max and sum of exponentials per row (rescaled when the max grows), and the
  * target's logit is picked up in its tile. Threads claim row blocks.
  * With the built-in GEMM, W is packed once per call (all threads pack a share of its slivers) and each
- * row block of x once, and the tiles are the micro-kernel over those packed operands: through ev_gemm
- * per tile, every row block re-packed all of W and every tile its row block (about a third on top of
- * the bare product at 800 x 8000 x 192). Otherwise (portable loop, BLAS) each tile is one ev_gemm. */
+ * row block of x once, and the tiles are the micro-kernel over those packed operands (through ev_gemm
+ * per tile, every row block re-packed all of W and every tile its row block); otherwise (portable
+ * loop, BLAS) each tile is one ev_gemm. Each row's tile maximum is taken 16 lanes at a time: the
+ * scalar max loop, which GCC does not vectorise, and the re-packing together made the kernel 1.4-1.6x
+ * the bare product at 800 x 8000 x 192 on one thread; now it is within a few percent of it. */
 #include <stdlib.h>
 #define LP_RB 320
 #define LP_VT 512
