@@ -52,12 +52,15 @@ for (const preset of ['small'] as const) {
   const hist = test.map((s) => split.history(s, 10));
   model.score(hist.slice(0, 8), cands.slice(0, 8)); // warm-up
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   model.score(hist, cands);
   const secs = (performance.now() - t0) / 1000;
+  const cu = process.cpuUsage(c0);
+  const cpuSecs = (cu.user + cu.system) / 1e6; // every thread of the process: the kernels' and V8's
   const promptTokens = hist.reduce((a, h) => a + model.prompts.prompt(h).length, 0) / hist.length;
   console.log(
     `LLMRec evaluation (${preset} preset, ${decoder.numParameters().toLocaleString('en-US')} parameters + LoRA r16, 20 candidates, ` +
-      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s) ${load()}`,
+      `${promptTokens.toFixed(0)} prompt tokens on average): ${(users / secs).toFixed(1)} users/s (${users} users in ${secs.toFixed(1)} s, ${cpuSecs.toFixed(1)} CPU s) ${load()}`,
   );
 
   if (fullUsers > 0) console.log(formatFullCatalogue(benchFullCatalogue(model, split, test.slice(0, fullUsers)), fullUsers, preset));

@@ -200,15 +200,18 @@ const ticks = (() => {
   }
 })();
 /** CPU seconds a process has used (user + system, all threads); NaN without /proc. */
-const processCpu = (pid: number | undefined): number => {
+const processCpu = (pid: number | undefined): number => statCpu(`/proc/${pid}/stat`);
+/** CPU seconds of the process's main thread (its event loop: HTTP, storage reads, JSON); NaN without /proc. */
+const mainThreadCpu = (pid: number | undefined): number => statCpu(`/proc/${pid}/task/${pid}/stat`);
+function statCpu(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / ticks;
   } catch {
     return NaN;
   }
-};
+}
 
 const pct = (xs: number[], p: number) => {
   const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
@@ -253,18 +256,18 @@ async function recommend(): Promise<void> {
     console.log(`warm-up: ${warmup} s at 4 connections, ${w['2xx']} requests (unmeasured; with calibration prior it fills the priors cache); load average ${load()}`);
   }
   console.log('');
-  console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | load average |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| request | connections | seconds | 2xx | non-2xx, errors | requests/s | p50 ms | p99 ms | /healthz p50 ms | p99 ms | max ms | service CPU ms / request | of which main thread | load average |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const connections of connectionCounts) {
     const probe = probeHealthz(svc.url);
-    const cpu0 = processCpu(svc.proc.pid);
+    const cpu0 = processCpu(svc.proc.pid), main0 = mainThreadCpu(svc.proc.pid);
     const r = await full(connections, seconds);
-    const cpu = processCpu(svc.proc.pid) - cpu0;
+    const cpu = processCpu(svc.proc.pid) - cpu0, mainCpu = mainThreadCpu(svc.proc.pid) - main0;
     const h = await probe.stop();
     const ok = r['2xx'];
     const f = (x: number) => x.toFixed(1);
     console.log(
-      `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${loadavg()[0].toFixed(1)} |`,
+      `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${ok ? ((1000 * mainCpu) / ok).toFixed(1) : '-'} | ${loadavg()[0].toFixed(1)} |`,
     );
   }
   const m = await metrics();

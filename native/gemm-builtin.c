@@ -557,6 +557,40 @@ static int gemm_packed(int isa, int transA, int transB, int M, int N, int K, flo
   }
   return 1;
 }
+
+/* ---- Packed operands for callers that keep them (kernels.h): the same packing and micro-kernels */
+int ev_gemm_tile_mr(int isa) { return isa == EV_ISA_AVX512 ? 12 : isa == EV_ISA_AVX2 ? 6 : 0; }
+int ev_gemm_tile_nr(int isa) { return isa == EV_ISA_AVX512 ? 32 : isa == EV_ISA_AVX2 ? 16 : 0; }
+
+void ev_gemm_pack_bt(int isa, const float* B, int64_t ldb, int n, int kc, float* bp) {
+  const int NR = ev_gemm_tile_nr(isa);
+  for (int j = 0; j < n; j += NR) pack_b(1, B + (int64_t)j * ldb, ldb, n - j < NR ? n - j : NR, kc, bp + (int64_t)j * kc, NR);
+}
+
+void ev_gemm_pack_a(int isa, const float* A, int64_t lda, int m, int kc, float* ap) {
+  const int MR = ev_gemm_tile_mr(isa);
+  for (int i = 0; i < m; i += MR) pack_a(A + (int64_t)i * lda, lda, m - i < MR ? m - i : MR, kc, ap + (int64_t)i * kc, MR);
+}
+
+void ev_gemm_packed_tile(int isa, int kc, const float* ap, int m, const float* bp, int n, float alpha, float beta,
+                         float* C, int64_t ldc) {
+  const int MR = ev_gemm_tile_mr(isa), NR = ev_gemm_tile_nr(isa);
+  kernel_fn kern = isa == EV_ISA_AVX512 ? kernel_12x32 : kernel_6x16;
+  for (int j = 0; j < n; j += NR) {
+    const float* bs = bp + (int64_t)j * kc;
+    for (int i = 0; i < m; i += MR)
+      kern(kc, ap + (int64_t)i * kc, bs, C + (int64_t)i * ldc + j, ldc, alpha, beta, m - i < MR ? m - i : MR, n - j < NR ? n - j : NR);
+  }
+}
+#else
+int ev_gemm_tile_mr(int isa) { (void)isa; return 0; }
+int ev_gemm_tile_nr(int isa) { (void)isa; return 0; }
+void ev_gemm_pack_bt(int isa, const float* B, int64_t ldb, int n, int kc, float* bp) { (void)isa, (void)B, (void)ldb, (void)n, (void)kc, (void)bp; }
+void ev_gemm_pack_a(int isa, const float* A, int64_t lda, int m, int kc, float* ap) { (void)isa, (void)A, (void)lda, (void)m, (void)kc, (void)ap; }
+void ev_gemm_packed_tile(int isa, int kc, const float* ap, int m, const float* bp, int n, float alpha, float beta,
+                         float* C, int64_t ldc) {
+  (void)isa, (void)kc, (void)ap, (void)m, (void)bp, (void)n, (void)alpha, (void)beta, (void)C, (void)ldc;
+}
 #endif /* EV_X86 */
 
 void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,

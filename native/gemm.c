@@ -115,6 +115,14 @@ const char* ev_gemm_available(void) {
   return list;
 }
 
+int ev_gemm_isa_now(void) {
+  switch (backend()) {
+    case USE_AVX512: return EV_ISA_AVX512;
+    case USE_AVX2: return EV_ISA_AVX2;
+    default: return EV_ISA_NONE;
+  }
+}
+
 void ev_gemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
              const float* B, int ldb, float beta, float* C, int ldc) {
   switch (backend()) {

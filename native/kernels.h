@@ -23,6 +23,20 @@ enum { EV_ISA_NONE = 0, EV_ISA_AVX2 = 1, EV_ISA_AVX512 = 2 };
 void ev_gemm_builtin(int isa, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                      const float* B, int ldb, float beta, float* C, int ldc, int threads);
 int ev_gemm_builtin_isa(void); /* the best micro-kernel this CPU runs */
+/* the micro-kernel ev_gemm runs now (EV_ISA_NONE when it runs the portable loop or a BLAS) */
+int ev_gemm_isa_now(void);
+/* Packed operands, for a caller that reuses one (the fused LM head packs W once per call). isa is
+ * EV_ISA_AVX512 or EV_ISA_AVX2 (what ev_gemm_isa_now gave); the tile is mr x nr (12 x 32 or 6 x 16).
+ * pack_bt: rows [0, n) of a stored n x kc B (used transposed) into ceil(n / nr) k-major slivers
+ * (bp[(s * kc + k) * nr + j], zero columns past n); pack_a: rows [0, m) of a stored m x kc A into
+ * ceil(m / mr) slivers (ap[(i * kc + k) * mr + r]); packed_tile: C[0:m, 0:n] = alpha ap bp + beta C
+ * over those slivers (B sliver by B sliver, all A slivers under each). */
+int ev_gemm_tile_mr(int isa);
+int ev_gemm_tile_nr(int isa);
+void ev_gemm_pack_bt(int isa, const float* B, int64_t ldb, int n, int kc, float* bp);
+void ev_gemm_pack_a(int isa, const float* A, int64_t lda, int m, int kc, float* ap);
+void ev_gemm_packed_tile(int isa, int kc, const float* ap, int m, const float* bp, int n, float alpha, float beta,
+                         float* C, int64_t ldc);
 void ev_gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc);
 

@@ -108,6 +108,30 @@ describe('LLMRec ranking', () => {
     assert.throws(() => llmrecFullScorer(m, big), /titles/);
   });
 
+  it('prior scores (chunks after the history-free prompt) equal the reference: shared prefixes, duplicates, a title that is a prefix of another, mixed lengths', () => {
+    const shared = ['Rose Water', 'Rose Water Toner', 'Rose Water Toner', 'Soap', 'Rose', 'Rose Water Toner Spray 8 oz', 'Nail Polish', 'Nail', 'Argan Oil Shampoo for Dry Hair'];
+    const tok = trainTokenizer([...shared, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 }).tokenizer;
+    const d = new Decoder(decoderPreset('tiny', { vocabSize: tok.vocabSize }), { seed: 5 });
+    d.addAdapter('default', { r: 4 }, { seed: 5 });
+    for (const p of d.adapter('default').parameters()) for (let i = 0; i < p.data.length; i++) p.data[i] += 0.01 * Math.cos(i);
+    for (const reduction of ['mean', 'sum'] as const) {
+      const m = new LLMRec(d, new PromptBuilder(tok, shared));
+      const items = [5, 1, 2, 4, 0, 7, 6, 3, 8, 1];
+      // in two calls: the second scores only the items the first did not cache
+      m.priorScores(items.slice(0, 4), reduction);
+      const prior = m.priorScores(items, reduction);
+      const ref = m.scoreReference([], items, reduction);
+      items.forEach((it, j) => assert.ok(Math.abs(prior.get(it)! - ref[j]) < 1e-4 * Math.max(1, Math.abs(ref[j])), `${reduction} item ${it}: ${prior.get(it)} vs ${ref[j]}`));
+      // and the calibrated scores of a batch with mixed answer lengths
+      const hist = [[0, 3], [6]], cands = [[5, 3, 1], [8, 4, 2, 7]];
+      const got = m.score(hist, cands, { reduction, calibration: 'prior' });
+      hist.forEach((h, u) => {
+        const plain = m.scoreReference(h, cands[u], reduction), pr = m.scoreReference([], cands[u], reduction);
+        cands[u].forEach((_, j) => assert.ok(Math.abs(got[u][j] - (plain[j] - pr[j])) < 1e-4 * Math.max(1, Math.abs(plain[j])), `${reduction} u${u} c${j}`));
+      });
+    }
+  });
+
   it('partial prior calibration subtracts w x the history-free score', () => {
     const m = model();
     const hist = [[0, 3]];

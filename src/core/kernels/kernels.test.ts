@@ -73,6 +73,36 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     for (const k of [native!, tsKernels]) assert.throws(() => k.linearLogProbs(x, W, null, bad, new Float32Array(rows), rows, V, D, -100), /out of range/);
   });
 
+  it('linearLogProbs with every GEMM backend (packed operands or per-tile GEMM), k split in blocks, 1 and 2 threads', () => {
+    // D = 700: three k blocks of the packed path (at most 320 each); V = 1037: a partial NR sliver last
+    const rows = 341, V = 1037, D = 700;
+    const x = randArr(rows * D, 0.2), W = randArr(V * D, 0.2), bias = randArr(V);
+    const tg = Int32Array.from({ length: rows }, (_, r) => (r % 13 === 5 ? -100 : (r * 53) % V));
+    tg[0] = V - 1;
+    const logits = new Float32Array(rows * V);
+    for (let r = 0; r < rows; r++) logits.set(bias, r * V);
+    tsKernels.gemm(false, true, rows, V, D, 1, x, 0, D, 0, W, 0, D, 0, 1, logits, 0, V, 0, 1);
+    const ls = new Float32Array(rows * V);
+    tsKernels.logSoftmax(logits, ls, rows, V);
+    const k = native!;
+    const before = k.blas;
+    const threads = k.threads();
+    try {
+      for (const name of k.gemmBackends()) {
+        k.setGemm(name === 'openblas' || name === 'cblas' ? 'blas' : name);
+        for (const th of [1, 2]) {
+          k.setThreads(th);
+          const out = new Float32Array(rows);
+          k.linearLogProbs(x, W, bias, tg, out, rows, V, D, -100);
+          for (let r = 0; r < rows; r++) assert.ok(Math.abs(out[r] - (tg[r] === -100 ? 0 : ls[r * V + tg[r]])) < 2e-4, `${name}, ${th} threads, row ${r}: ${out[r]}`);
+        }
+      }
+    } finally {
+      k.setGemm(before === 'openblas' || before === 'cblas' ? 'blas' : before);
+      k.setThreads(threads);
+    }
+  });
+
   it('softmax, logSoftmax and their backward; cross-entropy forward and backward', () => {
     const R = 7, C = 1000;
     const x = randArr(R * C, 3), gy = randArr(R * C), out = new Float32Array(R * C), gx = new Float32Array(R * C);
