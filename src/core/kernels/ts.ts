@@ -423,6 +423,31 @@ export const tsKernels: Kernels = {
     if (xa) for (let i = 0; i < n; i++) xa[i] = x![i] * mask[i];
   },
 
+  dropoutBits(state, x, xa, bits, n, p, keep) {
+    // the float mask in pieces of 2^16 draws, packed into words
+    const piece = new Float32Array(Math.min(n, 1 << 16));
+    for (let i0 = 0; i0 < n; i0 += piece.length) {
+      const m = Math.min(piece.length, n - i0);
+      keepMaskFromState(state, piece, m, p, keep);
+      for (let i = 0; i < m; i += 32) {
+        let w = 0;
+        for (let b = 0; b < 32 && i + b < m; b++) if (piece[i + b] !== 0) w |= 1 << b;
+        bits[(i0 + i) >>> 5] = w >>> 0;
+      }
+      if (xa) for (let i = 0; i < m; i++) xa[i0 + i] = x![i0 + i] * piece[i];
+    }
+  },
+
+  dropoutApply(bits, x, xa, n, keep) {
+    for (let i = 0; i < n; i++) xa[i] = x[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? keep : 0);
+  },
+
+  loraDx(gu, A, bits, keep, gx, rows, I, R) {
+    const t = new Float32Array(rows * I);
+    this.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A, 0, I, 0, 0, t, 0, I, 0, 1);
+    for (let i = 0; i < t.length; i++) gx[i] += t[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? keep : 0);
+  },
+
   linearLogProbs(x, W, bias, targets, out, rows, V, D, ignoreIndex) {
     for (let r = 0; r < rows; r++) {
       const t = targets[r];

@@ -1,6 +1,6 @@
 /** Matrix products: matmul with transpose flags and batching, and linear (HF weight layout). */
 import { Tensor, shapeSize } from '../tensor.js';
-import { floats } from '../arena.js';
+import { floats, releaseFloats } from '../arena.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 import { Rng } from '../random.js';
@@ -160,27 +160,25 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     });
   }
   k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, W.data, 0, I, 0, beta, out, 0, O, 0, 1);
-  // Adapter input (with dropout mask when training).
-  let xa = x.data;
-  let mask: Float32Array | null = null;
-  {
-    if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
-    mask = floats(x.size, false);
-    xa = floats(x.size, false);
-    const keep = 1 / (1 - p);
-    const rng = opts.rng;
-    if (rng instanceof Rng) {
-      const st = rng.getState();
-      k.dropoutMask(st, x.data, xa, mask, mask.length, p, keep);
-      rng.setState(st);
-    } else {
-      for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
-      const xd = x.data;
-      for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
-    }
+  // Adapter input under dropout. Only the mask's bits are kept for the backward (1/32 of a float
+  // mask); the dropped-out input xa is a temporary here and rebuilt from x and the bits there.
+  if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
+  const n = x.size;
+  const keep = 1 / (1 - p);
+  const bits = new Uint32Array((n + 31) >>> 5);
+  let xa = floats(n, false);
+  const rng = opts.rng;
+  if (rng instanceof Rng) {
+    const st = rng.getState();
+    k.dropoutBits(st, x.data, xa, bits, n, p, keep);
+    rng.setState(st);
+  } else {
+    for (let i = 0; i < n; i++) if (rng.uniform() >= p) bits[i >>> 5] |= 1 << (i & 31);
+    k.dropoutApply(bits, x.data, xa, n, keep);
   }
   const u = floats(rows * R, false);
   k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
+  releaseFloats(xa);
   k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
   const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
   if (!needsGrad(...inputs)) return res;
@@ -190,7 +188,12 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     const gu = floats(rows * R, false);
     k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
     if (B.requiresGrad) k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
-    if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
+    if (A.requiresGrad) {
+      xa = floats(n, false);
+      k2.dropoutApply(bits, x.data, xa, n, keep);
+      k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
+      releaseFloats(xa);
+    }
     if (W.requiresGrad) k2.gemm(true, false, O, I, rows, 1, g, 0, O, 0, x.data, 0, I, 0, 1, gradBuffer(W), 0, I, 0, 1);
     if (bias && bias.requiresGrad) {
       const gb = gradBuffer(bias);
@@ -199,11 +202,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     if (x.requiresGrad) {
       const gx = gradBuffer(x);
       k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, W.data, 0, I, 0, 1, gx, 0, I, 0, 1);
-      if (mask) {
-        const t = floats(rows * I);
-        k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 0, t, 0, I, 0, 1);
-        for (let i = 0; i < t.length; i++) gx[i] += t[i] * mask[i];
-      } else k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 1, gx, 0, I, 0, 1);
+      k2.loraDx(gu, A.data, bits, keep, gx, rows, I, R);
     }
   });
 }
