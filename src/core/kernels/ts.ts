@@ -439,13 +439,15 @@ export const tsKernels: Kernels = {
   },
 
   dropoutApply(bits, x, xa, n, keep) {
-    for (let i = 0; i < n; i++) xa[i] = x[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? keep : 0);
+    const kf = Math.fround(keep); // the float mask's value
+    for (let i = 0; i < n; i++) xa[i] = x[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? kf : 0);
   },
 
   loraDx(gu, A, bits, keep, gx, rows, I, R) {
     const t = new Float32Array(rows * I);
     this.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A, 0, I, 0, 0, t, 0, I, 0, 1);
-    for (let i = 0; i < t.length; i++) gx[i] += t[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? keep : 0);
+    const kf = Math.fround(keep);
+    for (let i = 0; i < t.length; i++) gx[i] += t[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? kf : 0);
   },
 
   linearLogProbs(x, W, bias, targets, out, rows, V, D, ignoreIndex) {
