@@ -447,3 +447,127 @@ int ev_lora_dx(const float* gu, const float* A, const uint32_t* bits, float keep
   else lora_dx_range(&c, 0, blocks, 0);
   return c.oom ? -2 : 0;
 }
+
+/* ---- The two LoRA products that read the dropped-out input xa = x * mask, with xa built in cache
+ * tiles instead of a rows x I array: the same GEMM calls on tiles of xa, which give the same sums as
+ * on the whole matrix (each output is one chain of multiply-adds over K, in order, and K is the
+ * same). */
+
+/* the mask of elements e .. e + 15 (bit k = element e + k) from bits over n elements */
+static inline uint32_t mask16_at(const uint32_t* bits, int64_t e, int64_t n) {
+  const int64_t w = e >> 5;
+  uint64_t v = bits[w];
+  if ((w + 1) * 32 < n) v |= (uint64_t)bits[w + 1] << 32;
+  return (uint32_t)(v >> (e & 31)) & 0xffffu;
+}
+
+#ifdef EV_X86
+__attribute__((target("avx512f"))) static int64_t apply_at_avx512(const uint32_t* bits, int64_t e0, int64_t nb, const float* x,
+                                                                float* xa, int64_t n, float keep) {
+  const __m512 kv = _mm512_set1_ps(keep);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(xa + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), _mm512_maskz_mov_ps((__mmask16)mask16_at(bits, e0 + i, nb), kv)));
+  return i;
+}
+#endif
+/* xa[0:n) = x[0:n) * mask of elements e0 .. e0 + n (bits over nb elements) */
+static void apply_at(const uint32_t* bits, int64_t e0, int64_t nb, const float* x, float* xa, int64_t n, float keep, int isa) {
+  int64_t i = 0;
+#ifdef EV_X86
+  if (isa == EV_ISA_AVX512) i = apply_at_avx512(bits, e0, nb, x, xa, n, keep);
+#endif
+  (void)isa, (void)nb;
+  for (; i < n; i++) {
+    const int64_t e = e0 + i;
+    xa[i] = x[i] * (((bits[e >> 5] >> (e & 31)) & 1u) ? keep : 0.0f);
+  }
+}
+
+static __thread float* xt_tile;
+static __thread size_t xt_cap;
+static float* xt_grow(size_t need) {
+  if (xt_cap < need) {
+    free(xt_tile);
+    xt_cap = 0;
+    if (posix_memalign((void**)&xt_tile, 64, need * sizeof(float)) != 0) {
+      xt_tile = NULL;
+      return NULL;
+    }
+    xt_cap = need;
+  }
+  return xt_tile;
+}
+
+typedef struct {
+  const float *x, *gu, *A;
+  const uint32_t* bits;
+  float keep;
+  float *u, *gA;
+  int64_t rows, blocks;
+  int I, R, isa;
+  int oom;
+} XaCtx;
+
+#define XU_RB 64 /* rows per tile of the forward product */
+#define XG_CB 48 /* columns per tile of dA (the last tile takes the remainder: over 32 columns, as the whole) */
+
+static void xa_u_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  XaCtx* c = (XaCtx*)p;
+  const int I = c->I;
+  float* t = xt_grow((size_t)XU_RB * I);
+  if (!t) {
+    c->oom = 1;
+    return;
+  }
+  for (int64_t blk = a; blk < b; blk++) {
+    const int64_t r0 = blk * XU_RB;
+    const int nb = c->rows - r0 < XU_RB ? (int)(c->rows - r0) : XU_RB;
+    apply_at(c->bits, r0 * I, c->rows * I, c->x + r0 * I, t, (int64_t)nb * I, c->keep, c->isa);
+    ev_gemm(0, 1, nb, c->R, I, 1.0f, t, I, c->A, I, 0.0f, c->u + r0 * c->R, c->R);
+  }
+}
+
+/* u [rows, R] = (x * mask) A^T for A [R, I] (R <= 32: the GEMM's skinny path, whose rows do not
+ * depend on the row blocking); 0, or -2 without memory */
+int ev_lora_drop_u(const float* x, const uint32_t* bits, float keep, const float* A, float* u, int64_t rows, int I, int R) {
+  XaCtx c = {.x = x, .A = A, .bits = bits, .keep = keep, .u = u, .rows = rows, .blocks = (rows + XU_RB - 1) / XU_RB, .I = I, .R = R, .isa = bits_isa()};
+  int parts = ev_get_threads();
+  if (rows * I * (int64_t)R < (1 << 18)) parts = 1;
+  if (parts > 1) ev_parallel_parts(c.blocks, parts, xa_u_range, &c);
+  else xa_u_range(&c, 0, c.blocks, 0);
+  return c.oom ? -2 : 0;
+}
+
+static void xa_ga_range(void* p, int64_t a, int64_t b, int part) {
+  (void)part;
+  XaCtx* c = (XaCtx*)p;
+  const int I = c->I;
+  float* t = xt_grow((size_t)c->rows * (2 * XG_CB));
+  if (!t) {
+    c->oom = 1;
+    return;
+  }
+  for (int64_t blk = a; blk < b; blk++) {
+    const int j0 = (int)blk * XG_CB;
+    const int nj = blk == c->blocks - 1 ? I - j0 : XG_CB;
+    for (int64_t r = 0; r < c->rows; r++)
+      apply_at(c->bits, r * I + j0, c->rows * I, c->x + r * I + j0, t + r * nj, nj, c->keep, c->isa);
+    ev_gemm(1, 0, c->R, nj, (int)c->rows, 1.0f, c->gu, c->R, t, nj, 1.0f, c->gA + j0, I);
+  }
+}
+
+/* gA [R, I] += gu^T (x * mask) for gu [rows, R] (R <= 16: the GEMM's skinny path through the
+ * transpose, whose columns do not depend on the column blocking); 0, or -2 without memory */
+int ev_lora_drop_ga(const float* gu, const float* x, const uint32_t* bits, float keep, float* gA, int64_t rows, int I, int R) {
+  /* column tiles of XG_CB; a remainder joins the last tile (a tile of 32 columns or fewer would take
+   * the GEMM's other skinny orientation) */
+  const int64_t blocks = I / XG_CB > 0 ? I / XG_CB : 1;
+  XaCtx c = {.x = x, .gu = gu, .bits = bits, .keep = keep, .gA = gA, .rows = rows, .blocks = blocks, .I = I, .R = R, .isa = bits_isa()};
+  int parts = ev_get_threads();
+  if (rows * I * (int64_t)R < (1 << 18)) parts = 1;
+  if (parts > 1) ev_parallel_parts(blocks, parts, xa_ga_range, &c);
+  else xa_ga_range(&c, 0, blocks, 0);
+  return c.oom ? -2 : 0;
+}

@@ -75,6 +75,10 @@ void ev_dropout_bits(uint32_t* st, const float* x, float* xa, uint32_t* bits, in
 /* xa[i] = x[i] * (bit i ? keep : 0) */
 void ev_dropout_apply(const uint32_t* bits, const float* x, float* xa, int64_t n, float keep);
 /* gx [rows, I] += (gu [rows, R] A [R, I]) * mask (bits over rows x I); 0, or -2 without memory */
+/* u [rows, R] = (x * mask) A^T, A [R, I], R <= 32; 0, or -2 without memory */
+int ev_lora_drop_u(const float* x, const uint32_t* bits, float keep, const float* A, float* u, int64_t rows, int I, int R);
+/* gA [R, I] += gu^T (x * mask), gu [rows, R], R <= 16; 0, or -2 without memory */
+int ev_lora_drop_ga(const float* gu, const float* x, const uint32_t* bits, float keep, float* gA, int64_t rows, int I, int R);
 int ev_lora_dx(const float* gu, const float* A, const uint32_t* bits, float keep, float* gx, int64_t rows, int I, int R);
 /* fork-join over [0, n): fn(ctx, begin, end, part) with part < ev_loop_threads() */
 typedef void (*ev_range_fn)(void* ctx, int64_t begin, int64_t end, int part);

@@ -125,6 +125,13 @@ export interface Kernels {
    * gx[i] += t[i] * mask[i] in JavaScript). No rows x I temporary (native: row blocks in cache).
    */
   loraDx(gu: Float32Array, A: Float32Array, bits: Uint32Array, keep: number, gx: Float32Array, rows: number, I: number, R: number): void;
+  /**
+   * u [rows, R] = xa A^T for A [R, I], xa = x * mask (bits as in dropoutBits, keep a float32): the
+   * same sums as dropoutApply then gemm, without the rows x I xa (native: built tile by tile in cache).
+   */
+  loraDropU(x: Float32Array, bits: Uint32Array, keep: number, A: Float32Array, u: Float32Array, rows: number, I: number, R: number): void;
+  /** gA [R, I] += gu^T xa for gu [rows, R], xa = x * mask: as loraDropU, for the backward. */
+  loraDropGradA(gu: Float32Array, x: Float32Array, bits: Uint32Array, keep: number, gA: Float32Array, rows: number, I: number, R: number): void;
 
   /**
    * LM head and log-softmax at target tokens: out[r] = log softmax(x_r W^T + bias)[targets[r]] for x

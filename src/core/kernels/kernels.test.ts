@@ -208,6 +208,33 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   });
 
+  it('loraDropU and loraDropGradA equal dropoutApply then gemm, bit for bit, with every built-in GEMM', () => {
+    const gemms = native ? native.gemmBackends().filter((g) => g.startsWith('builtin')) : [];
+    const prev = native?.blas;
+    for (const kk of native ? [native, tsKernels] : [tsKernels]) {
+      for (const gemm of kk === native ? gemms : ['typescript']) {
+        if (kk === native) native.setGemm(gemm);
+        for (const [rows, I, R] of [[5, 24, 16], [17, 192, 16], [300, 512, 16], [230, 37, 8], [100, 130, 4], [64, 40, 16]]) {
+          const x = randArr(rows * I), A = randArr(R * I), gu = randArr(rows * R), gA0 = randArr(R * I);
+          const bits = Uint32Array.from({ length: (rows * I + 31) >>> 5 }, () => rng.nextU32());
+          const keep = Math.fround(1 / 0.95);
+          const xa = new Float32Array(rows * I);
+          kk.dropoutApply(bits, x, xa, rows * I, keep);
+          const u1 = new Float32Array(rows * R), u2 = new Float32Array(rows * R);
+          kk.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A, 0, I, 0, 0, u1, 0, R, 0, 1);
+          kk.loraDropU(x, bits, keep, A, u2, rows, I, R);
+          const g1 = gA0.slice(), g2 = gA0.slice();
+          kk.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, g1, 0, I, 0, 1);
+          kk.loraDropGradA(gu, x, bits, keep, g2, rows, I, R);
+          const what = `${gemm} ${rows}x${I}x${R}`;
+          for (let i = 0; i < u1.length; i++) if (!Object.is(u1[i], u2[i])) assert.fail(`${what}: u[${i}] ${u2[i]} vs ${u1[i]}`);
+          for (let i = 0; i < g1.length; i++) if (!Object.is(g1[i], g2[i])) assert.fail(`${what}: gA[${i}] ${g2[i]} vs ${g1[i]}`);
+        }
+      }
+    }
+    if (native && prev) native.setGemm(prev);
+  });
+
   it('loraDx equals the product into a temporary and gx += t * mask in JavaScript (bit for bit with the same GEMM)', () => {
     for (const [rows, I, R] of [[5, 24, 16], [17, 192, 16], [100, 192, 16], [230, 37, 8], [64, 512, 16]]) {
       const gu = randArr(rows * R), A = randArr(R * I), gx0 = randArr(rows * I);

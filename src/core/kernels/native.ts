@@ -88,6 +88,8 @@ export function loadNativeKernels(): Kernels | null {
       dropoutBits: addon.dropoutBits,
       dropoutApply: addon.dropoutApply,
       loraDx: addon.loraDx,
+      loraDropU: addon.loraDropU,
+      loraDropGradA: addon.loraDropGradA,
       linearLogProbs: addon.linearLogProbs,
       swiglu: addon.swiglu,
       swigluBackward: addon.swigluBackward,

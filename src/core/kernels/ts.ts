@@ -443,6 +443,18 @@ export const tsKernels: Kernels = {
     for (let i = 0; i < n; i++) xa[i] = x[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? kf : 0);
   },
 
+  loraDropU(x, bits, keep, A, u, rows, I, R) {
+    const xa = new Float32Array(rows * I);
+    this.dropoutApply(bits, x, xa, rows * I, keep);
+    this.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A, 0, I, 0, 0, u, 0, R, 0, 1);
+  },
+
+  loraDropGradA(gu, x, bits, keep, gA, rows, I, R) {
+    const xa = new Float32Array(rows * I);
+    this.dropoutApply(bits, x, xa, rows * I, keep);
+    this.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gA, 0, I, 0, 1);
+  },
+
   loraDx(gu, A, bits, keep, gx, rows, I, R) {
     const t = new Float32Array(rows * I);
     this.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A, 0, I, 0, 0, t, 0, I, 0, 1);
