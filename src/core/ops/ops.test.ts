@@ -100,8 +100,12 @@ for (const { name, k } of impls) {
     });
 
     it('loraLinear under dropout (bit mask, input rebuilt in the backward) matches dropout with a stored mask', () => {
-      // rows x in = 75 x 40 = 3000 draws: several mask words, and rows past the kernel's row blocks
-      const x = rnd([3, 25, 40], 60), W = rnd([24, 40], 61), A = rnd([4, 40], 62), Bm = rnd([24, 4], 63);
+      // rows x in = 75 x 40 = 3000 draws: several mask words, and rows past the kernel's row blocks;
+      // rank 20: the path with a temporary xa
+      for (const r of [4, 20]) loraUnderDropout(r);
+    });
+    function loraUnderDropout(r: number): void {
+      const x = rnd([3, 25, 40], 60), W = rnd([24, 40], 61), A = rnd([r, 40], 62), Bm = rnd([24, r], 63);
       const g = rnd([3, 25, 24], 64).data;
       const run = (f: () => Tensor): Float32Array[] => {
         for (const t of [x, A, Bm, W]) t.grad = null;
@@ -114,8 +118,8 @@ for (const { name, k } of impls) {
       const yC = composed();
       const gC = run(composed);
       for (let i = 0; i < yF.size; i++) assert.ok(Math.abs(yF.data[i] - yC.data[i]) < 1e-4, `y[${i}]`);
-      gF.forEach((a, j) => a.forEach((v, i) => assert.ok(Math.abs(v - gC[j][i]) < 1e-4, `grad ${j}[${i}]: ${v} vs ${gC[j][i]}`)));
-    });
+      gF.forEach((a, j) => a.forEach((v, i) => assert.ok(Math.abs(v - gC[j][i]) < 1e-4, `rank ${r}, grad ${j}[${i}]: ${v} vs ${gC[j][i]}`)));
+    }
 
     it('embedding (scatter-add gradient, repeated and padding ids)', () => {
       const W = rnd([7, 4], 40);
