@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "evorec_native",
-      "sources": ["native/binding.c", "native/kernels.c", "native/attention.c", "native/gemm.c", "native/gemm-builtin.c", "native/parallel.c"],
+      "sources": ["native/binding.c", "native/kernels.c", "native/dropout.c", "native/attention.c", "native/gemm.c", "native/gemm-builtin.c", "native/parallel.c"],
       "cflags": ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-std=gnu11", "-pthread"],
       "ldflags": ["-pthread"],
       "cflags!": ["-O2", "-O0"],

@@ -11,13 +11,15 @@
  * - SASRec evaluation throughput on the same users.
  * Run alone: node --import tsx bench/recommenders.ts   (BENCH_USERS, default 200; BENCH_STEPS, default 12;
  * BENCH_FULL_USERS, default 2, 0 skips the full-catalogue timing (about a minute per user and path);
- * BENCH_SKIP_PREPARE=1 skips the prepare timing). The machine may be shared: each figure is printed with the
- * 1-minute load average; compare figures taken at a similar load, or interleave runs.
+ * BENCH_SKIP_PREPARE=1 skips the prepare timing; BENCH_PRESETS, default `small`, e.g. `small,deep` adds the
+ * 8-layer preset). The machine may be shared: each figure is printed with the 1-minute load average and the
+ * training lines with the process CPU time per step (all threads; less sensitive to the load than wall
+ * time); compare figures taken at a similar load, or interleave runs.
  */
 import { loadavg } from 'node:os';
 import { CandidateSampler } from '../src/data/candidates.js';
 import { loadSplit } from '../src/data/prepare.js';
-import { decoderPreset } from '../src/io/hf-config.js';
+import { decoderPreset, type DecoderPresetName } from '../src/io/hf-config.js';
 import { LLMRec } from '../src/models/llmrec.js';
 import { llmrecBatches } from '../src/models/llmrec-train.js';
 import { PromptBuilder } from '../src/models/prompt.js';
@@ -45,7 +47,8 @@ const cs = new CandidateSampler(split);
 const cands = test.map((s) => cs.candidates(s, 0, 'test'));
 const { tokenizer } = trainTokenizer(split.dataset.titles, { vocabSize: 8000 });
 
-for (const preset of ['small'] as const) {
+const presets = (process.env.BENCH_PRESETS ?? 'small').split(',') as DecoderPresetName[];
+for (const preset of presets) {
   const decoder = new Decoder(decoderPreset(preset, { vocabSize: tokenizer.vocabSize }), { seed: 1 });
   decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0.05 }, { freezeBase: true });
   const model = new LLMRec(decoder, new PromptBuilder(tokenizer, split.dataset.titles));
@@ -68,22 +71,25 @@ for (const preset of ['small'] as const) {
   const train = split.periods[0].train.slice(0, 16 * steps);
   const batches = llmrecBatches(model, train, (s) => split.history(s, 10), 16);
   const tokens = batches.reduce((a, b) => a + b.batch * b.seqLen, 0) / batches.length;
-  const timeSteps = (dec: Decoder): number => {
+  /** Steps per second (median step) and process CPU seconds per step (mean). */
+  const timeSteps = (dec: Decoder): { sps: number; cpu: number } => {
     const trainer = new LmTrainer(dec, { lr: 1e-4, totalSteps: batches.length + 1, warmupSteps: 0, schedule: 'constant' });
     trainer.trainStep(batches[0]); // warm-up
     const times: number[] = [];
+    const c0 = process.cpuUsage();
     for (const b of batches) {
       const t1 = performance.now();
       trainer.trainStep(b);
       times.push(performance.now() - t1);
     }
+    const c = process.cpuUsage(c0);
     times.sort((a, b) => a - b);
-    return 1000 / times[times.length >> 1];
+    return { sps: 1000 / times[times.length >> 1], cpu: (c.user + c.system) / 1e6 / batches.length };
   };
-  const report = (what: string, sps: number) =>
+  const report = (what: string, { sps, cpu }: { sps: number; cpu: number }) =>
     console.log(
       `LLMRec training (${preset} preset, ${what}, batches of 16, ${tokens.toFixed(0)} padded tokens per batch on average): ` +
-        `${sps.toFixed(2)} steps/s = ${(16 * sps).toFixed(1)} samples/s (median of ${batches.length} steps) ${load()}`,
+        `${sps.toFixed(2)} steps/s = ${(16 * sps).toFixed(1)} samples/s (median of ${batches.length} steps), ${cpu.toFixed(3)} CPU s/step ${load()}`,
     );
   report('LoRA r16 on 7 projections', timeSteps(decoder));
   // Full fine-tuning: every base weight trains (a fresh decoder, no adapter).

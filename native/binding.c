@@ -222,6 +222,51 @@ FN(js_dropout_mask) {
   ev_dropout_mask(st, x, xa, m, L(&a, 4), D(&a, 5), (float)D(&a, 6));
   return NULL;
 }
+/* dropoutBits(state, x, xa, bits, n, p, keep[, isa]) */
+FN(js_dropout_bits) {
+  ARGS(7);
+  uint32_t* st = U32(&a, 0); float* x = F(&a, 1); float* xa = F(&a, 2); uint32_t* bits = U32(&a, 3);
+  if (a.failed) return NULL;
+  if (!st || !bits || (xa && !x)) { napi_throw_type_error(env, NULL, "evorec native: dropoutBits arguments"); return NULL; }
+  ev_dropout_bits(st, x, xa, bits, L(&a, 4), D(&a, 5), (float)D(&a, 6), a.argc > 7 ? (int)L(&a, 7) : -1);
+  return NULL;
+}
+/* dropoutApply(bits, x, xa, n, keep) */
+FN(js_dropout_apply) {
+  ARGS(5);
+  uint32_t* bits = U32(&a, 0); float* x = F(&a, 1); float* xa = F(&a, 2);
+  if (a.failed) return NULL;
+  if (!bits || !x || !xa) { napi_throw_type_error(env, NULL, "evorec native: dropoutApply arguments"); return NULL; }
+  ev_dropout_apply(bits, x, xa, L(&a, 3), (float)D(&a, 4));
+  return NULL;
+}
+/* loraDx(gu, A, bits, keep, gx, rows, I, R) */
+FN(js_lora_dx) {
+  ARGS(8);
+  float* gu = F(&a, 0); float* A = F(&a, 1); uint32_t* bits = U32(&a, 2); float* gx = F(&a, 4);
+  if (a.failed) return NULL;
+  if (!gu || !A || !bits || !gx) { napi_throw_type_error(env, NULL, "evorec native: loraDx arguments"); return NULL; }
+  if (ev_lora_dx(gu, A, bits, (float)D(&a, 3), gx, L(&a, 5), (int)L(&a, 6), (int)L(&a, 7)) != 0) napi_throw_error(env, NULL, "evorec native: loraDx out of memory");
+  return NULL;
+}
+/* loraDropU(x, bits, keep, A, u, rows, I, R) */
+FN(js_lora_drop_u) {
+  ARGS(8);
+  float* x = F(&a, 0); uint32_t* bits = U32(&a, 1); float* A = F(&a, 3); float* u = F(&a, 4);
+  if (a.failed) return NULL;
+  if (!x || !bits || !A || !u) { napi_throw_type_error(env, NULL, "evorec native: loraDropU arguments"); return NULL; }
+  if (ev_lora_drop_u(x, bits, (float)D(&a, 2), A, u, L(&a, 5), (int)L(&a, 6), (int)L(&a, 7)) != 0) napi_throw_error(env, NULL, "evorec native: loraDropU out of memory");
+  return NULL;
+}
+/* loraDropGradA(gu, x, bits, keep, gA, rows, I, R) */
+FN(js_lora_drop_ga) {
+  ARGS(8);
+  float* gu = F(&a, 0); float* x = F(&a, 1); uint32_t* bits = U32(&a, 2); float* gA = F(&a, 4);
+  if (a.failed) return NULL;
+  if (!gu || !x || !bits || !gA) { napi_throw_type_error(env, NULL, "evorec native: loraDropGradA arguments"); return NULL; }
+  if (ev_lora_drop_ga(gu, x, bits, (float)D(&a, 3), gA, L(&a, 5), (int)L(&a, 6), (int)L(&a, 7)) != 0) napi_throw_error(env, NULL, "evorec native: loraDropGradA out of memory");
+  return NULL;
+}
 /* linearLogProbs(x, W, bias, targets, out, rows, V, D, ignore) */
 FN(js_linear_log_probs) {
   ARGS(9);
@@ -302,7 +347,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       P("rmsNormBackward", js_rms_norm_backward), P("layerNorm", js_layer_norm),
       P("layerNormBackward", js_layer_norm_backward), P("rope", js_rope),
       P("attentionSoftmax", js_attention_softmax),
-      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("dropoutMask", js_dropout_mask), P("attentionSoftmaxBackward", js_attention_softmax_backward),
+      P("attentionForward", js_attention_forward), P("attentionBackward", js_attention_backward), P("attentionInfer", js_attention_infer), P("dropoutMask", js_dropout_mask), P("dropoutBits", js_dropout_bits), P("dropoutApply", js_dropout_apply), P("loraDx", js_lora_dx), P("loraDropU", js_lora_drop_u), P("loraDropGradA", js_lora_drop_ga), P("attentionSoftmaxBackward", js_attention_softmax_backward),
       P("swiglu", js_swiglu), P("linearLogProbs", js_linear_log_probs), P("swigluBackward", js_swiglu_backward), P("embeddingBackward", js_embedding_backward),
       P("adamw", js_adamw), P("getThreads", js_get_threads), P("setThreads", js_set_threads),
       P("blasName", js_blas_name), P("setLoopThreads", js_set_loop_threads), P("getLoopThreads", js_get_loop_threads),

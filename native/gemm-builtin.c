@@ -401,19 +401,28 @@ static void skinny_store(const Skinny* g, int i0, int m, const float* acc) {
     }
 }
 
-__attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int i0, int m) {
+/* rows [i0, i0 + m) over k in [k0, k1): the accumulators start from zero at k0 = 0, else from carry
+ * (12 x NP floats), and go back to carry unless k1 = K, where the tile is stored (the same chain of
+ * multiply-adds per output whatever the k pieces) */
+__attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int i0, int m, int k0, int k1, float* carry) {
   enum { MR = 12 };
   __m512 acc[MR][2];
   const int two = g->NP == 32;
+  if (k0 == 0) {
 #pragma GCC unroll 12
-  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  const float* bp = g->bp;
-  const int K = g->K;
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  } else
+    for (int i = 0; i < MR; i++) {
+      acc[i][0] = _mm512_load_ps(carry + i * g->NP);
+      acc[i][1] = two ? _mm512_load_ps(carry + i * g->NP + 16) : _mm512_setzero_ps();
+    }
+  const float* bp = g->bp + (int64_t)k0 * g->NP;
+  const int K = k1;
   if (m == MR && !g->transA) {
     const float* a[MR];
     for (int i = 0; i < MR; i++) a[i] = g->A + (int64_t)(i0 + i) * g->lda;
     if (two)
-      for (int k = 0; k < K; k++, bp += 32) {
+      for (int k = k0; k < K; k++, bp += 32) {
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
@@ -423,15 +432,15 @@ __attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int
         }
       }
     else
-      for (int k = 0; k < K; k++, bp += 16) {
+      for (int k = k0; k < K; k++, bp += 16) {
         __m512 b0 = _mm512_load_ps(bp);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][k]), b0, acc[i][0]);
       }
   } else if (m == MR) { /* op(A) = A^T: the 12 values of one k are contiguous */
-    const float* a = g->A + i0;
+    const float* a = g->A + i0 + (int64_t)k0 * g->lda;
     if (two)
-      for (int k = 0; k < K; k++, bp += 32, a += g->lda) {
+      for (int k = k0; k < K; k++, bp += 32, a += g->lda) {
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
@@ -441,13 +450,13 @@ __attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int
         }
       }
     else
-      for (int k = 0; k < K; k++, bp += 16, a += g->lda) {
+      for (int k = k0; k < K; k++, bp += 16, a += g->lda) {
         __m512 b0 = _mm512_load_ps(bp);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
       }
   } else { /* the last, partial row block */
-    for (int k = 0; k < K; k++, bp += g->NP) {
+    for (int k = k0; k < K; k++, bp += g->NP) {
       __m512 b0 = _mm512_load_ps(bp), b1 = two ? _mm512_load_ps(bp + 16) : _mm512_setzero_ps();
       for (int i = 0; i < m; i++) {
         __m512 x = _mm512_set1_ps(g->transA ? g->A[(int64_t)k * g->lda + i0 + i] : g->A[(int64_t)(i0 + i) * g->lda + k]);
@@ -455,6 +464,13 @@ __attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int
         acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
       }
     }
+  }
+  if (k1 < g->K) {
+    for (int i = 0; i < MR; i++) {
+      _mm512_store_ps(carry + i * g->NP, acc[i][0]);
+      if (two) _mm512_store_ps(carry + i * g->NP + 16, acc[i][1]);
+    }
+    return;
   }
   float t[MR * 32] __attribute__((aligned(64)));
   if (!g->transC && m == MR && g->N == g->NP) { /* full tile, straight to C */
@@ -476,12 +492,32 @@ __attribute__((target("avx512f"))) static void skinny_block(const Skinny* g, int
   skinny_store(g, i0, m, t);
 }
 
+/* With op(A) = A^T each k reads 12 floats of a row of A per block, so for a wide A (LoRA's g^T u with
+ * g [rows, 512]) every block streams all of A's rows and a cache line serves two blocks: taking k in
+ * pieces of SK_KC for all blocks keeps that piece of A in L2. The accumulators wait in the thread's
+ * packing buffer between pieces (same sums). */
+#define SK_KC 256
 static void skinny_range(void* ctx, int64_t b0, int64_t b1, int part) {
   (void)part;
   const Skinny* g = (const Skinny*)ctx;
-  for (int64_t b = b0; b < b1; b++) {
-    int i0 = (int)b * 12;
-    skinny_block(g, i0, g->M - i0 < 12 ? g->M - i0 : 12);
+  float* carry = NULL;
+  if (g->transA && g->K > SK_KC && b1 - b0 > 1) {
+    Bufs* bufs = my_bufs();
+    carry = bufs ? grow(&bufs->a, &bufs->a_n, (size_t)(b1 - b0) * 12 * g->NP) : NULL;
+  }
+  if (!carry) {
+    for (int64_t b = b0; b < b1; b++) {
+      int i0 = (int)b * 12;
+      skinny_block(g, i0, g->M - i0 < 12 ? g->M - i0 : 12, 0, g->K, NULL);
+    }
+    return;
+  }
+  for (int k0 = 0; k0 < g->K; k0 += SK_KC) {
+    const int k1 = g->K - k0 < SK_KC ? g->K : k0 + SK_KC;
+    for (int64_t b = b0; b < b1; b++) {
+      int i0 = (int)b * 12;
+      skinny_block(g, i0, g->M - i0 < 12 ? g->M - i0 : 12, k0, k1, carry + (b - b0) * 12 * g->NP);
+    }
   }
 }
 

@@ -83,6 +83,17 @@ void ev_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr,
 int ev_linear_log_probs(const float* x, const float* W, const float* bias, const int32_t* t, float* out, int64_t rows,
                         int V, int D, int ignore);
 void ev_dropout_mask(uint32_t* st, const float* x, float* xa, float* mask, int64_t n, double p, float keep);
+/* the same draws as bits (bit i % 32 of bits[i / 32] set when kept), xa = x * mask when given; isa -1:
+ * the best here (EV_ISA_*: the SIMD lanes to use, for tests) */
+void ev_dropout_bits(uint32_t* st, const float* x, float* xa, uint32_t* bits, int64_t n, double p, float keep, int isa);
+/* xa[i] = x[i] * (bit i ? keep : 0) */
+void ev_dropout_apply(const uint32_t* bits, const float* x, float* xa, int64_t n, float keep);
+/* gx [rows, I] += (gu [rows, R] A [R, I]) * mask (bits over rows x I); 0, or -2 without memory */
+/* u [rows, R] = (x * mask) A^T, A [R, I], R <= 32; 0, or -2 without memory */
+int ev_lora_drop_u(const float* x, const uint32_t* bits, float keep, const float* A, float* u, int64_t rows, int I, int R);
+/* gA [R, I] += gu^T (x * mask), gu [rows, R], R <= 16; 0, or -2 without memory */
+int ev_lora_drop_ga(const float* gu, const float* x, const uint32_t* bits, float keep, float* gA, int64_t rows, int I, int R);
+int ev_lora_dx(const float* gu, const float* A, const uint32_t* bits, float keep, float* gx, int64_t rows, int I, int R);
 /* fork-join over [0, n): fn(ctx, begin, end, part) with part < ev_loop_threads() */
 typedef void (*ev_range_fn)(void* ctx, int64_t begin, int64_t end, int part);
 void ev_parallel_for(int64_t n, int64_t min_per_part, ev_range_fn fn, void* ctx);

@@ -22,6 +22,8 @@ const sizes: [number, number, number][] = [
   [130, 150, 70], [97, 203, 257], [7, 4100, 40], [200, 35, 513], [1, 300, 4000], [300, 1, 600],
   // the skinny path (N <= 32, or M <= 16 through the transpose): LoRA rank-16 shapes, partial row blocks, threaded
   [301, 16, 192], [37, 32, 70], [25, 20, 9], [1100, 16, 192], [600, 24, 100], [16, 150, 900], [13, 70, 50],
+  // ... with op(A) = A^T and K over several pieces of 256 (g^T u for a wide g)
+  [520, 16, 1100], [40, 32, 600],
 ];
 for (const [M, N, K] of sizes) {
   for (const tA of [false, true]) {

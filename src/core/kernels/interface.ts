@@ -111,6 +111,27 @@ export interface Kernels {
    * place): mask[i] = uniform >= p ? keep : 0, and xa[i] = x[i] * mask[i] when xa is given.
    */
   dropoutMask(state: Uint32Array, x: Float32Array | null, xa: Float32Array | null, mask: Float32Array, n: number, p: number, keep: number): void;
+  /**
+   * The same draws as a bit mask: bit i % 32 of bits[i / 32] is set when element i is kept (bits holds
+   * ceil(n / 32) words), and xa[i] = x[i] * (kept ? keep : 0) when xa is given. 32x smaller than the
+   * float mask, for an op that keeps the mask for its backward (LoRA).
+   */
+  dropoutBits(state: Uint32Array, x: Float32Array | null, xa: Float32Array | null, bits: Uint32Array, n: number, p: number, keep: number): void;
+  /** xa[i] = x[i] * (bit i of bits ? keep : 0): the dropped-out input again, from the bits. */
+  dropoutApply(bits: Uint32Array, x: Float32Array, xa: Float32Array, n: number, keep: number): void;
+  /**
+   * LoRA's path of the input gradient under dropout: gx [rows, I] += (gu [rows, R] A [R, I]) * mask,
+   * mask[i] = bit i ? keep : 0 over rows x I, each sum taken in double and rounded once (as
+   * gx[i] += t[i] * mask[i] in JavaScript). No rows x I temporary (native: row blocks in cache).
+   */
+  loraDx(gu: Float32Array, A: Float32Array, bits: Uint32Array, keep: number, gx: Float32Array, rows: number, I: number, R: number): void;
+  /**
+   * u [rows, R] = xa A^T for A [R, I], xa = x * mask (bits as in dropoutBits, keep a float32): the
+   * same sums as dropoutApply then gemm, without the rows x I xa (native: built tile by tile in cache).
+   */
+  loraDropU(x: Float32Array, bits: Uint32Array, keep: number, A: Float32Array, u: Float32Array, rows: number, I: number, R: number): void;
+  /** gA [R, I] += gu^T xa for gu [rows, R], xa = x * mask: as loraDropU, for the backward. */
+  loraDropGradA(gu: Float32Array, x: Float32Array, bits: Uint32Array, keep: number, gA: Float32Array, rows: number, I: number, R: number): void;
 
   /**
    * LM head and log-softmax at target tokens: out[r] = log softmax(x_r W^T + bias)[targets[r]] for x

@@ -201,6 +201,87 @@ describe('native and TypeScript kernels agree', { skip: native ? false : `native
     }
   }
 
+  it('dropout bits: the draws of dropoutMask as bits, with every SIMD width, one and two threads, and the TypeScript kernel', () => {
+    for (const n of [31, 1003, 40_000, 200_003]) {
+      const x = randArr(n);
+      const r = new Rng(7);
+      const expect = Float32Array.from({ length: n }, () => (r.uniform() >= 0.1 ? 1 / 0.9 : 0));
+      const after = r.nextU32();
+      const runs: [string, (st: Uint32Array, xa: Float32Array | null, bits: Uint32Array) => void][] = [
+        ['ts', (st, xa, bits) => tsKernels.dropoutBits(st, x, xa, bits, n, 0.1, 1 / 0.9)],
+      ];
+      if (native) {
+        // the addon's dropoutBits takes the SIMD width as an optional last argument (0 none, 1 AVX2, 2
+        // AVX-512; lowered to what the CPU has)
+        const bitsIsa = native.dropoutBits as (...a: unknown[]) => void;
+        for (const isa of [0, 1, 2]) runs.push([`native isa ${isa}`, (st, xa, bits) => bitsIsa(st, x, xa, bits, n, 0.1, 1 / 0.9, isa)]);
+      }
+      for (const [what, run] of runs) {
+        for (const withXa of [true, false]) {
+          const g = new Rng(7);
+          const st = g.getState();
+          const bits = new Uint32Array((n + 31) >>> 5), xa = withXa ? new Float32Array(n) : null;
+          run(st, xa, bits);
+          g.setState(st);
+          for (let i = 0; i < n; i++) {
+            const kept = ((bits[i >>> 5] >>> (i & 31)) & 1) === 1;
+            if (kept !== (expect[i] !== 0)) assert.fail(`${what}, n ${n}: bit ${i}`);
+            if (xa && xa[i] !== Math.fround(x[i] * expect[i])) assert.fail(`${what}, n ${n}: xa[${i}]`);
+          }
+          if (n % 32) assert.equal(bits[bits.length - 1] >>> (n % 32), 0, `${what}: bits past n`);
+          assert.equal(g.nextU32(), after, `${what}: state after the draws`);
+          const again = new Float32Array(n);
+          (native ?? tsKernels).dropoutApply(bits, x, again, n, 1 / 0.9);
+          for (let i = 0; i < n; i++) if (again[i] !== Math.fround(x[i] * expect[i])) assert.fail(`${what}: dropoutApply[${i}]`);
+        }
+      }
+    }
+  });
+
+  it('loraDropU and loraDropGradA equal dropoutApply then gemm, bit for bit, with every built-in GEMM', () => {
+    const gemms = native ? native.gemmBackends().filter((g) => g.startsWith('builtin')) : [];
+    const prev = native?.blas;
+    for (const kk of native ? [native, tsKernels] : [tsKernels]) {
+      for (const gemm of kk === native ? gemms : ['typescript']) {
+        if (kk === native) native.setGemm(gemm);
+        for (const [rows, I, R] of [[5, 24, 16], [17, 192, 16], [300, 512, 16], [230, 37, 8], [100, 130, 4], [64, 40, 16]]) {
+          const x = randArr(rows * I), A = randArr(R * I), gu = randArr(rows * R), gA0 = randArr(R * I);
+          const bits = Uint32Array.from({ length: (rows * I + 31) >>> 5 }, () => rng.nextU32());
+          const keep = Math.fround(1 / 0.95);
+          const xa = new Float32Array(rows * I);
+          kk.dropoutApply(bits, x, xa, rows * I, keep);
+          const u1 = new Float32Array(rows * R), u2 = new Float32Array(rows * R);
+          kk.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A, 0, I, 0, 0, u1, 0, R, 0, 1);
+          kk.loraDropU(x, bits, keep, A, u2, rows, I, R);
+          const g1 = gA0.slice(), g2 = gA0.slice();
+          kk.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, g1, 0, I, 0, 1);
+          kk.loraDropGradA(gu, x, bits, keep, g2, rows, I, R);
+          const what = `${gemm} ${rows}x${I}x${R}`;
+          for (let i = 0; i < u1.length; i++) if (!Object.is(u1[i], u2[i])) assert.fail(`${what}: u[${i}] ${u2[i]} vs ${u1[i]}`);
+          for (let i = 0; i < g1.length; i++) if (!Object.is(g1[i], g2[i])) assert.fail(`${what}: gA[${i}] ${g2[i]} vs ${g1[i]}`);
+        }
+      }
+    }
+    if (native && prev) native.setGemm(prev);
+  });
+
+  it('loraDx equals the product into a temporary and gx += t * mask in JavaScript (bit for bit with the same GEMM)', () => {
+    for (const [rows, I, R] of [[5, 24, 16], [17, 192, 16], [100, 192, 16], [230, 37, 8], [64, 512, 16]]) {
+      const gu = randArr(rows * R), A = randArr(R * I), gx0 = randArr(rows * I);
+      const bits = Uint32Array.from({ length: (rows * I + 31) >>> 5 }, () => rng.nextU32());
+      const keep = Math.fround(1 / 0.95); // the float mask's value
+      for (const kk of native ? [native, tsKernels] : [tsKernels]) {
+        const t = new Float32Array(rows * I);
+        kk.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A, 0, I, 0, 0, t, 0, I, 0, 1);
+        const want = gx0.slice();
+        for (let i = 0; i < want.length; i++) want[i] += t[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? keep : 0);
+        const got = gx0.slice();
+        kk.loraDx(gu, A, bits, keep, got, rows, I, R);
+        for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.fail(`${kk.implementation} ${rows}x${I}x${R}: [${i}] ${got[i]} vs ${want[i]}`);
+      }
+    }
+  });
+
   it('inference attention with a shared prefix equals attentionForward on the materialised keys', () => {
     const Bp = 2, S0 = 6, B = 5, T = 3, S1 = 4, Hq = 4, Hkv = 2, Dh = 8, W = Hkv * Dh, S = S0 + S1;
     const rows = Int32Array.from([1, 1, 0, 0, 1]);

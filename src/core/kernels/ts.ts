@@ -423,6 +423,45 @@ export const tsKernels: Kernels = {
     if (xa) for (let i = 0; i < n; i++) xa[i] = x![i] * mask[i];
   },
 
+  dropoutBits(state, x, xa, bits, n, p, keep) {
+    // the float mask in pieces of 2^16 draws, packed into words
+    const piece = new Float32Array(Math.min(n, 1 << 16));
+    for (let i0 = 0; i0 < n; i0 += piece.length) {
+      const m = Math.min(piece.length, n - i0);
+      keepMaskFromState(state, piece, m, p, keep);
+      for (let i = 0; i < m; i += 32) {
+        let w = 0;
+        for (let b = 0; b < 32 && i + b < m; b++) if (piece[i + b] !== 0) w |= 1 << b;
+        bits[(i0 + i) >>> 5] = w >>> 0;
+      }
+      if (xa) for (let i = 0; i < m; i++) xa[i0 + i] = x![i0 + i] * piece[i];
+    }
+  },
+
+  dropoutApply(bits, x, xa, n, keep) {
+    const kf = Math.fround(keep); // the float mask's value
+    for (let i = 0; i < n; i++) xa[i] = x[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? kf : 0);
+  },
+
+  loraDropU(x, bits, keep, A, u, rows, I, R) {
+    const xa = new Float32Array(rows * I);
+    this.dropoutApply(bits, x, xa, rows * I, keep);
+    this.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A, 0, I, 0, 0, u, 0, R, 0, 1);
+  },
+
+  loraDropGradA(gu, x, bits, keep, gA, rows, I, R) {
+    const xa = new Float32Array(rows * I);
+    this.dropoutApply(bits, x, xa, rows * I, keep);
+    this.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gA, 0, I, 0, 1);
+  },
+
+  loraDx(gu, A, bits, keep, gx, rows, I, R) {
+    const t = new Float32Array(rows * I);
+    this.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A, 0, I, 0, 0, t, 0, I, 0, 1);
+    const kf = Math.fround(keep);
+    for (let i = 0; i < t.length; i++) gx[i] += t[i] * ((bits[i >>> 5] >>> (i & 31)) & 1 ? kf : 0);
+  },
+
   linearLogProbs(x, W, bias, targets, out, rows, V, D, ignoreIndex) {
     for (let r = 0; r < rows; r++) {
       const t = targets[r];

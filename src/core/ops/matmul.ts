@@ -1,6 +1,6 @@
 /** Matrix products: matmul with transpose flags and batching, and linear (HF weight layout). */
 import { Tensor, shapeSize } from '../tensor.js';
-import { floats } from '../arena.js';
+import { floats, releaseFloats } from '../arena.js';
 import { record, needsGrad, gradBuffer } from '../autograd.js';
 import { getKernels } from '../kernels/index.js';
 import { Rng } from '../random.js';
@@ -160,27 +160,33 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     });
   }
   k.gemm(false, true, rows, O, I, 1, x.data, 0, I, 0, W.data, 0, I, 0, beta, out, 0, O, 0, 1);
-  // Adapter input (with dropout mask when training).
-  let xa = x.data;
-  let mask: Float32Array | null = null;
-  {
-    if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
-    mask = floats(x.size, false);
-    xa = floats(x.size, false);
-    const keep = 1 / (1 - p);
-    const rng = opts.rng;
-    if (rng instanceof Rng) {
-      const st = rng.getState();
-      k.dropoutMask(st, x.data, xa, mask, mask.length, p, keep);
-      rng.setState(st);
-    } else {
-      for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= p ? keep : 0;
-      const xd = x.data;
-      for (let i = 0; i < mask.length; i++) xa[i] = xd[i] * mask[i];
-    }
-  }
+  // Adapter input under dropout. Only the mask's bits are kept for the backward (1/32 of a float
+  // mask); the dropped-out input xa = x * mask is never stored: the kernels that read it build it
+  // from x and the bits in cache tiles (loraDropU, loraDropGradA; loraDx applies the mask to dx).
+  if (!opts.rng) throw new Error('loraLinear: dropout needs an rng');
+  const n = x.size;
+  const keep = 1 / (1 - p);
+  const bits = new Uint32Array((n + 31) >>> 5);
+  const rng = opts.rng;
+  if (rng instanceof Rng) {
+    const st = rng.getState();
+    k.dropoutBits(st, null, null, bits, n, p, keep);
+    rng.setState(st);
+  } else for (let i = 0; i < n; i++) if (rng.uniform() >= p) bits[i >>> 5] |= 1 << (i & 31);
   const u = floats(rows * R, false);
-  k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1);
+  // xa A^T and its gradient through the tiles while the rank is small (the GEMM's skinny products,
+  // whose sums do not depend on the tiling); otherwise xa in a temporary, as for any product
+  const xaProduct = (fused: () => void, plain: (xa: Float32Array) => void): void => {
+    if (R <= 16) return fused();
+    const xa = floats(n, false);
+    getKernels().dropoutApply(bits, x.data, xa, n, keep);
+    plain(xa);
+    releaseFloats(xa);
+  };
+  xaProduct(
+    () => k.loraDropU(x.data, bits, keep, A.data, u, rows, I, R),
+    (xa) => k.gemm(false, true, rows, R, I, 1, xa, 0, I, 0, A.data, 0, I, 0, 0, u, 0, R, 0, 1),
+  );
   k.gemm(false, true, rows, O, R, s, u, 0, R, 0, B.data, 0, R, 0, 1, out, 0, O, 0, 1);
   const res = new Tensor(out, [...x.shape.slice(0, -1), O]);
   if (!needsGrad(...inputs)) return res;
@@ -190,7 +196,13 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     const gu = floats(rows * R, false);
     k2.gemm(false, false, rows, R, O, s, g, 0, O, 0, B.data, 0, R, 0, 0, gu, 0, R, 0, 1);
     if (B.requiresGrad) k2.gemm(true, false, O, R, rows, s, g, 0, O, 0, u, 0, R, 0, 1, gradBuffer(B), 0, R, 0, 1);
-    if (A.requiresGrad) k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gradBuffer(A), 0, I, 0, 1);
+    if (A.requiresGrad) {
+      const gA = gradBuffer(A);
+      xaProduct(
+        () => k2.loraDropGradA(gu, x.data, bits, keep, gA, rows, I, R),
+        (xa) => k2.gemm(true, false, R, I, rows, 1, gu, 0, R, 0, xa, 0, I, 0, 1, gA, 0, I, 0, 1),
+      );
+    }
     if (W.requiresGrad) k2.gemm(true, false, O, I, rows, 1, g, 0, O, 0, x.data, 0, I, 0, 1, gradBuffer(W), 0, I, 0, 1);
     if (bias && bias.requiresGrad) {
       const gb = gradBuffer(bias);
@@ -199,11 +211,7 @@ export function loraLinear(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts: Lor
     if (x.requiresGrad) {
       const gx = gradBuffer(x);
       k2.gemm(false, false, rows, I, O, 1, g, 0, O, 0, W.data, 0, I, 0, 1, gx, 0, I, 0, 1);
-      if (mask) {
-        const t = floats(rows * I);
-        k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 0, t, 0, I, 0, 1);
-        for (let i = 0; i < t.length; i++) gx[i] += t[i] * mask[i];
-      } else k2.gemm(false, false, rows, I, R, 1, gu, 0, R, 0, A.data, 0, I, 0, 1, gx, 0, I, 0, 1);
+      k2.loraDx(gu, A.data, bits, keep, gx, rows, I, R);
     }
   });
 }

@@ -5,7 +5,7 @@ import { Rng } from '../random.js';
 import { tsKernels, loadNativeKernels, nativeLoadError, setKernels, type Kernels } from '../kernels/index.js';
 import { gradCheck } from '../test-utils/gradcheck.js';
 import * as op from './index.js';
-import { noGrad } from '../autograd.js';
+import { backward, noGrad } from '../autograd.js';
 
 function rnd(shape: number[], seed: number, std = 1): Tensor {
   return randn(shape, { rng: new Rng(seed), std, requiresGrad: true });
@@ -98,6 +98,28 @@ for (const { name, k } of impls) {
       const plain = op.add(op.linear(x, W, bias), op.scale(op.linear(op.linear(x, A), Bm), 1.5));
       for (let i = 0; i < fused.size; i++) assert.ok(Math.abs(fused.data[i] - plain.data[i]) < 1e-5);
     });
+
+    it('loraLinear under dropout (bit mask, input rebuilt in the backward) matches dropout with a stored mask', () => {
+      // rows x in = 75 x 40 = 3000 draws: several mask words, and rows past the kernel's row blocks;
+      // rank 20: the path with a temporary xa
+      for (const r of [4, 20]) loraUnderDropout(r);
+    });
+    function loraUnderDropout(r: number): void {
+      const x = rnd([3, 25, 40], 60), W = rnd([24, 40], 61), A = rnd([r, 40], 62), Bm = rnd([24, r], 63);
+      const g = rnd([3, 25, 24], 64).data;
+      const run = (f: () => Tensor): Float32Array[] => {
+        for (const t of [x, A, Bm, W]) t.grad = null;
+        backward(f(), g);
+        return [x, A, Bm, W].map((t) => Float32Array.from(t.grad!));
+      };
+      const yF = op.loraLinear(x, W, A, Bm, { scale: 2, dropout: 0.3, rng: new Rng(9) });
+      const gF = run(() => op.loraLinear(x, W, A, Bm, { scale: 2, dropout: 0.3, rng: new Rng(9) }));
+      const composed = () => op.add(op.linear(x, W), op.scale(op.linear(op.linear(op.dropout(x, 0.3, { rng: new Rng(9) }), A), Bm), 2));
+      const yC = composed();
+      const gC = run(composed);
+      for (let i = 0; i < yF.size; i++) assert.ok(Math.abs(yF.data[i] - yC.data[i]) < 1e-4, `y[${i}]`);
+      gF.forEach((a, j) => a.forEach((v, i) => assert.ok(Math.abs(v - gC[j][i]) < 1e-4, `rank ${r}, grad ${j}[${i}]: ${v} vs ${gC[j][i]}`)));
+    }
 
     it('embedding (scatter-add gradient, repeated and padding ids)', () => {
       const W = rnd([7, 4], 40);
