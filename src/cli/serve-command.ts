@@ -26,7 +26,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-candidates <n>', 'largest candidate list of a request', parseIntArg('--max-candidates', 1, 100_000), 500)
     .option('--depth <n>', 'full-catalogue mode: the retriever\'s top n items are re-ranked by LLMRec', parseIntArg('--depth', 1, 1000), 50)
     .option('--workers <n>', 'scoring worker threads (default: the cores)', parseIntArg('--workers', 1, 256))
-    .option('--batch <n>', 'most requests a worker scores in one forward', parseIntArg('--batch', 1, 256), 8)
+    .option('--batch <n>', 'most requests a worker scores in one forward', parseIntArg('--batch', 1, 256), 1)
     .option('--max-queue <n>', 'most recommendation requests waiting for a worker (more answer 503)', parseIntArg('--max-queue', 1), 256)
     .option('--max-prompt-tokens <n>', 'largest prompt (and answer) a served version may build, in tokens', parseIntArg('--max-prompt-tokens', 1), 2048)
     .option('--popularity-window <n>', 'cold start: popularity over the last n interactions', parseIntArg('--popularity-window', 1), 10_000)

@@ -35,6 +35,7 @@ import { saveModelAdapter } from '../nn/checkpoint-folder.js';
 import { tempName, writeFileAtomic } from '../util/fs.js';
 import { exitWithParent, parentFromArgs, WORKER_FLAG } from './lifetime.js';
 import { openStorage } from './open-storage.js';
+import { EVOLUTION_NICE, lowerProcessPriority } from './priority.js';
 
 export interface EvolveOptions {
   /** Epochs of the EvoRec update. */
@@ -288,6 +289,8 @@ export async function runEvolution(job: WorkerJob, send: (m: WorkerMessage) => v
 if (process.send && process.argv[2] === WORKER_FLAG) {
   // The parent went away while the job computes (the event loop is busy and sees no disconnect): a thread kills the process.
   exitWithParent(parentFromArgs(process.argv) ?? process.ppid);
+  // An evolution is background work: the service's event loop, then scoring, come first on busy cores.
+  lowerProcessPriority(EVOLUTION_NICE);
   let finished = false;
   // The parent went away (killed, or it stopped the job): stop at once.
   process.on('disconnect', () => process.exit(finished ? 0 : 3));

@@ -5,6 +5,7 @@
  * off the service's event loop.
  */
 import { parentPort } from 'node:worker_threads';
+import { lowerThreadPriority } from './priority.js';
 import { VersionScorer, type Catalogue, type FullJob, type FullResult, type GivenJob, type LoadLimits, type VersionInfo } from './version-scorer.js';
 
 export type Job = GivenJob | FullJob;
@@ -93,6 +94,8 @@ export class WorkerState {
 
 if (parentPort) {
   const port = parentPort;
+  // Scoring yields to the event loop (/healthz, ingestion) when the cores are busy.
+  lowerThreadPriority();
   const state = new WorkerState();
   // Messages are handled one at a time, in order (a load finishes before the next job is scored).
   let chain: Promise<void> = Promise.resolve();
