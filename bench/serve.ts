@@ -37,17 +37,10 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import { loadSplit } from '../src/data/prepare.js';
-import { decoderPreset } from '../src/io/hf-config.js';
-import { LLMRec } from '../src/models/llmrec.js';
-import { saveLLMRec } from '../src/models/llmrec-io.js';
-import { PromptBuilder } from '../src/models/prompt.js';
-import { SASRec } from '../src/models/sasrec.js';
-import { saveSASRec } from '../src/models/sasrec-io.js';
-import { Decoder } from '../src/nn/decoder.js';
 import { openStorage } from '../src/serve/open-storage.js';
 import { startServe } from '../src/serve/test-utils/fixture.js';
 import { findPgBin, freshDatabase, startCluster, type PgServer } from '../src/serve/test-utils/postgres.js';
-import { trainTokenizer } from '../src/tokenizer/index.js';
+import { BENCH_MODEL, benchServiceModel } from './serve-model.js';
 
 const part = process.env.BENCH_PART ?? 'all';
 const ingestRows = Number(process.env.BENCH_INGEST_ROWS ?? 20_000);
@@ -60,13 +53,8 @@ const TOKEN = 'bench-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'evorec-bench-serve-'));
 const { split } = await loadSplit({ data: 'beauty' });
 const ds = split.dataset;
-const { tokenizer } = trainTokenizer(ds.titles, { vocabSize: 8000 });
-const decoder = new Decoder(decoderPreset('small', { vocabSize: tokenizer.vocabSize }), { seed: 1 });
-decoder.addAdapter('default', { r: 16, alpha: 32, dropout: 0 }, { seed: 1, freezeBase: true });
-const modelDir = join(dir, 'llmrec');
 const calibration = (process.env.BENCH_CALIBRATION ?? 'none') as 'none' | 'prior';
-await saveLLMRec(modelDir, new LLMRec(decoder, new PromptBuilder(tokenizer, ds.titles, { history: 10 }), { calibration }));
-await saveSASRec(join(modelDir, 'sasrec'), new SASRec({ numItems: ds.numItems, seed: 1 }), ds.itemIds);
+const modelDir = await benchServiceModel(split, dir, calibration);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
@@ -236,7 +224,7 @@ async function recommend(): Promise<void> {
   const users = ds.userIds.slice(0, USERS);
   const metrics = async () => (await (await fetch(`${svc.url}/metrics`, { headers })).json()) as { scoring: Record<string, unknown>; routes: Record<string, { latencyMs: unknown }> };
   const scoring = (await metrics()).scoring;
-  console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; small preset (${decoder.config.numHiddenLayers} layers, d ${decoder.config.hiddenSize}), H = 10, calibration ${calibration}, SASRec retriever, depth 50`);
+  console.log(`service ${svc.url}: ${items.length} items, ${users.length} users, ${rows.length} interactions; ${BENCH_MODEL}, H = 10, calibration ${calibration}, SASRec retriever, depth 50`);
   console.log(`scoring: ${scoring.workers} workers x ${scoring.threads} threads, batch ${scoring.batch}; ${availableParallelism()} cores; load average ${load()}`);
 
   let k = 0;
