@@ -15,8 +15,8 @@
  *   event loop, so the client's load does not delay it) sends GET /healthz every 20 ms on one keep-alive
  *   connection: p50, p99, max of its latency; the service's own CPU time per request (from /proc, user +
  *   system, every thread of the service): on a busy machine, cores / (CPU seconds per request) projects
- *   what idle cores would sustain. (Ingestion while the scoring runs is not measured yet: `ingestRun`
- *   beside `full` in `recommend` would.)
+ *   what idle cores would sustain; (c) ingestion paced at a batch of 100 every 100 ms from a thread of its
+ *   own, alone and then beside 4 connections of full-catalogue requests: the batches' p50, p99, max.
  *
  *   npm run bench:serve
  *   BENCH_PART=recommend BENCH_SECONDS=15 BENCH_CONNECTIONS=1,4,16 BENCH_WORKERS=2 BENCH_THREADS=1 BENCH_BATCH=8 npm run bench:serve
@@ -180,6 +180,47 @@ function probeHealthz(url: string, everyMs = 20): { stop: () => Promise<number[]
   };
 }
 
+/**
+ * Paced ingestion from a thread of its own (so the load generator's work does not delay it): a batch of
+ * 100 interactions every `everyMs` on one keep-alive connection until stopped; each batch's latency.
+ */
+function pacedIngest(url: string, rows: { id: string; user: string; item: string; timestamp: number }[], everyMs = 100): { stop: () => Promise<number[]> } {
+  const w = new Worker(
+    `const { parentPort, workerData: d } = require('node:worker_threads');
+     const http = require('node:http');
+     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+     const out = []; let stopping = false;
+     parentPort.on('message', () => { stopping = true; });
+     const post = (batch) => new Promise((resolve, reject) => {
+       const body = JSON.stringify({ interactions: batch });
+       const t0 = performance.now();
+       const req = http.request(d.url + '/v1/interactions', { method: 'POST', agent, headers: { ...d.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+         let text = ''; res.on('data', (c) => (text += c));
+         res.on('end', () => (res.statusCode === 200 || res.statusCode === 201) && JSON.parse(text).created === batch.length ? resolve(performance.now() - t0) : reject(new Error('ingest: ' + res.statusCode + ' ' + text.slice(0, 200))));
+       });
+       req.on('error', reject); req.end(body);
+     });
+     (async () => {
+       for (let i = 0; !stopping && i < d.rows.length; i += 100) {
+         const ms = await post(d.rows.slice(i, i + 100));
+         out.push(ms);
+         await new Promise((r) => setTimeout(r, Math.max(0, d.everyMs - ms)));
+       }
+       agent.destroy();
+       if (!stopping) await new Promise((r) => parentPort.once('message', r));
+       parentPort.postMessage(out);
+     })().catch((e) => { throw e; });`,
+    { eval: true, workerData: { url, rows, everyMs, headers } },
+  );
+  return {
+    stop: () => {
+      const done = new Promise<number[]>((r, j) => (w.once('message', r), w.once('error', j)));
+      w.postMessage('stop');
+      return done.finally(() => w.terminate());
+    },
+  };
+}
+
 const ticks = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -257,6 +298,23 @@ async function recommend(): Promise<void> {
     console.log(
       `| full catalogue, top 10 (SASRec 50 + LLMRec) | ${connections} | ${seconds} | ${ok} | ${r.non2xx + r.errors} | ${f(ok / seconds)} | ${r.latency.p50} | ${r.latency.p99} | ${f(pct(h, 50))} | ${f(pct(h, 99))} | ${f(Math.max(...h))} | ${ok ? ((1000 * cpu) / ok).toFixed(0) : '-'} | ${ok ? ((1000 * mainCpu) / ok).toFixed(1) : '-'} | ${loadavg()[0].toFixed(1)} |`,
     );
+  }
+  // Ingestion beside the scoring: a batch of 100 every 100 ms (1,000 interactions/s) alone, then while
+  // 4 connections keep the scoring pool busy; the batches' latencies should not move.
+  const fresh = [];
+  for (let r = 0; r < ds.numInteractions; r++) if (ds.users[r] >= USERS) fresh.push({ id: `m${r}`, user: ds.userIds[ds.users[r]], item: ds.itemIds[ds.items[r]], timestamp: ds.timestamps[r] });
+  const half = Math.floor(fresh.length / 2);
+  console.log('');
+  console.log('| ingestion, batches of 100 every 100 ms | batches | batch p50 ms | p99 ms | max ms | recommendations/s meanwhile | their p99 ms |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const loaded of [false, true]) {
+    const ing = pacedIngest(svc.url, loaded ? fresh.slice(half) : fresh.slice(0, half));
+    let rec: Awaited<ReturnType<typeof full>> | null = null;
+    if (loaded) rec = await full(4, seconds);
+    else await new Promise((r) => setTimeout(r, seconds * 1000));
+    const l = await ing.stop();
+    const f = (x: number) => x.toFixed(1);
+    console.log(`| ${loaded ? 'with 4 connections of full-catalogue requests' : 'alone'} | ${l.length} | ${f(pct(l, 50))} | ${f(pct(l, 99))} | ${f(Math.max(...l))} | ${rec ? f(rec['2xx'] / seconds) : '-'} | ${rec ? rec.latency.p99 : '-'} |`);
   }
   const m = await metrics();
   console.log('');
