@@ -16,7 +16,9 @@
  *   connection: p50, p99, max of its latency; the service's own CPU time per request (from /proc, user +
  *   system, every thread of the service): on a busy machine, cores / (CPU seconds per request) projects
  *   what idle cores would sustain; (c) ingestion paced at a batch of 100 every 100 ms from a thread of its
- *   own, alone and then beside 4 connections of full-catalogue requests: the batches' p50, p99, max.
+ *   own, alone and then beside 4 connections of full-catalogue requests: the batches' p50, p99, max;
+ *   (d) unless BENCH_EVOLVE=0, the same three (4 connections, probes, paced ingestion) while an evolution
+ *   of the served version runs (the folder registered as trained on the log so far, new interactions).
  *
  *   npm run bench:serve
  *   BENCH_PART=recommend BENCH_SECONDS=15 BENCH_CONNECTIONS=1,4,16 BENCH_WORKERS=2 BENCH_THREADS=1 BENCH_BATCH=8 npm run bench:serve
@@ -315,6 +317,29 @@ async function recommend(): Promise<void> {
     const l = await ing.stop();
     const f = (x: number) => x.toFixed(1);
     console.log(`| ${loaded ? 'with 4 connections of full-catalogue requests' : 'alone'} | ${l.length} | ${f(pct(l, 50))} | ${f(pct(l, 99))} | ${f(Math.max(...l))} | ${rec ? f(rec['2xx'] / seconds) : '-'} | ${rec ? rec.latency.p99 : '-'} |`);
+  }
+  // During an evolution: the served folder registered as trained on the log so far, new interactions of
+  // the bench's users (their own items again, later), an evolution started, then the same paced
+  // ingestion, /healthz probes and 4 connections while its process trains.
+  if (process.env.BENCH_EVOLVE !== '0') {
+    await post('/v1/versions', { folder: modelDir, trainedUpTo: 'latest', activate: true });
+    const last = Math.max(...rows.map((x) => x.timestamp));
+    const later = rows.map((x, j) => ({ ...x, id: `e${j}`, timestamp: last + 1 + j }));
+    for (let i = 0; i < later.length; i += 1000) await post('/v1/interactions', { interactions: later.slice(i, i + 1000) });
+    const r0 = await fetch(`${svc.url}/v1/evolutions`, { method: 'POST', headers, body: '{}' });
+    if (r0.status !== 202) throw new Error(`evolution: ${r0.status} ${await r0.text()}`);
+    const job = (await r0.json()) as { id: number };
+    const status = async () => ((await (await fetch(`${svc.url}/v1/evolutions/${job.id}`, { headers })).json()) as { status: string }).status;
+    const more = later.map((x, j) => ({ ...x, id: `f${j}`, timestamp: last + 1 + later.length + j }));
+    const probe = probeHealthz(svc.url);
+    const ing = pacedIngest(svc.url, more);
+    const rec = await full(4, seconds);
+    const l = await ing.stop();
+    const h = await probe.stop();
+    const st = await status();
+    const f = (x: number) => x.toFixed(1);
+    console.log('');
+    console.log(`during evolution ${job.id} (status at the end of the window: ${st}), ${seconds} s, 4 connections: ${f(rec['2xx'] / seconds)} requests/s, p50 ${rec.latency.p50} ms, p99 ${rec.latency.p99} ms; /healthz p50 ${f(pct(h, 50))} p99 ${f(pct(h, 99))} max ${f(Math.max(...h))} ms; ingestion batches of 100 every 100 ms: ${l.length}, p50 ${f(pct(l, 50))} p99 ${f(pct(l, 99))} max ${f(Math.max(...l))} ms`);
   }
   const m = await metrics();
   console.log('');
