@@ -65,12 +65,7 @@ for (const sampler of ['matched', 'uniform'] as const) {
   for (const [name, key] of [['hybrid - sasrec', 'h'], ['llmrec - sasrec', 'l']] as const) {
     for (const metric of ['HR@1', 'NDCG@3']) {
       const d = rows.map((r) => r[key][metric] - r.s[metric]);
-      const mean = d.reduce((x, y) => x + y, 0) / d.length;
-      const rand = keyedRandom(7, 'paired', sampler + name + metric);
-      const boots: number[] = [];
-      for (let k = 0; k < 2000; k++) { let t = 0; for (let j = 0; j < d.length; j++) t += d[Math.floor(rand() * d.length)]; boots.push(t / d.length); }
-      boots.sort((x, y) => x - y);
-      console.log(`${sampler} ${name} ${metric}: ${mean.toFixed(4)} [${boots[50].toFixed(4)}, ${boots[1949].toFixed(4)}] (${d.length} users)`);
+      console.log(`${sampler} ${name} ${metric}: ${paired(d, sampler + name + metric)}`);
     }
   }
   const mean = (k: 's' | 'l' | 'h', metric: string) => (rows.reduce((x, r) => x + r[k][metric], 0) / rows.length).toFixed(4);
