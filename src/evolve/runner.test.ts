@@ -16,10 +16,11 @@ import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
 import { evalSample, runStrategies } from './runner.js';
 import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
+import type { Strategy } from './strategy.js';
 
 const NAMES = ['red apple', 'green pear', 'blue plum', 'gold melon', 'pink peach', 'black grape', 'white lime', 'brown fig', 'gray kiwi', 'tan date', 'sour cherry', 'ripe mango'];
 
-async function world() {
+async function world(opts: { dropout?: number } = {}) {
   async function* log() {
     let ts = 0;
     // Early: users walk forward through the list; later half of them walk backwards. Each round, a
@@ -39,7 +40,7 @@ async function world() {
   const split = new PeriodSplit(d, { periods: 2, base: 0.5, history: 4 });
   const { tokenizer } = trainTokenizer([...NAMES, 'A customer bought these items, oldest first: The next item the customer buys is'], { vocabSize: 300 });
   const dec = new Decoder(decoderPreset('tiny', { vocabSize: tokenizer.vocabSize, numHiddenLayers: 3 }), { seed: 5 });
-  dec.addAdapter('base', { r: 4, dropout: 0 }, { seed: 5, freezeBase: true });
+  dec.addAdapter('base', { r: 4, dropout: opts.dropout ?? 0 }, { seed: 5, freezeBase: true });
   const model = new LLMRec(dec, new PromptBuilder(tokenizer, split.dataset.titles, { history: 4 }));
   const sasrecFor = async (t: number) => {
     const m = new SASRec({ numItems: split.dataset.numItems, hidden: 16, maxLen: 8, dropout: 0 });
@@ -131,6 +132,41 @@ describe('evolution experiment (tiny preset)', () => {
       runStrategies({ split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies: [staticStrategy], sasrecFor, update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['two-stage'], seed: 1, out: tempDir() }),
       /^RangeError: the first view is the headline and the validation view, so it must be a candidate sampler, got "two-stage"$/,
     );
+  });
+
+  it('a run killed during an update and resumed in a fresh process gives exactly the uninterrupted run (LoRA dropout on)', async () => {
+    // Dropout draws masks from the decoder's random stream: a resumed process starts that stream afresh,
+    // so each training step must draw from a stream of its own seed and step, not from what ran before.
+    const registry = strategyRegistry();
+    const common = (out: string) => ({
+      split: undefined as never, baseAdapter: 'base', lora: { r: 4, dropout: 0.1 }, sasrecFor: undefined as never,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched' as const], seed: 1, out,
+    });
+    const run = async (out: string, strategies: Strategy[]) => {
+      const w = await world({ dropout: 0.1 });
+      return runStrategies({ ...common(out), split: w.split, sasrecFor: w.sasrecFor, model: w.model, strategies });
+    };
+    const whole = tempDir();
+    const full = await run(whole, [registry.finetune, registry.evorec]);
+    const killed = tempDir();
+    const dying: Strategy = {
+      ...registry.evorec,
+      name: 'evorec',
+      async update(ctx) {
+        if (ctx.t === 2) throw new Error('killed');
+        return registry.evorec.update(ctx);
+      },
+    };
+    await assert.rejects(run(killed, [registry.finetune, dying]), /killed/);
+    const resumed = await run(killed, [registry.finetune, registry.evorec]);
+    const strip = (r: typeof full) => r.updates.map((u) => ({ s: u.strategy, t: u.period, eval: u.eval, located: u.report.located, bestValid: u.report.bestValid }));
+    assert.deepEqual(strip(resumed), strip(full));
+    const config = (await world()).model.decoder.config;
+    for (const name of ['finetune', 'evorec']) {
+      const a = await readAdapter(join(whole, 'adapters', name, 'p2'), config, name);
+      const b = await readAdapter(join(killed, 'adapters', name, 'p2'), config, name);
+      assert.deepEqual(b.namedParameters().map(([k, p]) => [k, Array.from(p.data)]), a.namedParameters().map(([k, p]) => [k, Array.from(p.data)]), name);
+    }
   });
 
   it('adds strategies to an existing run without redoing the finished ones', async () => {

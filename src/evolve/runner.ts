@@ -21,7 +21,7 @@ import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
 import type { SASRec } from '../models/sasrec.js';
 import { sasrecFullScorer, sasrecScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { replaceDirAtomic, writeFileAtomic } from '../util/fs.js';
 import { updateForPeriod } from './period.js';
 import type { Strategy, UpdateReport } from './strategy.js';
 
@@ -299,7 +299,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
       });
       current.set(strategy.name, adapter);
       const evalResult = await evalAt(t, report.historyOf);
-      await saveAdapter(join(o.out, 'adapters', strategy.name, `p${t}`), adapter, { baseModel: null });
+      await replaceDirAtomic(join(o.out, 'adapters', strategy.name, `p${t}`), (dir) => saveAdapter(dir, adapter, { baseModel: null }));
       const { historyOf: _h, training, ...rest } = report;
       void _h;
       results.updates.push({ strategy: strategy.name, period: t, seconds, peakRssMb, report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });

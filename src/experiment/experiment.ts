@@ -35,7 +35,7 @@ import { loadModelFolder } from '../nn/checkpoint-folder.js';
 import type { LoraSettings } from '../nn/lora.js';
 import { writeExperimentReports, type SeedsResults } from '../report/experiment-files.js';
 import { pretrain } from '../train/pretrain.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { replaceDirAtomic, sweepStaleTemps, writeFileAtomic } from '../util/fs.js';
 
 /** Options of `runExperiment`. Every field but `out` is optional; the defaults are `EXPERIMENT_DEFAULTS`. */
 export interface ExperimentOptions {
@@ -509,7 +509,7 @@ export async function seedBaseModel(
       onStep: (s, n) => progress('base', s, n),
       onEval: (e) => log(`step ${e.step}: loss ${e.loss.toFixed(4)}, valid NDCG@3 ${e.score.toFixed(4)}`),
     }, p0Validator(model, split, o.validUsers, o.candidates, o.seed, o.samplers[0] as NegativeSampler));
-    await saveLLMRec(baseDir, model, { trained_up_to_period: 0, training: r });
+    await replaceDirAtomic(baseDir, (tmp) => saveLLMRec(tmp, model, { trained_up_to_period: 0, training: r }));
   }
   const dec = model.decoder;
   const base = dec.adapter('default').clone('base');
@@ -528,7 +528,8 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
     stage(`train SASRec up to P${t}`);
     const { model } = await trainSasrecUpTo(split, t, { model: prev, epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)) });
-    await saveSASRec(dir, model, split.dataset.itemIds, { trained_up_to_period: t });
+    // The folder appears whole or not at all: a kill mid-save leaves no folder that looks finished.
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t }));
     return model;
   };
   return sasrecFor;
@@ -547,6 +548,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
   const progress = (name: string, done: number, total: number) => emit({ type: 'progress', stage: name, done, total });
   mkdirSync(o.out, { recursive: true });
   checkRunOptions(o.out, experimentIdentity(o));
+  // A run killed mid-write left temporary files (or a folder moved aside): remove them, restore the last good state.
+  for (const p of sweepStaleTemps(o.out)) log(`cleaned up ${p} (left by a killed run)`);
 
   stage('prepare the split');
   const { split, report } = await experimentSplit(o);

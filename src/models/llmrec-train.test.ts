@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Dataset } from '../data/dataset.js';
 import { PeriodSplit } from '../data/periods.js';
+import { tempDir } from '../data/test-utils/tmp.js';
 import { evaluate } from '../eval/evaluate.js';
 import { decoderPreset } from '../io/hf-config.js';
 import { Decoder } from '../nn/decoder.js';
@@ -73,6 +75,27 @@ describe('LLMRec training', () => {
     assert.equal(r.bestStep, 8, 'the kept state is the final one');
     assert.deepEqual(evals, [], 'no score to report');
     params().forEach((p, i) => assert.deepEqual(p.data, last[i], 'parameters of the last step'));
+  });
+
+  it('resumes a checkpoint only with the settings and examples that wrote it, naming what differs', async () => {
+    const { split, model, samples } = await small();
+    const ckpt = join(tempDir(), 'train.ckpt');
+    const h = (s: (typeof samples)[0]) => split.history(s, 3);
+    const opts = { epochs: 2, lr: 3e-3, batchSize: 8, checkpoint: ckpt };
+    const first = await trainLLMRec(model, samples, h, opts, () => 0.5);
+    // The same settings: the finished checkpoint is resumed, nothing is trained again.
+    const again = await trainLLMRec((await small()).model, samples, h, opts, () => 0.5);
+    assert.equal(again.steps, first.steps);
+    assert.equal(again.samplesSeen, first.samplesSeen);
+    await assert.rejects(trainLLMRec((await small()).model, samples, h, { ...opts, lr: 0.01 }, () => 0.5), {
+      name: 'RangeError',
+      message: `${ckpt}: this checkpoint was trained with lr 0.003, not 0.01; rerun with the same options, or use a new --out (or delete the checkpoint) to start over`,
+    });
+    await assert.rejects(trainLLMRec((await small()).model, samples, h, { ...opts, epochs: 5 }, () => 0.5), { message: /trained with epochs 2, not 5;/ });
+    await assert.rejects(trainLLMRec((await small()).model, samples.slice(1), h, opts, () => 0.5), {
+      message: `${ckpt}: this checkpoint was trained with other training examples (data, sample, history or prompt), not these; rerun with the same options, or use a new --out (or delete the checkpoint) to start over`,
+    });
+    await assert.rejects(trainLLMRec((await small()).model, samples, (s) => split.history(s, 1), opts, () => 0.5), { message: /other training examples/ });
   });
 
   it('a validator that returns NaN (with samples to score) is an error, not "no better"', async () => {

@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { add, backward, clipGradNorm, type Tensor, withArena } from '../core/index.js';
 import type { Sample } from '../data/periods.js';
-import { keyedRandom } from '../data/rng.js';
+import { hashString, keyedRandom } from '../data/rng.js';
 import { padBatch } from '../nn/batch.js';
 import { LmTrainer, type LmBatch, type StepResult } from '../train/lm-trainer.js';
 import { withDefaults } from '../util/options.js';
@@ -139,8 +139,10 @@ export async function trainExamples(
   let lossN = 0;
   let stopped = false;
   const t0 = performance.now();
+  const identity = trainingIdentity(o, examples);
   if (o.checkpoint && existsSync(o.checkpoint)) {
-    const meta = trainer.load(o.checkpoint) as { best: number; bestStep: number; bad: number; samplesSeen: number; stopped: boolean };
+    const meta = trainer.load(o.checkpoint) as { best: number; bestStep: number; bad: number; samplesSeen: number; stopped: boolean; identity?: Record<string, unknown> };
+    checkSameTraining(o.checkpoint, meta.identity, identity);
     ({ best, bestStep, bad, samplesSeen, stopped } = meta);
     best ??= -Infinity; // a checkpoint written before any score holds -Infinity, which JSON keeps as null
     // The best parameters are re-derived below only if a later validation beats `best`; otherwise the
@@ -165,7 +167,7 @@ export async function trainExamples(
       // Saved parameters are the best ones, so a resumed run continues from its best point.
       const current = params.map((p) => p.data.slice());
       if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
-      trainer.save(o.checkpoint, { best, bestStep, bad, samplesSeen, stopped });
+      trainer.save(o.checkpoint, { best, bestStep, bad, samplesSeen, stopped, identity });
       params.forEach((p, i) => p.data.set(current[i]));
     }
     return stopped;
@@ -181,6 +183,9 @@ export async function trainExamples(
     const skip = trainer.step - (epoch - 1) * perEpoch; // steps of this epoch already done (resume)
     for (let k = Math.max(0, skip); k < order.length; k++) {
       const b = batches[order[k]];
+      // Dropout masks from a stream of this run's seed and step alone, not from whatever the decoder drew
+      // before: a resumed process (or an update after other strategies' updates) draws the same masks.
+      model.decoder.rng.seed(hashString(`${o.seed}|llmrec-dropout|${trainer.step}`));
       const r = o.extraLoss ? withArena(() => stepWithExtra(trainer, b, o.extraLoss!)) : trainer.trainStep(b);
       samplesSeen += b.batch;
       lossSum += r.loss;
@@ -195,6 +200,36 @@ export async function trainExamples(
   if (bestParams) params.forEach((p, i) => p.data.set(bestParams![i]));
   const scored = best !== -Infinity;
   return { steps: trainer.step, samplesSeen, bestScore: scored ? best : undefined, bestStep: scored ? bestStep : trainer.step, seconds: (performance.now() - t0) / 1000, trainableParameters };
+}
+
+/**
+ * What a checkpoint must have been trained with to be resumed by this run: every setting that changes
+ * the steps, and a digest of the examples (another data sample, history or prompt gives other ids).
+ */
+function trainingIdentity(o: LLMRecTrainOptions, examples: readonly TrainingExample[]): Record<string, unknown> {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => {
+    h ^= x;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  };
+  for (const e of examples) {
+    mix(e.ids.length);
+    for (const id of e.ids) mix(id);
+    for (const l of e.labels) mix(l);
+  }
+  const { epochs, lr, batchSize, warmup, schedule, weightDecay, clipNorm, evalsPerEpoch, patience, seed } = o;
+  return { epochs, lr, batchSize, warmup, schedule, weightDecay, clipNorm, evalsPerEpoch, patience, seed, examples: examples.length, examplesDigest: h.toString(16).padStart(8, '0'), extraLoss: o.extraLoss !== undefined };
+}
+
+/** Refuses to resume a checkpoint of other training settings, naming the first that differs. */
+function checkSameTraining(file: string, theirs: Record<string, unknown> | undefined, mine: Record<string, unknown>): void {
+  if (!theirs) return; // written before checkpoints recorded their settings: nothing to compare
+  for (const [k, v] of Object.entries(mine)) {
+    if (JSON.stringify(theirs[k] ?? null) !== JSON.stringify(v)) {
+      const what = k === 'examplesDigest' || k === 'examples' ? 'other training examples (data, sample, history or prompt)' : `${k} ${JSON.stringify(theirs[k] ?? null)}`;
+      throw new RangeError(`${file}: this checkpoint was trained with ${what}, not ${k.startsWith('examples') ? 'these' : JSON.stringify(v)}; rerun with the same options, or use a new --out (or delete the checkpoint) to start over`);
+    }
+  }
 }
 
 /** One optimiser step of next-item loss plus an extra loss (same clipping and schedule as LmTrainer). */

@@ -3,8 +3,8 @@
  * renamed into place only when complete (rename is atomic on one file system).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, promises as fsp, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, promises as fsp, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 let counter = 0;
 export const tempName = (target: string): string => `${target}.tmp-${process.pid}-${counter++}`;
@@ -137,4 +137,52 @@ export async function writeFileAtomicAsync(target: string, data: string | Uint8A
 /** JSON with 2-space indent and a trailing newline, written atomically. */
 export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
   await writeFileAtomicAsync(target, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** `<target>.tmp-<pid>-<n>` and replaceDirAtomic's `<target>.tmp-<pid>-<n>.old`. */
+const TEMP_RE = /^(.*)\.tmp-(\d+)-\d+(\.old)?$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Cleans up after a process killed in the middle of an atomic write under `root` (recursively): the
+ * temporary files and folders of dead processes are removed, except a folder that replaceDirAtomic had
+ * moved aside (`.old`) when its target is missing: that is the last good state, and it is moved back.
+ * Returns the paths removed or restored.
+ */
+export function sweepStaleTemps(root: string): string[] {
+  const done: string[] = [];
+  const walk = (dir: string) => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    // `.old` folders first, so that a restored target is seen before its half-built replacement is removed.
+    entries.sort((a, b) => Number(b.name.endsWith('.old')) - Number(a.name.endsWith('.old')));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      const m = TEMP_RE.exec(e.name);
+      if (!m) {
+        if (e.isDirectory()) walk(p);
+        continue;
+      }
+      if (processAlive(Number(m[2]))) continue;
+      const target = join(dir, m[1]);
+      if (m[3] && !existsSync(target)) renameSync(p, target);
+      else rmSync(p, { recursive: true, force: true });
+      done.push(p);
+    }
+  };
+  walk(root);
+  return done;
 }
