@@ -8,12 +8,13 @@ import { trainLLMRec } from '../models/llmrec-train.js';
 import { ConsistencyTerm, consistencySamples } from './consistency.js';
 import { filteredHistory, forget, type ForgetOptions } from './forget.js';
 import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult } from './locate.js';
+import { PESO_WEIGHT, ProximalTerm } from './peso.js';
 import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
 
 const plain = (ctx: PeriodContext) => (s: Sample) => ctx.split.history(s, ctx.history);
 
 /** Trains the context's adapter (within its current trainable mask) on samples; returns the report. */
-async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sample) => number[], extra?: ConsistencyTerm, settings = ctx.update): Promise<UpdateReport> {
+async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sample) => number[], extra?: Pick<ConsistencyTerm, 'loss'>, settings = ctx.update): Promise<UpdateReport> {
   const a = ctx.adapter;
   // The context's validation is NaN exactly when it has no samples (the mean of no metrics; a NaN score
   // throws in the metrics): the trainer is told there is nothing to validate on, and keeps its final state.
@@ -72,6 +73,19 @@ export function replayStrategy(ratio = 0.5): Strategy {
       const rand = keyedRandom(ctx.seed, 'replay', ctx.t);
       const pick = old.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, Math.round(ratio * fresh.length)).map((x) => x.s);
       return train(ctx, [...fresh, ...pick], plain(ctx));
+    },
+  };
+}
+
+export function pesoStrategy(weight = PESO_WEIGHT): Strategy {
+  return {
+    name: 'peso',
+    description: `PESO: the model of t-1, all LoRA trained on the new data of t with a proximal KL to the adapter of t-1 (weight ${weight})`,
+    async update(ctx) {
+      ctx.adapter.setTrainableLayers(null);
+      // Anchored to the adapter as it is now, the state of t-1 (frozen: the term holds copies).
+      const term = new ProximalTerm(ctx.adapter.parameters(true), weight);
+      return train(ctx, ctx.split.periods[ctx.t].train, plain(ctx), { loss: () => term.loss() });
     },
   };
 }
@@ -228,6 +242,7 @@ export function strategyRegistry(): Record<string, Strategy> {
     finetune: finetuneStrategy,
     replay: replayStrategy(),
     lsat: lsatStrategy(),
+    peso: pesoStrategy(),
     evorec: evorecStrategy(),
     'evorec-no-locate': evorecStrategy('evorec-no-locate', { locate: 'none' }),
     'evorec-no-forget': evorecStrategy('evorec-no-forget', { forget: false }),
