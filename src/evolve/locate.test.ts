@@ -62,6 +62,54 @@ describe('Locate', () => {
     assert.deepEqual(two.layers, [2, 3], 'ties in votes go to the lower mean similarity');
   });
 
+  it('the contribution signal finds a middle layer that drifts, where the output vote picks the last layer on depth', () => {
+    const model = realModel(4);
+    const D = model.decoder.config.hiddenSize;
+    // Stand-in forward, the same vector at every real token. The embedding is 5 e0. Layers 0, 2 and 3 each
+    // add 3 x_l for the old prompt and 3 (0.6 x_l + 0.8 y_l) for the updated one (cosine 0.6: every layer
+    // reacts a little); layer 1 adds 0.5 x_1 against 0.5 y_1 (cosine 0: the layer that drifts). The stream
+    // after layer l holds the embedding plus every contribution so far, so its old/updated cosine falls
+    // with depth (0.894, 0.888, 0.828, 0.789), and the paper's vote goes to the last layer.
+    const x = (l: number) => 1 + 2 * l;
+    const y = (l: number) => 2 + 2 * l;
+    model.decoder.forward = ((ids: Int32Array, o: { batch: number; attentionMask: Uint8Array }) => {
+      const B = o.batch;
+      const T = ids.length / B;
+      const n = B / 2;
+      const vec = (b: number, upTo: number) => {
+        const v = new Float32Array(D);
+        v[0] = 5;
+        for (let l = 0; l <= upTo; l++) {
+          const s = l === 1 ? 0.5 : 3;
+          if (b < n) v[x(l)] += s;
+          else if (l === 1) v[y(l)] += s;
+          else {
+            v[x(l)] += 0.6 * s;
+            v[y(l)] += 0.8 * s;
+          }
+        }
+        return v;
+      };
+      const state = (upTo: number) => {
+        const h = new Float32Array(B * T * D);
+        for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (o.attentionMask[b * T + t]) h.set(vec(b, upTo), (b * T + t) * D);
+        return new Tensor(h, [B, T, D]);
+      };
+      return { hiddenStates: [-1, 0, 1, 2, 3].map(state), logits: null, loss: null, lossTokens: 0, lastHiddenState: state(3) } as unknown as DecoderOutput;
+    }) as unknown as Decoder['forward'];
+    const pairs = [
+      { old: [0], updated: [1, 2, 3] },
+      { old: [4, 5, 0, 1], updated: [2] },
+    ];
+    const output = locateByVotes(model, pairs, { k: 1 });
+    assert.deepEqual(output.votes, [0, 0, 0, 2]);
+    assert.deepEqual(output.meanSimilarity.map((v) => Number(v.toFixed(3))), [0.894, 0.888, 0.828, 0.789]);
+    const drift = locateByVotes(model, pairs, { k: 1, signal: 'contribution' });
+    assert.deepEqual(drift.votes, [0, 2, 0, 0]);
+    assert.deepEqual(drift.layers, [1]);
+    assert.deepEqual(drift.meanSimilarity.map((v) => Number(v.toFixed(6))), [0.6, 0, 0.6, 0.6]);
+  });
+
   it('has no cosine for a zero vector, and a degenerate layer neither wins nor loses a vote', () => {
     assert.ok(Number.isNaN(cosine(Float32Array.of(0, 0), Float32Array.of(1, 1))), 'zero vector first');
     assert.ok(Number.isNaN(cosine(Float32Array.of(1, 1), Float32Array.of(0, 0))), 'zero vector second');

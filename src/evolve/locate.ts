@@ -7,6 +7,9 @@
  * excluded) and the cosine similarity of the two pooled vectors is taken; the layer of lowest similarity
  * gets the user's vote. The k layers with most votes are located (ties: lower mean similarity first).
  *
+ * With `signal: 'contribution'` the vote compares each layer's own contribution (its output minus its
+ * input) instead of its output: a drift locator rather than a depth locator (see LocateSignal).
+ *
  * A layer whose pooled vector is zero for either prompt has no direction, so no similarity (cosine is
  * NaN): it takes no part in that user's vote, neither winning it nor counting as unmoved, and stays out of
  * its mean similarity. A user with no such similarity in any layer casts no vote.
@@ -77,11 +80,21 @@ export function driftPairs(split: PeriodSplit, t: number, H: number): { user: nu
   });
 }
 
-/** Vote locator: per user, the layer whose pooled hidden state moved most between old and updated prompts. */
+/**
+ * What a layer's vote compares between the old and the updated prompt:
+ * - 'output': the layer's output, the residual stream after it (the paper's method). Every layer adds to
+ *   the stream, so its pooled vector drifts more the deeper it is, and the last layer wins on depth alone
+ *   (review: mean similarities 0.9964, 0.9932, 0.9915, 0.9889 for layers 1 to 4);
+ * - 'contribution': the layer's own contribution, output minus input (h_l - h_{l-1}, the embedding before
+ *   layer 0): what the layer itself computes differently for the drifted history.
+ */
+export type LocateSignal = 'output' | 'contribution';
+
+/** Vote locator: per user, the layer whose pooled hidden state (or contribution) moved most between old and updated prompts. */
 export function locateByVotes(
   model: LLMRec,
   pairs: readonly { old: readonly number[]; updated: readonly number[] }[],
-  opts: { k?: number; share?: number; batchSize?: number } = {},
+  opts: { k?: number; share?: number; batchSize?: number; signal?: LocateSignal } = {},
 ): LocateResult {
   const L = model.decoder.config.numHiddenLayers;
   const votes = new Array<number>(L).fill(0);
@@ -97,7 +110,9 @@ export function locateByVotes(
       const out = model.decoder.forward(b.ids, { batch: b.batch, attentionMask: b.attentionMask, logits: 'none', outputHiddenStates: true });
       const n = chunk.length;
       const D = model.decoder.config.hiddenSize;
-      const pooled = out.hiddenStates!.slice(1).map((h) => meanPool(h, b.attentionMask)); // layer outputs
+      const states = out.hiddenStates!.map((h) => meanPool(h, b.attentionMask)); // embedding, then each layer's output
+      // Mean pooling is linear, so the pooled contribution is the difference of the pooled states.
+      const pooled = opts.signal === 'contribution' ? states.slice(1).map((h, l) => h.map((x, i) => x - states[l][i])) : states.slice(1);
       for (let i = 0; i < n; i++) {
         let worst = -1;
         let worstSim = Infinity;

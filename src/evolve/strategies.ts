@@ -7,7 +7,7 @@ import { keyedRandom } from '../data/rng.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
 import { ConsistencyTerm, consistencySamples } from './consistency.js';
 import { filteredHistory, forget, type ForgetOptions } from './forget.js';
-import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult } from './locate.js';
+import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult, type LocateSignal } from './locate.js';
 import { PESO_WEIGHT, ProximalTerm } from './peso.js';
 import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
 
@@ -124,6 +124,8 @@ export function lsatStrategy(weights = [0.25, 0.5, 0.75]): Strategy {
 export interface EvoRecOptions {
   /** Locate: 'votes' (the method), 'gradient' (ablation), 'random' k layers (ablation), or 'none' (all layers). */
   locate: 'votes' | 'gradient' | 'random' | 'none';
+  /** What the vote locator compares per layer: its output (the paper) or its own contribution (LocateSignal). */
+  signal: LocateSignal;
   /** Share of layers to locate (k = round(share * layers), at least 1). */
   share: number;
   /** Forget step on/off and its options. */
@@ -137,6 +139,7 @@ export interface EvoRecOptions {
 
 export const DEFAULT_EVOREC: EvoRecOptions = {
   locate: 'votes',
+  signal: 'output',
   share: 0.3,
   forget: true,
   forgetOptions: {},
@@ -176,7 +179,7 @@ export function planEvorecUpdate(options: Partial<EvoRecOptions>, ctx: PlanConte
   let layers: number[] | null = null;
   if (o.locate === 'votes') {
     const pairs = driftPairs(split, t, ctx.history);
-    located = locateByVotes(ctx.model, pairs, { k });
+    located = locateByVotes(ctx.model, pairs, { k, signal: o.signal });
     layers = located.layers;
   } else if (o.locate === 'gradient') {
     const rand = keyedRandom(ctx.seed, 'grad-locate', t);
@@ -198,7 +201,7 @@ export interface EvoRecStrategy extends Strategy {
 export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> = {}): EvoRecStrategy {
   const o = { ...DEFAULT_EVOREC, ...options };
   const parts = [
-    o.locate === 'votes' ? 'located layers' : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
+    o.locate === 'votes' ? (o.signal === 'contribution' ? 'layers located by their own contribution\'s drift' : 'located layers') : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
     o.forget ? 'filtered new data' : 'unfiltered new data',
     o.lambda > 0 ? `consistency lambda ${o.lambda}` : '',
   ].filter(Boolean);
@@ -247,6 +250,7 @@ export function strategyRegistry(): Record<string, Strategy> {
     'evorec-no-locate': evorecStrategy('evorec-no-locate', { locate: 'none' }),
     'evorec-no-forget': evorecStrategy('evorec-no-forget', { forget: false }),
     'evorec-random': evorecStrategy('evorec-random', { locate: 'random' }),
+    'evorec-contribution': evorecStrategy('evorec-contribution', { signal: 'contribution' }),
     'evorec-gradient': evorecStrategy('evorec-gradient', { locate: 'gradient' }),
     'evorec-kl': evorecStrategy('evorec-kl', { lambda: 1 }),
   };
