@@ -7,6 +7,7 @@
  *   sees (validation, fresh and replaced adapters), timed, with the process's peak memory, and the adapter
  *   kept under one name afterwards.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { PeriodSplit } from '../data/periods.js';
 import type { LLMRec } from '../models/llmrec.js';
 import type { LLMRecTrainOptions } from '../models/llmrec-train.js';
@@ -55,14 +56,40 @@ export interface PeriodUpdateOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Peak resident memory of one stretch of work, not of the process's whole life: on Linux, writing 5 to
+ * /proc/self/clear_refs resets the high-water mark (VmHWM) to the current resident size. Elsewhere (or
+ * where the file cannot be written) the process's high-water mark stands in, and `perUpdate` says so.
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The resident high-water mark in MB (VmHWM; since the last `resetPeakRss` where that worked). */
+export function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Math.round(Number(m[1]) / 1024);
+  } catch {
+    /* not Linux */
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
 export interface PeriodUpdate {
   /** The adapter after the update, attached, frozen and active, named `keepName`. */
   adapter: LoraAdapter;
   report: UpdateReport;
   /** Wall time of the strategy's update. */
   seconds: number;
-  /** Peak resident memory of the process so far (MB). */
+  /** Peak resident memory during the update (MB; the process's high-water mark where it cannot be reset: `peakPerUpdate` false). */
   peakRssMb: number;
+  peakPerUpdate: boolean;
 }
 
 /**
@@ -77,6 +104,7 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
   let adapter = o.adapter;
   dec.setActiveAdapters(adapter.name);
   let fresh = 0;
+  const peakPerUpdate = resetPeakRss();
   const t0 = performance.now();
   const report = await o.strategy.update({
     split: o.split,
@@ -99,7 +127,7 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
     log: o.log ?? (() => {}),
   });
   const seconds = (performance.now() - t0) / 1000;
-  const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  const peak = peakRssMb();
   if (adapter.name !== keepName) {
     const renamed = adapter.clone(keepName);
     dec.deleteAdapter(adapter.name);
@@ -108,5 +136,5 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
   }
   adapter.freeze();
   dec.setActiveAdapters(adapter.name);
-  return { adapter, report, seconds, peakRssMb };
+  return { adapter, report, seconds, peakRssMb: peak, peakPerUpdate };
 }

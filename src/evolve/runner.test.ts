@@ -59,11 +59,19 @@ describe('evolution experiment (tiny preset)', () => {
     const out = tempDir();
     const strategies = Object.values(strategyRegistry());
     const common = {
-      split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor,
+      split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor, sasrecSeconds: async (t: number) => 100 + t,
       update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
       samplers: ['matched' as const], seed: 1, out,
     };
     const r = await runStrategies(common);
+    // The Forget filter's training counts in the update time of the strategies that need it, and only theirs.
+    for (const u of r.updates) {
+      const forget = strategies.find((s) => s.name === u.strategy)!.usesSasrec;
+      assert.equal(u.forgetSeconds, forget ? 100 + u.period : undefined, u.strategy);
+      if (forget) assert.ok(u.seconds > u.forgetSeconds! && u.seconds < u.forgetSeconds! + 60, `${u.strategy}: ${u.seconds}`);
+      // Peak memory per update (the high-water mark reset before each on Linux), not the process's.
+      if (process.platform === 'linux') assert.equal(u.peakPerUpdate, true);
+    }
     assert.equal(r.updates.length, strategies.length * 2);
     for (const u of r.updates) {
       assert.ok(existsSync(join(out, 'adapters', u.strategy, `p${u.period}`, 'adapter_model.safetensors')), `${u.strategy} p${u.period}`);
@@ -102,7 +110,10 @@ describe('evolution experiment (tiny preset)', () => {
     const [dPeso, dFinetune] = [await proximal('peso'), await proximal('finetune')];
     assert.ok(dPeso < dFinetune, `PESO ${dPeso} vs finetune ${dFinetune}`);
     const lsat = r.updates.filter((u) => u.strategy === 'lsat');
-    assert.ok(lsat[1].report.loraParameters > lsat[0].report.loraParameters, 'LSAT ranks add up over periods');
+    assert.ok(lsat[1].report.storedParameters! > lsat[0].report.storedParameters!, 'LSAT ranks add up over periods');
+    // ... while each period trains one short-term adapter, as many values as finetune trains: a share of 1.
+    const ft = r.updates.find((u) => u.strategy === 'finetune')!.report;
+    for (const u of lsat) assert.deepEqual([u.report.trainableParameters, u.report.loraParameters], [ft.trainableParameters, ft.loraParameters]);
     // Resume: a second run finds everything done and changes nothing.
     const again = await runStrategies({ ...common, model: (await world()).model });
     assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));

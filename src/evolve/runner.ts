@@ -35,6 +35,11 @@ export interface StrategyRunOptions {
   strategies: Strategy[];
   /** SASRec trained on the data up to t (called once per period, only when a strategy needs it). */
   sasrecFor: (t: number) => Promise<SASRec>;
+  /**
+   * Seconds it took to train the SASRec of t from that of t-1 (undefined when unknown): part of the update
+   * time of every strategy that needs it (EvoRec's Forget filter is trained for its update).
+   */
+  sasrecSeconds?: (t: number) => Promise<number | undefined>;
   update: Partial<LLMRecTrainOptions>;
   base: Partial<LLMRecTrainOptions>;
   history: number;
@@ -63,8 +68,13 @@ export interface StrategyRunOptions {
 export interface UpdateRecord {
   strategy: string;
   period: number;
+  /** Wall time of the update, the Forget filter's training included (`forgetSeconds`) for a strategy that uses it. */
   seconds: number;
+  /** Of `seconds`: training the SASRec of t (the Forget filter), for strategies that use it. */
+  forgetSeconds?: number;
+  /** Peak resident memory during the update (MB), or the process's high-water mark when `peakPerUpdate` is false. */
   peakRssMb: number;
+  peakPerUpdate?: boolean;
   report: Omit<UpdateReport, 'historyOf' | 'training'> & { bestValid?: number };
   /** Evaluation by negative sampler. */
   eval: Record<string, EvalResult>;
@@ -280,7 +290,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
       o.onProgress?.('updates', step, total);
       const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
-      const { adapter, report, seconds, peakRssMb } = await updateForPeriod({
+      const { adapter, report, seconds: updateSeconds, peakRssMb, peakPerUpdate } = await updateForPeriod({
         split,
         t,
         model,
@@ -298,11 +308,13 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
         log,
       });
       current.set(strategy.name, adapter);
+      const forgetSeconds = strategy.usesSasrec ? await o.sasrecSeconds?.(t) : undefined;
+      const seconds = updateSeconds + (forgetSeconds ?? 0);
       const evalResult = await evalAt(t, report.historyOf);
       await replaceDirAtomic(join(o.out, 'adapters', strategy.name, `p${t}`), (dir) => saveAdapter(dir, adapter, { baseModel: null }));
       const { historyOf: _h, training, ...rest } = report;
       void _h;
-      results.updates.push({ strategy: strategy.name, period: t, seconds, peakRssMb, report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });
+      results.updates.push({ strategy: strategy.name, period: t, seconds, ...(forgetSeconds !== undefined ? { forgetSeconds } : {}), peakRssMb, peakPerUpdate, report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });
       save();
       const m = evalResult[o.samplers[0]].groups;
       log(

@@ -116,7 +116,9 @@ export function lsatStrategy(weights = [0.25, 0.5, 0.75]): Strategy {
       dec.deleteAdapter(short.name);
       ctx.replaceAdapter(combined);
       ctx.log(`lsat: short-term weight ${bestW} (validation NDCG@3 ${best.toFixed(4)})`);
-      return { ...report, weight: bestW, loraParameters: combined.numParameters(false), trainableParameters: short.numParameters(false) };
+      // LSAT trains a whole short-term adapter of the run's rank, as finetune trains its one adapter: its
+      // share is of that adapter (100%), not of the combined one it keeps, whose ranks add up each period.
+      return { ...report, weight: bestW, loraParameters: short.numParameters(false), trainableParameters: short.numParameters(false), storedParameters: combined.numParameters(false) };
     },
   };
 }

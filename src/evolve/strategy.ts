@@ -48,9 +48,12 @@ export interface UpdateReport {
   samplesSeen: number;
   /** Distinct training samples. */
   trainSamples: number;
-  /** Trainable LoRA values during the update and all LoRA values of the adapter. */
+  /** Trainable LoRA values during the update. */
   trainableParameters: number;
+  /** LoRA values of the adapter the update trains within (the denominator of the trainable share). */
   loraParameters: number;
+  /** LoRA values of the adapter kept, when it differs from the one trained (LSAT's combined adapter). */
+  storedParameters?: number;
   steps: number;
   located?: LocateResult;
   /** Layers whose LoRA the update trained, when not all (located, drawn at random, or by gradient). */

@@ -519,7 +519,7 @@ export async function seedBaseModel(
 }
 
 /** SASRec per period in `<out>/sasrec/p<t>` (shared by the seeds: it does not depend on the LLMRec's training seed). */
-export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit, stage: (name: string) => void): (t: number) => Promise<SASRec> {
+export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit, stage: (name: string) => void): ((t: number) => Promise<SASRec>) & { trainSeconds: (t: number) => Promise<number | undefined> } {
   // Each call returns an instance of its own (read back from the folder, or just trained), so continuing
   // t-1's model into t never changes a model a run holds.
   const sasrecFor = async (t: number): Promise<SASRec> => {
@@ -527,12 +527,20 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
     const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
     stage(`train SASRec up to P${t}`);
+    const t0 = performance.now();
     const { model } = await trainSasrecUpTo(split, t, { model: prev, epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)) });
+    // How long continuing t-1's model into t took: part of the update time of the strategies that use it.
+    const train_seconds = (performance.now() - t0) / 1000;
     // The folder appears whole or not at all: a kill mid-save leaves no folder that looks finished.
-    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t }));
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds }));
     return model;
   };
-  return sasrecFor;
+  const trainSeconds = async (t: number): Promise<number | undefined> => {
+    await sasrecFor(t);
+    const v = (JSON.parse(readFileSync(join(o.out, 'sasrec', `p${t}`, 'config.json'), 'utf8')) as { train_seconds?: unknown }).train_seconds;
+    return typeof v === 'number' ? v : undefined; // folders of older runs did not record it
+  };
+  return Object.assign(sasrecFor, { trainSeconds });
 }
 
 /**
@@ -581,6 +589,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
       lora,
       strategies: o.strategies,
       sasrecFor,
+      sasrecSeconds: sasrecFor.trainSeconds,
       update: updateTrain,
       base: baseTrain,
       history: o.history,
