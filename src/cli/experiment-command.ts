@@ -63,6 +63,7 @@ export function registerExperimentCommand(program: Command): void {
     .addOption(new Option('--samplers <list>', 'views to evaluate with (comma-separated: matched, uniform, popularity, two-stage); the first is the headline and the validation view; two-stage ranks the full catalogue (SASRec retrieves 50, each strategy re-ranks); popularity is the old, leaking protocol (docs/evaluation.md)').default(EXPERIMENT_DEFAULTS.samplers.join(',')))
     .option('--eval-users <n>', 'cap on active test users per period (all up to the cap; as many inactive users; new and short users up to the cap; fixed sample; 0 = all)', parseIntArg('--eval-users', 0), EXPERIMENT_DEFAULTS.evalUsers)
     .option('--valid-users <n>', 'validation users for early stopping', parseIntArg('--valid-users', 0), EXPERIMENT_DEFAULTS.validUsers)
+    .option('--valid-inactive', 'validate each update on as many inactive users\' held-out targets besides the active users\' (early stopping sees forgetting)')
     .option('--threads <n>', 'compute threads', parseIntArg('--threads'))
     .option('--out <dir>', 'output folder (resumes when it exists)', 'runs/experiment')
     .option('--json', 'print results.json (format evorec-experiment-seeds/1) instead of the tables')
@@ -92,6 +93,7 @@ export function registerExperimentCommand(program: Command): void {
         samplers,
         evalUsers: o.evalUsers,
         validUsers: o.validUsers,
+        validInactive: o.validInactive === true,
         baseModel: o.baseModel === 'none' ? null : o.baseModel,
         backbone: o.backbone,
         preset: o.preset,

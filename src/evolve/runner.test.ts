@@ -14,7 +14,7 @@ import { trainSASRec } from '../models/sasrec-train.js';
 import { Decoder } from '../nn/decoder.js';
 import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
-import { evalSample, runStrategies } from './runner.js';
+import { evalSample, inactiveValidation, runStrategies, validationSample } from './runner.js';
 import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
 import { ProximalTerm } from './peso.js';
 import type { Strategy } from './strategy.js';
@@ -197,6 +197,27 @@ describe('evolution experiment (tiny preset)', () => {
       const b = await readAdapter(join(killed, 'adapters', name, 'p2'), config, name);
       assert.deepEqual(b.namedParameters().map(([k, p]) => [k, Array.from(p.data)]), a.namedParameters().map(([k, p]) => [k, Array.from(p.data)]), name);
     }
+  });
+
+  it('validation with inactive users adds as many of their held-out validation targets, none ever trained on', async () => {
+    const { split } = await world();
+    const t = 2;
+    const plain = validationSample(split, t, { validUsers: 6, seed: 1, candidates: 5, sampler: 'matched' });
+    const both = validationSample(split, t, { validUsers: 6, seed: 1, candidates: 5, sampler: 'matched', inactive: true });
+    assert.deepEqual(both.samples.slice(0, plain.samples.length), plain.samples, 'the active users\' targets are the same');
+    const extra = both.samples.slice(plain.samples.length);
+    assert.ok(extra.length > 0 && extra.length <= plain.samples.length, `${extra.length} inactive targets for ${plain.samples.length} active`);
+    const trained = new Set(split.trainingUpTo(t).map((x) => x.row));
+    const inactive = new Set(split.periods[t].test.filter((x) => x.group === 'inactive').map((x) => x.user));
+    for (const x of extra) {
+      assert.ok(inactive.has(x.user), `user ${x.user} is inactive at P${t}`);
+      assert.equal(x.pos, split.heldOut(x.user, t).valid);
+      assert.ok(x.row < split.periods[t].start, 'the target lies before the period (rows are chronological)');
+      assert.ok(!trained.has(x.row), 'never a training target');
+    }
+    assert.deepEqual(inactiveValidation(split, t, 3, 1), extra.slice(0, 3), 'seeded: a smaller count is a prefix');
+    assert.equal(new Set(extra.map((x) => x.user)).size, extra.length, 'one target per user');
+    assert.deepEqual(inactiveValidation(split, 1, 0, 1), []);
   });
 
   it('adds strategies to an existing run without redoing the finished ones', async () => {

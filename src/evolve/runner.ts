@@ -47,6 +47,8 @@ export interface StrategyRunOptions {
   evalUsers: number;
   /** Validation targets used for early stopping in each update. */
   validUsers: number;
+  /** Add as many inactive users' held-out validation targets to each period's validation (`inactiveValidation`). */
+  validInactive?: boolean;
   candidates: number;
   /**
    * Views to evaluate, the first being the headline and the validation view: candidate samplers, and
@@ -182,12 +184,33 @@ async function scoreUnion(scorer: BatchScorer, samples: Sample[], listsOf: (chun
 export function validationSample(
   split: PeriodSplit,
   t: number,
-  o: { validUsers: number; seed: number; candidates: number; sampler: NegativeSampler },
+  o: { validUsers: number; seed: number; candidates: number; sampler: NegativeSampler; inactive?: boolean },
   cs = new CandidateSampler(split),
 ): { samples: Sample[]; cands: number[][] } {
   const rand = keyedRandom(o.seed, 'experiment-valid', t);
   const samples = split.periods[t].valid.map((s) => ({ s, k: rand() })).sort((a, b) => a.k - b.k).slice(0, o.validUsers).map((x) => x.s);
+  if (o.inactive && t > 0) samples.push(...inactiveValidation(split, t, samples.length, o.seed));
   return { samples, cands: samples.map((s) => cs.candidates(s, t, 'valid', { sampler: o.sampler, size: o.candidates, seed: o.seed })) };
+}
+
+/**
+ * Validation targets of inactive users at period t, as many as `count` (seeded): each user's held-out
+ * validation target, which lies in an earlier period and is never trained on (period t's new data and
+ * released targets leave it out while the user stays away). Early stopping on these beside the active
+ * users' sees forgetting, where the active users' targets alone reward drifting away from them.
+ */
+export function inactiveValidation(split: PeriodSplit, t: number, count: number, seed: number): Sample[] {
+  const rand = keyedRandom(seed, 'experiment-valid-inactive', t);
+  const out: { s: Sample; k: number }[] = [];
+  for (const x of split.periods[t].test) {
+    if (x.group !== 'inactive') continue;
+    const k = rand(); // one draw per inactive user, with or without a validation target
+    const { valid } = split.heldOut(x.user, t);
+    if (valid < 1) continue;
+    const row = split.userRows[x.user][valid];
+    out.push({ s: { user: x.user, row, pos: valid, item: split.dataset.items[row], timestamp: split.dataset.timestamps[row], group: 'inactive' }, k });
+  }
+  return out.sort((a, b) => a.k - b.k).slice(0, count).map((x) => x.s);
 }
 
 /**
@@ -278,7 +301,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
   const validCache = new Map<number, { samples: Sample[]; cands: number[][] }>();
   const validation = (t: number) => {
     let v = validCache.get(t);
-    if (!v) validCache.set(t, (v = validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: headline }, cs)));
+    if (!v) validCache.set(t, (v = validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: headline, inactive: o.validInactive }, cs)));
     return v;
   };
   const trainSeed = o.trainSeed ?? o.seed;

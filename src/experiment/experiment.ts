@@ -79,6 +79,11 @@ export interface ExperimentOptions {
   evalUsers?: number;
   /** Validation users for early stopping (`--valid-users`). Default 30. */
   validUsers?: number;
+  /**
+   * Add as many inactive users' held-out validation targets to each update's validation, so early stopping
+   * sees forgetting (`--valid-inactive`). Default false (the paper validates on the new period's targets).
+   */
+  validInactive?: boolean;
 
   // The models.
   /**
@@ -151,6 +156,7 @@ export const EXPERIMENT_DEFAULTS = {
   samplers: ['matched', 'uniform'] as ExperimentView[],
   evalUsers: 500,
   validUsers: 30,
+  validInactive: false,
   backbone: DEFAULT_BACKBONE,
   preset: 'small' as DecoderPresetName,
   loraRank: 16,
@@ -272,6 +278,8 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     ['samplers', '--samplers', o.samplers.join(',')],
     ['evalUsers', '--eval-users', o.evalUsers],
     ['validUsers', '--valid-users', o.validUsers],
+    // Recorded only when on, so that the runs made before the option resume as they were.
+    ['validInactive', '--valid-inactive', o.validInactive || null],
   ];
   return entries.map(([key, flag, value]) => ({ key, flag, value: value ?? null }));
 }
@@ -339,6 +347,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     samplers: samplers === undefined ? undefined : (samplers.split(',') as ExperimentView[]),
     evalUsers: v('evalUsers', 'number'),
     validUsers: v('validUsers', 'number'),
+    validInactive: v('validInactive', 'boolean'),
   };
 }
 
@@ -401,6 +410,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     samplers: checkViews(options.samplers ?? d.samplers),
     evalUsers: pick('evalUsers'),
     validUsers: pick('validUsers'),
+    validInactive: pick('validInactive'),
     baseModel: options.baseModel === null ? undefined : options.baseModel ?? defaultBaseModel(source, options.history ?? d.history),
     backbone: pick('backbone'),
     preset: pick('preset'),
@@ -595,6 +605,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
       history: o.history,
       evalUsers: o.evalUsers,
       validUsers: o.validUsers,
+      validInactive: o.validInactive,
       candidates: o.candidates,
       samplers: o.samplers,
       seed: o.seed,

@@ -272,7 +272,7 @@ export async function exportUpdateJob(opts: ExportUpdateOptions): Promise<Update
   const train = examplesOf(split.periods[t].train).map(conversation);
   if (train.length === 0) throw new RangeError(`P${t} has no training targets: nothing to update on`);
   const headline = o.samplers[0] as NegativeSampler;
-  const valid = examplesOf(validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: headline }).samples).map(conversation);
+  const valid = examplesOf(validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: headline, inactive: o.validInactive }).samples).map(conversation);
 
   const { updateTrain } = trainingSettings(o);
   const settings = { ...DEFAULT_LLMREC_TRAIN, ...updateTrain, seed: r.trainSeed + t };
@@ -551,7 +551,7 @@ export async function updateInProcess(opts: { run: string; period: number; train
   const r = await openRunAtPeriod(resolve(opts.run), opts.period, opts.trainSeed, opts.strategy ?? 'evorec', hooks);
   const { o, split, model, strategy, t } = r;
   const { lora, updateTrain, baseTrain } = trainingSettings(o);
-  const valid = validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: o.samplers[0] as NegativeSampler });
+  const valid = validationSample(split, t, { validUsers: o.validUsers, seed: o.seed, candidates: o.candidates, sampler: o.samplers[0] as NegativeSampler, inactive: o.validInactive });
   const { report } = await updateForPeriod({
     split, t, model, strategy, adapter: model.decoder.adapter(strategy.name), lora, sasrec: r.sasrec, update: updateTrain, base: baseTrain, history: o.history, seed: r.trainSeed,
     validate: (historyOf) => validationNdcg3(model, valid.samples, valid.cands, historyOf), log: hooks.log,
