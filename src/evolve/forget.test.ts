@@ -64,4 +64,18 @@ describe('Forget', () => {
     assert.equal(f2.removed.get(u0)!.size, 6); // 11 visible - 5 = 6 < 9
     for (const v of ['v1', 'v2']) assert.equal(f2.removed.get(split.dataset.userIds.indexOf(v)), undefined);
   });
+
+  it('the ablations remove as many items, the oldest or a seeded random draw, without a SASRec', async () => {
+    const split = await makeSplit();
+    const u0 = split.dataset.userIds.indexOf('u0');
+    const names = (f: ReturnType<typeof forget>) => [...f.removed.get(u0)!].map((r) => split.dataset.itemIds[split.dataset.items[r]]).sort();
+    assert.deepEqual(names(forget(split, 1, null, { ratio: 0.3, select: 'oldest' })), ['g0', 'g1', 'm0']);
+    const a = forget(split, 1, null, { ratio: 0.3, select: 'random', seed: 4 });
+    assert.equal(a.itemsRemoved, 3, 'the same budget as the method');
+    assert.deepEqual(names(forget(split, 1, null, { ratio: 0.3, select: 'random', seed: 4 })), names(a), 'seeded');
+    const draws = new Set([4, 5, 6, 7, 8, 9].map((seed) => names(forget(split, 1, null, { ratio: 0.3, select: 'random', seed })).join()));
+    assert.ok(draws.size > 1, 'other seeds draw other items');
+    for (const d of draws) for (const n of d.split(',')) assert.ok(/^[gm][0-4]$/.test(n), `${n}: only pre-period items go`);
+    assert.throws(() => forget(split, 1, null, { ratio: 0.3 }), /^RangeError: forget: selecting by SASRec needs a SASRec \(select 'random' or 'oldest' does not\)$/);
+  });
 });

@@ -7,6 +7,7 @@
  * interaction except the held-out test and validation targets, so the filter never sees what it will be
  * evaluated on. Items of Pt are never removed, nor is a history cut below `minHistory` items.
  */
+import { keyedRandom } from '../data/rng.js';
 import { withDefaults } from '../util/options.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import type { SASRec } from '../models/sasrec.js';
@@ -18,9 +19,18 @@ export interface ForgetOptions {
   minHistory: number;
   /** Users scored per SASRec batch. */
   batchSize: number;
+  /**
+   * Which of a user's pre-period items go (the same number each way): 'sasrec', the lowest-scored by
+   * SASRec against the user's current representation (the method); 'random', drawn at random (seeded by
+   * `seed`, the period and the user); 'oldest', the earliest ones (ablations: is SASRec's choice better
+   * than none, or than recency alone?). The ablations need no SASRec.
+   */
+  select: 'sasrec' | 'random' | 'oldest';
+  /** Seed of the 'random' selection. */
+  seed: number;
 }
 
-export const DEFAULT_FORGET: ForgetOptions = { ratio: 0.2, minHistory: 3, batchSize: 256 };
+export const DEFAULT_FORGET: ForgetOptions = { ratio: 0.2, minHistory: 3, batchSize: 256, select: 'sasrec', seed: 0 };
 
 export interface ForgetResult {
   period: number;
@@ -56,9 +66,10 @@ export function activeUsers(split: PeriodSplit, t: number): number[] {
   return split.periods[t].test.filter((s) => s.group === 'active').map((s) => s.user);
 }
 
-export function forget(split: PeriodSplit, t: number, sasrec: SASRec, options: Partial<ForgetOptions> = {}): ForgetResult {
+export function forget(split: PeriodSplit, t: number, sasrec: SASRec | null, options: Partial<ForgetOptions> = {}): ForgetResult {
   const o = withDefaults(DEFAULT_FORGET, options);
   if (!(o.ratio >= 0 && o.ratio < 1)) throw new RangeError(`forget ratio must be in [0, 1), got ${o.ratio}`);
+  if (o.select === 'sasrec' && !sasrec) throw new RangeError(`forget: selecting by SASRec needs a SASRec (select 'random' or 'oldest' does not)`);
   const items = split.dataset.items;
   const users = activeUsers(split, t);
   const removed = new Map<number, Set<number>>();
@@ -73,14 +84,19 @@ export function forget(split: PeriodSplit, t: number, sasrec: SASRec, options: P
       current.push(visible.map((r) => items[r]));
       before.push(old);
     }
-    const reps = sasrec.representations(current);
+    const reps = o.select === 'sasrec' ? sasrec!.representations(current) : [];
     chunk.forEach((u, j) => {
       const old = before[j];
       itemsConsidered += old.length;
       const inPeriod = current[j].length - old.length;
       const budget = Math.min(Math.floor(o.ratio * old.length), Math.max(0, old.length + inPeriod - o.minHistory));
       if (budget <= 0) return;
-      const scores = sasrec.scoreItems(reps[j], old.map((r) => items[r]));
+      let scores: ArrayLike<number>;
+      if (o.select === 'sasrec') scores = sasrec!.scoreItems(reps[j], old.map((r) => items[r]));
+      else if (o.select === 'random') {
+        const rand = keyedRandom(o.seed, 'forget-random', t, u);
+        scores = old.map(() => rand());
+      } else scores = old.map((r) => r); // oldest: rows are chronological
       // Lowest scores first; ties broken towards the older row, so the choice is deterministic.
       const order = old.map((_, k) => k).sort((x, y) => scores[x] - scores[y] || old[x] - old[y]);
       const set = new Set(order.slice(0, budget).map((k) => old[k]));

@@ -163,10 +163,10 @@ export interface EvoRecPlan {
 type PlanContext = Pick<PeriodContext, 'split' | 't' | 'model' | 'adapter' | 'sasrec' | 'history' | 'seed'>;
 
 /** EvoRec's Forget step at t: the filter and the histories it gives (plain when Forget is off). */
-export function evorecForget(options: Partial<EvoRecOptions>, ctx: Pick<PlanContext, 'split' | 't' | 'sasrec' | 'history'>): Pick<EvoRecPlan, 'forgotten' | 'historyOf'> {
+export function evorecForget(options: Partial<EvoRecOptions>, ctx: Pick<PlanContext, 'split' | 't' | 'sasrec' | 'history'> & { seed?: number }): Pick<EvoRecPlan, 'forgotten' | 'historyOf'> {
   const o = { ...DEFAULT_EVOREC, ...options };
   const { split, t } = ctx;
-  const f = o.forget ? forget(split, t, ctx.sasrec, o.forgetOptions) : null;
+  const f = o.forget ? forget(split, t, ctx.sasrec ?? null, { seed: ctx.seed ?? 0, ...o.forgetOptions }) : null;
   return { forgotten: f, historyOf: (s: Sample) => filteredHistory(split, f, s, ctx.history) };
 }
 
@@ -204,12 +204,12 @@ export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> 
   const o = { ...DEFAULT_EVOREC, ...options };
   const parts = [
     o.locate === 'votes' ? (o.signal === 'contribution' ? 'layers located by their own contribution\'s drift' : 'located layers') : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
-    o.forget ? 'filtered new data' : 'unfiltered new data',
+    o.forget ? ((o.forgetOptions.select ?? 'sasrec') === 'sasrec' ? 'filtered new data' : `new data with ${o.forgetOptions.select === 'random' ? 'random' : 'the oldest'} pre-period items removed`) : 'unfiltered new data',
     o.lambda > 0 ? `consistency lambda ${o.lambda}` : '',
   ].filter(Boolean);
   return {
     name,
-    usesSasrec: o.forget,
+    usesSasrec: o.forget && (o.forgetOptions.select ?? 'sasrec') === 'sasrec',
     evorec: o,
     description: `EvoRec: the model of t-1, ${parts.join(', ')}`,
     async update(ctx) {
@@ -253,6 +253,8 @@ export function strategyRegistry(): Record<string, Strategy> {
     'evorec-no-forget': evorecStrategy('evorec-no-forget', { forget: false }),
     'evorec-random': evorecStrategy('evorec-random', { locate: 'random' }),
     'evorec-contribution': evorecStrategy('evorec-contribution', { signal: 'contribution' }),
+    'evorec-forget-random': evorecStrategy('evorec-forget-random', { forgetOptions: { select: 'random' } }),
+    'evorec-forget-oldest': evorecStrategy('evorec-forget-oldest', { forgetOptions: { select: 'oldest' } }),
     'evorec-gradient': evorecStrategy('evorec-gradient', { locate: 'gradient' }),
     'evorec-kl': evorecStrategy('evorec-kl', { lambda: 1 }),
   };

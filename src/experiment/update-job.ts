@@ -525,7 +525,7 @@ export async function importUpdatedAdapter(opts: ImportAdapterOptions): Promise<
   whole.freeze();
   dec.attachAdapter(whole, { freezeBase: true });
   dec.setActiveAdapters(name);
-  const { historyOf } = evorecForget(strategy.evorec, { split, t, sasrec: r.sasrec as SASRec, history: o.history });
+  const { historyOf } = evorecForget(strategy.evorec, { split, t, sasrec: r.sasrec as SASRec, history: o.history, seed: r.trainSeed });
   hooks.stage(`P${t}: evaluate the imported adapter`);
   const sasrecFor = sasrecPerPeriod(o, split, hooks.stage);
   const evaluator = strategyEvaluator({ split, samplers: o.samplers, candidates: o.candidates, evalUsers: o.evalUsers, seed: o.seed, sasrecAt: sasrecFor });
