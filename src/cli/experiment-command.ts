@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { DECODER_PRESETS } from '../io/hf-config.js';
+import { parseBudgets } from '../evolve/period.js';
 import type { ExperimentView } from '../evolve/runner.js';
 import { strategyRegistry } from '../evolve/strategies.js';
 import { EXPERIMENT_DEFAULTS, resolveStrategies, runExperiment } from '../experiment/experiment.js';
@@ -56,6 +57,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--base-lr <x>', 'learning rate of the base adapter', parseFloatArg('--base-lr'), EXPERIMENT_DEFAULTS.baseLr)
     .option('--update-epochs <n>', 'epochs of each incremental update', parseIntArg('--update-epochs', 0), EXPERIMENT_DEFAULTS.updateEpochs)
     .option('--update-lr <x>', 'learning rate of the updates (cosine)', parseFloatArg('--update-lr'), EXPERIMENT_DEFAULTS.updateLr)
+    .option('--update-budgets <list>', 'choose each update\'s lr:epochs on validation from this list, 0 = keep the adapter of t-1 (e.g. 0,4e-4:1,1e-3:2)', (v: string) => parseBudgets(v))
     .option('--batch <n>', 'examples per step', parseIntArg('--batch', 1), EXPERIMENT_DEFAULTS.batch)
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs', 0), EXPERIMENT_DEFAULTS.sasrecEpochs)
     .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds', 1), EXPERIMENT_DEFAULTS.trainSeeds)
@@ -105,6 +107,7 @@ export function registerExperimentCommand(program: Command): void {
         baseLr: o.baseLr,
         updateEpochs: o.updateEpochs,
         updateLr: o.updateLr,
+        updateBudgets: o.updateBudgets,
         batch: o.batch,
         sasrecEpochs: o.sasrecEpochs,
         trainSeeds: o.trainSeeds,

@@ -138,3 +138,104 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
   dec.setActiveAdapters(adapter.name);
   return { adapter, report, seconds, peakRssMb: peak, peakPerUpdate };
 }
+
+/** One update budget: the learning rate and epochs of an update; epochs 0 keeps the adapter of t-1. */
+export interface UpdateBudget {
+  epochs: number;
+  lr?: number;
+}
+
+/** Parses `--update-budgets`: comma-separated `lr:epochs` pairs, or `0` for "keep the adapter of t-1". */
+export function parseBudgets(text: string, flag = '--update-budgets'): UpdateBudget[] {
+  const out = text.split(',').map((part) => {
+    const p = part.trim();
+    if (p === '0') return { epochs: 0 };
+    const m = /^([0-9.eE+-]+):(\d+)$/.exec(p);
+    const lr = m ? Number(m[1]) : NaN;
+    if (!m || !(lr > 0) || !Number.isFinite(lr)) throw new RangeError(`${flag}: expected lr:epochs pairs (e.g. 1e-3:1) or 0 (keep the adapter of t-1), got ${JSON.stringify(p)}`);
+    return { lr, epochs: Number(m[2]) };
+  });
+  if (out.length === 0) throw new RangeError(`${flag}: expected at least one budget`);
+  return out;
+}
+
+export const budgetLabel = (b: UpdateBudget): string => (b.epochs === 0 ? 'keep' : `${b.lr ?? 'default'}:${b.epochs}`);
+
+/** What `updateWithBudgets` tried: each budget's validation score (NaN without validation samples). */
+export interface BudgetChoice {
+  chosen: string;
+  scores: Record<string, number>;
+}
+
+/**
+ * One strategy's update at period t with its budget chosen on validation: every budget is tried from the
+ * adapter of t-1 (epochs 0: that adapter itself, untrained), the one with the best validation score is
+ * kept (ties: the earlier budget), the others are dropped. Each trial trains with its learning rate and
+ * epochs for both the update and, for strategies that start afresh (retrain), the base settings. The time
+ * and the samples seen are those of every trial together: the search is part of the update's cost. A
+ * single budget (or none) is exactly `updateForPeriod`.
+ */
+export async function updateWithBudgets(o: PeriodUpdateOptions, budgets: readonly UpdateBudget[] | undefined): Promise<PeriodUpdate & { budget?: BudgetChoice }> {
+  if (!budgets || budgets.length === 0) return updateForPeriod(o);
+  const dec = o.model.decoder;
+  const keepName = o.keepName ?? o.adapter.name;
+  const prev = o.adapter;
+  const peakPerUpdate = resetPeakRss();
+  const t0 = performance.now();
+  let best: { adapter: LoraAdapter; report: UpdateReport; score: number; label: string } | null = null;
+  const scores: Record<string, number> = {};
+  let samplesSeen = 0;
+  let steps = 0;
+  let peak = 0; // each trial resets the high-water mark: the update's peak is the largest of theirs
+  for (const [i, b] of budgets.entries()) {
+    const label = budgetLabel(b);
+    let adapter: LoraAdapter;
+    let report: UpdateReport;
+    if (b.epochs === 0) {
+      // The adapter of t-1, bit for bit: nothing trains.
+      adapter = prev;
+      report = { samplesSeen: 0, trainSamples: 0, trainableParameters: 0, loraParameters: prev.numParameters(false), steps: 0 };
+    } else {
+      const trial = prev.clone(`${keepName}~budget${i}`);
+      trial.freeze();
+      dec.attachAdapter(trial, { freezeBase: true });
+      const settings = { epochs: b.epochs, ...(b.lr !== undefined ? { lr: b.lr } : {}) };
+      const r = await updateForPeriod({ ...o, adapter: trial, keepName: trial.name, update: { ...o.update, ...settings }, base: { ...o.base, ...settings } });
+      adapter = r.adapter;
+      report = r.report;
+      peak = Math.max(peak, r.peakRssMb);
+    }
+    samplesSeen += report.samplesSeen;
+    steps += report.steps;
+    dec.setActiveAdapters(adapter.name);
+    const score = o.validate(report.historyOf ?? ((s) => o.split.history(s, o.history)));
+    scores[label] = score;
+    o.log?.(`${o.strategy.name}: budget ${label}: validation NDCG@3 ${score.toFixed(4)}`);
+    const better = best === null || score > best.score || (Number.isNaN(best.score) && !Number.isNaN(score));
+    if (better) {
+      if (best && best.adapter !== prev) dec.deleteAdapter(best.adapter.name);
+      best = { adapter, report, score, label };
+    } else if (adapter !== prev) dec.deleteAdapter(adapter.name);
+  }
+  let adapter = best!.adapter;
+  if (adapter !== prev) {
+    dec.deleteAdapter(prev.name);
+    if (adapter.name !== keepName) {
+      const renamed = adapter.clone(keepName);
+      dec.deleteAdapter(adapter.name);
+      dec.attachAdapter(renamed, { freezeBase: true });
+      adapter = renamed;
+    }
+  }
+  adapter.freeze();
+  dec.setActiveAdapters(adapter.name);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    adapter,
+    report: { ...best!.report, samplesSeen, steps },
+    seconds,
+    peakRssMb: Math.max(peak, peakRssMb()),
+    peakPerUpdate,
+    budget: { chosen: best!.label, scores },
+  };
+}

@@ -16,6 +16,7 @@ import { readAdapter } from '../nn/lora.js';
 import { trainTokenizer } from '../tokenizer/index.js';
 import { evalSample, inactiveValidation, runStrategies, validationSample } from './runner.js';
 import { evorecStrategy, staticStrategy, strategyRegistry } from './strategies.js';
+import { parseBudgets, type UpdateBudget } from './period.js';
 import { ProximalTerm } from './peso.js';
 import type { Strategy } from './strategy.js';
 
@@ -218,6 +219,46 @@ describe('evolution experiment (tiny preset)', () => {
     assert.deepEqual(inactiveValidation(split, t, 3, 1), extra.slice(0, 3), 'seeded: a smaller count is a prefix');
     assert.equal(new Set(extra.map((x) => x.user)).size, extra.length, 'one target per user');
     assert.deepEqual(inactiveValidation(split, 1, 0, 1), []);
+  });
+
+  it('update budgets: epochs 0 keeps the adapter of t-1 bit for bit, and the budget best on validation is kept', async () => {
+    const registry = strategyRegistry();
+    const strategies = [registry.finetune, registry.evorec, registry.lsat, registry.retrain];
+    const run = async (budgets: UpdateBudget[]) => {
+      const { split, model, sasrecFor } = await world();
+      const out = tempDir();
+      const r = await runStrategies({
+        split, model, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor, update: settings, base: settings, budgets,
+        history: 4, evalUsers: 0, validUsers: 8, candidates: 5, samplers: ['matched'], seed: 1, out,
+      });
+      const weights = async (name: string, t: number) => (await readAdapter(join(out, 'adapters', name, `p${t}`), model.decoder.config, name)).namedParameters().map(([k, p]) => [k, Array.from(p.data)]);
+      const base = model.decoder.adapter('base').namedParameters().map(([k, p]) => [k, Array.from(p.data)]);
+      return { r, weights, base };
+    };
+    const keep = await run([{ epochs: 0 }]);
+    for (const u of keep.r.updates) {
+      assert.equal(u.budget!.chosen, 'keep');
+      assert.equal(u.report.steps, 0);
+      assert.equal(u.report.samplesSeen, 0);
+      assert.deepEqual(await keep.weights(u.strategy, u.period), keep.base, `${u.strategy} P${u.period}: the base adapter, bit for bit`);
+    }
+    const both = await run([{ epochs: 0 }, { lr: 3e-3, epochs: 1 }]);
+    for (const u of both.r.updates) {
+      const { chosen, scores } = u.budget!;
+      assert.deepEqual(Object.keys(scores), ['keep', '0.003:1']);
+      assert.equal(chosen, scores['0.003:1'] > scores.keep ? '0.003:1' : 'keep', `${u.strategy} P${u.period}: the best validation, ties to the first`);
+      assert.ok(u.report.samplesSeen > 0, 'the trials\' samples count in the cost, whichever is kept');
+      const w = await both.weights(u.strategy, u.period);
+      if (chosen === 'keep') {
+        const prev = u.period === 1 ? both.base : await both.weights(u.strategy, u.period - 1);
+        assert.deepEqual(w, prev);
+      } else assert.notDeepEqual(w, both.base);
+    }
+    // Here P1 trains everywhere and P2 keeps LSAT's and retrain's adapters of P1: both branches run.
+    assert.deepEqual(both.r.updates.map((u) => u.budget!.chosen === 'keep'), [false, false, false, false, false, false, true, true]);
+    assert.deepEqual(parseBudgets('0, 4e-4:1,1e-3:2'), [{ epochs: 0 }, { lr: 4e-4, epochs: 1 }, { lr: 1e-3, epochs: 2 }]);
+    assert.throws(() => parseBudgets('1e-3'), /^RangeError: --update-budgets: expected lr:epochs pairs \(e\.g\. 1e-3:1\) or 0 \(keep the adapter of t-1\), got "1e-3"$/);
+    assert.throws(() => parseBudgets('-1:2'), /got "-1:2"$/);
   });
 
   it('adds strategies to an existing run without redoing the finished ones', async () => {

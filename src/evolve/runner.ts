@@ -22,7 +22,7 @@ import type { SASRec } from '../models/sasrec.js';
 import { sasrecFullScorer, sasrecScorer } from '../models/sasrec-train.js';
 import { readAdapter, saveAdapter, type LoraAdapter, type LoraSettings } from '../nn/lora.js';
 import { replaceDirAtomic, writeFileAtomic } from '../util/fs.js';
-import { updateForPeriod } from './period.js';
+import { updateWithBudgets, type BudgetChoice, type UpdateBudget } from './period.js';
 import type { Strategy, UpdateReport } from './strategy.js';
 
 /** One training seed's run of the strategies (`runStrategies`); `runExperiment` (src/experiment) builds it. */
@@ -42,6 +42,11 @@ export interface StrategyRunOptions {
   sasrecSeconds?: (t: number) => Promise<number | undefined>;
   update: Partial<LLMRecTrainOptions>;
   base: Partial<LLMRecTrainOptions>;
+  /**
+   * Update budgets to choose from on validation, per strategy and period (`updateWithBudgets`; epochs 0
+   * keeps the adapter of t-1). Absent: every update trains with `update` (and retrain with `base`).
+   */
+  budgets?: readonly UpdateBudget[];
   history: number;
   /** Cap on the active (and new, short, base) test users evaluated per period; inactive as many as active (`evalSample`); 0 = all. */
   evalUsers: number;
@@ -77,6 +82,8 @@ export interface UpdateRecord {
   /** Peak resident memory during the update (MB), or the process's high-water mark when `peakPerUpdate` is false. */
   peakRssMb: number;
   peakPerUpdate?: boolean;
+  /** The budget chosen on validation and every budget's score, when the run chooses one. */
+  budget?: BudgetChoice;
   report: Omit<UpdateReport, 'historyOf' | 'training'> & { bestValid?: number };
   /** Evaluation by negative sampler. */
   eval: Record<string, EvalResult>;
@@ -313,7 +320,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
       o.onProgress?.('updates', step, total);
       const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
-      const { adapter, report, seconds: updateSeconds, peakRssMb, peakPerUpdate } = await updateForPeriod({
+      const { adapter, report, seconds: updateSeconds, peakRssMb, peakPerUpdate, budget } = await updateWithBudgets({
         split,
         t,
         model,
@@ -329,7 +336,7 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
         seed: trainSeed,
         validate: (historyOf) => validationNdcg3(model, validation(t).samples, validation(t).cands, historyOf),
         log,
-      });
+      }, o.budgets);
       current.set(strategy.name, adapter);
       const forgetSeconds = strategy.usesSasrec ? await o.sasrecSeconds?.(t) : undefined;
       const seconds = updateSeconds + (forgetSeconds ?? 0);
@@ -337,12 +344,13 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
       await replaceDirAtomic(join(o.out, 'adapters', strategy.name, `p${t}`), (dir) => saveAdapter(dir, adapter, { baseModel: null }));
       const { historyOf: _h, training, ...rest } = report;
       void _h;
-      results.updates.push({ strategy: strategy.name, period: t, seconds, ...(forgetSeconds !== undefined ? { forgetSeconds } : {}), peakRssMb, peakPerUpdate, report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });
+      results.updates.push({ strategy: strategy.name, period: t, seconds, ...(forgetSeconds !== undefined ? { forgetSeconds } : {}), peakRssMb, peakPerUpdate, ...(budget ? { budget } : {}), report: { ...rest, bestValid: training?.bestScore }, eval: evalResult });
       save();
       const m = evalResult[o.samplers[0]].groups;
       log(
         `P${t} ${strategy.name}: ${seconds.toFixed(1)} s, ${report.trainableParameters.toLocaleString('en-US')} trainable; ` +
-          `NDCG@3 active ${(m.active?.metrics['NDCG@3'] ?? NaN).toFixed(4)}, inactive ${(m.inactive?.metrics['NDCG@3'] ?? NaN).toFixed(4)}`,
+          `NDCG@3 active ${(m.active?.metrics['NDCG@3'] ?? NaN).toFixed(4)}, inactive ${(m.inactive?.metrics['NDCG@3'] ?? NaN).toFixed(4)}` +
+          (budget ? `; budget ${budget.chosen}` : ''),
       );
       o.onProgress?.('updates', ++step, total);
     }

@@ -22,6 +22,7 @@ import { DEFAULT_INTERACTION_COLUMNS, DEFAULT_ITEM_COLUMNS } from '../data/recor
 import { DEFAULT_BACKBONE, DEFAULT_BASE_MODEL, DEFAULT_BASE_MODEL_HISTORY, type DataSourceOptions } from '../data/source.js';
 import { trainSasrecUpTo } from '../evolve/period.js';
 import { runStrategies, type ExperimentResults, type ExperimentView } from '../evolve/runner.js';
+import type { UpdateBudget } from '../evolve/period.js';
 import { DEFAULT_STRATEGIES, strategyRegistry } from '../evolve/strategies.js';
 import type { Strategy } from '../evolve/strategy.js';
 import type { DecoderPresetName } from '../io/hf-config.js';
@@ -113,6 +114,11 @@ export interface ExperimentOptions {
   updateEpochs?: number;
   /** Learning rate of the updates, cosine schedule (`--update-lr`). Default 4e-4. */
   updateLr?: number;
+  /**
+   * Budgets each update chooses from on validation (`--update-budgets 0,4e-4:1,1e-3:2`; epochs 0 keeps
+   * the adapter of t-1), in place of the fixed `updateEpochs` and `updateLr`. Default none.
+   */
+  updateBudgets?: readonly UpdateBudget[];
   /** Examples per step (`--batch`). Default 16. */
   batch?: number;
   /** SASRec epochs on P0; each later period continues for a third as many (`--sasrec-epochs`). Default 20. */
@@ -214,7 +220,8 @@ export function checkViews(views: readonly ExperimentView[], label = '--samplers
 }
 
 /** `ExperimentOptions` with every default filled in and the strategies resolved. */
-export type ResolvedExperimentOptions = Omit<Required<ExperimentOptions>, 'data' | 'clean' | 'baseModel' | 'pretrainSteps' | 'title' | 'command' | 'onEvent' | 'strategies' | 'samplers'> & {
+export type ResolvedExperimentOptions = Omit<Required<ExperimentOptions>, 'data' | 'clean' | 'baseModel' | 'pretrainSteps' | 'title' | 'command' | 'onEvent' | 'strategies' | 'samplers' | 'updateBudgets'> & {
+  updateBudgets?: readonly UpdateBudget[];
   source: DataSourceOptions;
   clean: Omit<CleanOptions, 'sampleUsers' | 'sampleSeed'>;
   baseModel?: string;
@@ -272,6 +279,7 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     ['baseLr', '--base-lr', o.baseLr],
     ['updateEpochs', '--update-epochs', o.updateEpochs],
     ['updateLr', '--update-lr', o.updateLr],
+    ['updateBudgets', '--update-budgets', o.updateBudgets?.length ? o.updateBudgets.map((b) => (b.lr === undefined ? { epochs: b.epochs } : { lr: b.lr, epochs: b.epochs })) : null],
     ['batch', '--batch', o.batch],
     ['sasrecEpochs', '--sasrec-epochs', o.sasrecEpochs],
     ['firstTrainSeed', '--first-train-seed', o.firstTrainSeed],
@@ -341,6 +349,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     baseLr: v('baseLr', 'number'),
     updateEpochs: v('updateEpochs', 'number'),
     updateLr: v('updateLr', 'number'),
+    updateBudgets: budgetsField(j.updateBudgets, file),
     batch: v('batch', 'number'),
     sasrecEpochs: v('sasrecEpochs', 'number'),
     firstTrainSeed: v('firstTrainSeed', 'number'),
@@ -362,6 +371,21 @@ export async function experimentSplit(o: ResolvedExperimentOptions): Promise<{ s
  * Records a run's options in `<out>/options.json` on the first run, and refuses a resume whose options
  * differ, naming the option (a resumed run would otherwise reuse old state under new options' names).
  */
+/** options.json's `updateBudgets`: absent, or a list of { epochs, lr? } (epochs 0 keeps the adapter of t-1). */
+function budgetsField(x: unknown, file: string): UpdateBudget[] | undefined {
+  if (x === null || x === undefined) return undefined;
+  const bad = (why: string): never => {
+    throw new RangeError(`${file}: field "updateBudgets": ${why}`);
+  };
+  if (!Array.isArray(x) || x.length === 0) bad(`expected a non-empty list, got ${JSON.stringify(x)}`);
+  return (x as unknown[]).map((b, i) => {
+    const o = b as { epochs?: unknown; lr?: unknown };
+    if (o === null || typeof o !== 'object' || !Number.isInteger(o.epochs) || (o.epochs as number) < 0) bad(`entry ${i}: expected { "epochs": an integer >= 0, "lr": a number > 0 }, got ${JSON.stringify(b)}`);
+    if (o.lr !== undefined && !(typeof o.lr === 'number' && o.lr > 0)) bad(`entry ${i}: "lr" must be a number > 0, got ${JSON.stringify(o.lr)}`);
+    return o.lr === undefined ? { epochs: o.epochs as number } : { lr: o.lr as number, epochs: o.epochs as number };
+  });
+}
+
 export function checkRunOptions(out: string, options: readonly RunOption[]): void {
   const file = join(out, 'options.json');
   const mine = Object.fromEntries(options.map((x) => [x.key, x.value]));
@@ -422,6 +446,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     baseLr: pick('baseLr'),
     updateEpochs: pick('updateEpochs'),
     updateLr: pick('updateLr'),
+    updateBudgets: options.updateBudgets,
     batch: pick('batch'),
     sasrecEpochs: pick('sasrecEpochs'),
     trainSeeds: pick('trainSeeds'),
@@ -602,6 +627,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
       sasrecSeconds: sasrecFor.trainSeconds,
       update: updateTrain,
       base: baseTrain,
+      budgets: o.updateBudgets,
       history: o.history,
       evalUsers: o.evalUsers,
       validUsers: o.validUsers,
