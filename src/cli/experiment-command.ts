@@ -9,6 +9,7 @@ import { type Command, Option } from 'commander';
 import { setThreads } from '../core/index.js';
 import { DECODER_PRESETS } from '../io/hf-config.js';
 import { parseBudgets } from '../evolve/period.js';
+import { mergeSeeds } from '../experiment/merge.js';
 import type { ExperimentView } from '../evolve/runner.js';
 import { strategyRegistry } from '../evolve/strategies.js';
 import { EXPERIMENT_DEFAULTS, resolveStrategies, runExperiment } from '../experiment/experiment.js';
@@ -127,6 +128,19 @@ export function registerExperimentCommand(program: Command): void {
       for (const c of alarms) process.stderr.write(`evorec: yardstick alarm: P${c.period} ${c.group} ${c.probe} HR@1 ${c.hr1.toFixed(3)} on ${c.users} users misses the probe bound (docs/evaluation.md)\n`);
     });
 
+  program
+    .command('merge-seeds')
+    .description('merge the finished seeds of experiment folders run apart (same options, other --first-train-seed) into one results.json, results.md and report.html')
+    .argument('<folders...>', 'experiment folders (each with options.json and seed-<k>/ folders)')
+    .requiredOption('--out <dir>', 'folder for the merged reports (the models stay in the source folders)')
+    .option('--title <text>', 'report title (default: the first folder\'s, with the seed count)')
+    .option('--allow-unfinished', 'leave out seeds whose updates are not all done (default: refuse)')
+    .option('--json', 'print the merged results.json instead of the tables')
+    .action((folders: string[], o) => {
+      const merged = mergeSeeds(o.out, folders, { title: o.title, command: `evorec merge-seeds --out ${o.out} ${folders.join(' ')}`, allowUnfinished: o.allowUnfinished === true });
+      if (o.json) process.stdout.write(readFileSync(join(o.out, 'results.json'), 'utf8'));
+      else process.stdout.write(readFileSync(join(o.out, 'results.md'), 'utf8') + `\nMerged seeds ${merged.seeds.join(', ')} into ${o.out} (results.json, results.md, report.html, merged-from.json).\n`);
+    });
   program
     .command('report')
     .description('rewrite results.md and report.html of an experiment folder from its results.json (no model needed)')

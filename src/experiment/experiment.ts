@@ -615,6 +615,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
   for (const seed of seeds) {
     const dir = join(o.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
+    // The seed's own record of its options, so that seeds run apart can be merged (evorec merge-seeds).
+    writeFileAtomic(join(dir, 'options.json'), JSON.stringify({ ...Object.fromEntries(experimentIdentity(o).map((x) => [x.key, x.value])), trainSeed: seed }, null, 2) + '\n');
     const model = await seedBaseModel(o, split, seed, dir, hooks);
     stage(`seed ${seed}: run ${o.strategies.length} strategies over ${split.numPeriods - 1} periods`);
     const r = await runStrategies({
