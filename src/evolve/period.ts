@@ -176,7 +176,7 @@ export interface BudgetChoice {
  * single budget (or none) is exactly `updateForPeriod`.
  */
 export async function updateWithBudgets(o: PeriodUpdateOptions, budgets: readonly UpdateBudget[] | undefined): Promise<PeriodUpdate & { budget?: BudgetChoice }> {
-  if (!budgets || budgets.length === 0) return updateForPeriod(o);
+  if (!budgets || budgets.length === 0 || o.strategy.trains === false) return updateForPeriod(o);
   const dec = o.model.decoder;
   const keepName = o.keepName ?? o.adapter.name;
   const prev = o.adapter;

@@ -37,6 +37,7 @@ async function train(ctx: PeriodContext, samples: Sample[], historyOf: (s: Sampl
 export const staticStrategy: Strategy = {
   name: 'static',
   description: 'the base model, never updated',
+  trains: false,
   async update(ctx) {
     return { samplesSeen: 0, trainSamples: 0, trainableParameters: 0, loraParameters: ctx.adapter.numParameters(false), steps: 0 };
   },

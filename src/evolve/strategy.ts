@@ -71,5 +71,7 @@ export interface Strategy {
   readonly description: string;
   /** Does the strategy need the period's SASRec (Forget)? */
   readonly usesSasrec?: boolean;
+  /** False for a strategy that never trains (static): update budgets have nothing to choose there. */
+  readonly trains?: boolean;
   update(ctx: PeriodContext): Promise<UpdateReport>;
 }
