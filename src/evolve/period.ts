@@ -128,6 +128,11 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
   });
   const seconds = (performance.now() - t0) / 1000;
   const peak = peakRssMb();
+  return { adapter: settle(dec, adapter, keepName), report, seconds, peakRssMb: peak, peakPerUpdate };
+}
+
+/** The adapter after an update, renamed to `keepName` (when it is not), frozen and left active. */
+function settle(dec: LLMRec['decoder'], adapter: LoraAdapter, keepName: string): LoraAdapter {
   if (adapter.name !== keepName) {
     const renamed = adapter.clone(keepName);
     dec.deleteAdapter(adapter.name);
@@ -136,7 +141,7 @@ export async function updateForPeriod(o: PeriodUpdateOptions): Promise<PeriodUpd
   }
   adapter.freeze();
   dec.setActiveAdapters(adapter.name);
-  return { adapter, report, seconds, peakRssMb: peak, peakPerUpdate };
+  return adapter;
 }
 
 /** One update budget: the learning rate and epochs of an update; epochs 0 keeps the adapter of t-1. */
@@ -217,18 +222,8 @@ export async function updateWithBudgets(o: PeriodUpdateOptions, budgets: readonl
       best = { adapter, report, score, label };
     } else if (adapter !== prev) dec.deleteAdapter(adapter.name);
   }
-  let adapter = best!.adapter;
-  if (adapter !== prev) {
-    dec.deleteAdapter(prev.name);
-    if (adapter.name !== keepName) {
-      const renamed = adapter.clone(keepName);
-      dec.deleteAdapter(adapter.name);
-      dec.attachAdapter(renamed, { freezeBase: true });
-      adapter = renamed;
-    }
-  }
-  adapter.freeze();
-  dec.setActiveAdapters(adapter.name);
+  if (best!.adapter !== prev) dec.deleteAdapter(prev.name);
+  const adapter = settle(dec, best!.adapter, keepName);
   const seconds = (performance.now() - t0) / 1000;
   return {
     adapter,
