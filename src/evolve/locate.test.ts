@@ -110,6 +110,58 @@ describe('Locate', () => {
     assert.deepEqual(drift.meanSimilarity.map((v) => Number(v.toFixed(6))), [0.6, 0, 0.6, 0.6]);
   });
 
+  it('normalised by unrelated users\' distance, the vote passes over a layer that follows the tokens for one that moves with the drift', () => {
+    const model = realModel(3);
+    const D = model.decoder.config.hiddenSize;
+    // Contributions (stand-in forward, the same vector at every real token; row b < n is user b's old
+    // prompt, row n + b the updated one). Layer 0 follows the tokens: a direction of its own for every
+    // prompt (every two prompts orthogonal: distance 1, the largest). Layer 1 is alike for all users
+    // (e_c + 0.2 e_u, a little of the user) until the drift turns it (0.6 e_c + 0.8 e_d + 0.2 e_u): the
+    // same user's prompts are 1 - 0.64/1.04 = 0.385 apart, two users' old prompts 1 - 1/1.04 = 0.0385.
+    // Layer 2 does not move. Raw, layer 0 wins every vote; as a multiple of the users' distance, layer 1
+    // moves 10x and layer 0 1x.
+    model.decoder.forward = ((ids: Int32Array, o: { batch: number; attentionMask: Uint8Array }) => {
+      const B = o.batch;
+      const T = ids.length / B;
+      const n = B / 2;
+      const c = 2 * B;
+      const d = c + 1;
+      const contribution = (l: number, b: number) => {
+        const v = new Float32Array(D);
+        const user = b % n;
+        if (l === 0) v[b] = 1;
+        else if (l === 1) {
+          v[d + 1 + user] = 0.2;
+          if (b < n) v[c] = 1;
+          else {
+            v[c] = 0.6;
+            v[d] = 0.8;
+          }
+        } else v[D - 1] = 1;
+        return v;
+      };
+      const state = (upTo: number) => {
+        const h = new Float32Array(B * T * D);
+        for (let b = 0; b < B; b++) {
+          const v = new Float32Array(D);
+          for (let l = 0; l <= upTo; l++) contribution(l, b).forEach((x, i) => (v[i] += x));
+          for (let t = 0; t < T; t++) if (o.attentionMask[b * T + t]) h.set(v, (b * T + t) * D);
+        }
+        return new Tensor(h, [B, T, D]);
+      };
+      return { hiddenStates: [-1, 0, 1, 2].map(state), logits: null, loss: null, lossTokens: 0, lastHiddenState: state(2) } as unknown as DecoderOutput;
+    }) as unknown as Decoder['forward'];
+    const pairs = [0, 1, 2, 3].map((i) => ({ old: [i], updated: [i + 1, 5] }));
+    const raw = locateByVotes(model, pairs, { k: 1, signal: 'contribution' });
+    assert.deepEqual(raw.votes, [4, 0, 0]);
+    const rel = locateByVotes(model, pairs, { k: 1, signal: 'contribution', normalize: 'unrelated' });
+    assert.deepEqual(rel.votes, [0, 4, 0]);
+    assert.deepEqual(rel.layers, [1]);
+    assert.deepEqual(rel.unrelatedDistance!.map((x) => Number(x.toFixed(4))), [1, 0.0385, 0]);
+    // One user: no unrelated pair to measure a layer's spread by, so no layer can be compared: no vote.
+    assert.deepEqual(locateByVotes(model, pairs.slice(0, 1), { k: 1, signal: 'contribution', normalize: 'unrelated' }).votes, [0, 0, 0]);
+  });
+
   it('has no cosine for a zero vector, and a degenerate layer neither wins nor loses a vote', () => {
     assert.ok(Number.isNaN(cosine(Float32Array.of(0, 0), Float32Array.of(1, 1))), 'zero vector first');
     assert.ok(Number.isNaN(cosine(Float32Array.of(1, 1), Float32Array.of(0, 0))), 'zero vector second');

@@ -38,6 +38,8 @@ export interface LocateResult {
   meanSimilarity: number[];
   /** Per-layer score used by the gradient locator (gradient norm); empty for the vote locator. */
   gradientNorm: number[];
+  /** With `normalize: 'unrelated'`: each layer's mean distance (1 - cosine) between two users' old prompts. */
+  unrelatedDistance?: number[];
   users: number;
 }
 
@@ -90,49 +92,96 @@ export function driftPairs(split: PeriodSplit, t: number, H: number): { user: nu
  */
 export type LocateSignal = 'output' | 'contribution';
 
+/**
+ * How a user's per-layer similarity becomes a vote:
+ * - 'none': the least similar layer gets it (the paper);
+ * - 'unrelated': each layer's distance 1 - sim is divided by the same layer's distance between unrelated
+ *   prompts (user i's old prompt against user i+1's, averaged over users: how far two users' prompts lie
+ *   apart there without any drift), and the layer whose move is the largest multiple of that gets it. A
+ *   layer where every two prompts differ (low layers follow the tokens) no longer wins on that alone; one
+ *   where different users' prompts are alike but a user's drift moves it, does.
+ */
+export type LocateNormalize = 'none' | 'unrelated';
+
+/** Distances below this are rounding: a layer that did not move, or whose users all look alike. */
+const STILL = 1e-6;
+
+/** A move as a multiple of the layer's distance between users (Infinity when users are alike there but it moved). */
+function relativeMove(move: number, between: number): number {
+  if (Number.isNaN(between)) return NaN;
+  if (move < STILL) return 0;
+  return between < STILL ? Infinity : move / between;
+}
+
 /** Vote locator: per user, the layer whose pooled hidden state (or contribution) moved most between old and updated prompts. */
 export function locateByVotes(
   model: LLMRec,
   pairs: readonly { old: readonly number[]; updated: readonly number[] }[],
-  opts: { k?: number; share?: number; batchSize?: number; signal?: LocateSignal } = {},
+  opts: { k?: number; share?: number; batchSize?: number; signal?: LocateSignal; normalize?: LocateNormalize } = {},
 ): LocateResult {
   const L = model.decoder.config.numHiddenLayers;
-  const votes = new Array<number>(L).fill(0);
-  const simSum = new Array<number>(L).fill(0);
-  const simCount = new Array<number>(L).fill(0);
+  const D = model.decoder.config.hiddenSize;
+  const U = pairs.length;
+  // Pooled vectors of every user's old and updated prompt, per layer: [U * D] each.
+  const oldV = Array.from({ length: L }, () => new Float32Array(U * D));
+  const newV = Array.from({ length: L }, () => new Float32Array(U * D));
   const bs = opts.batchSize ?? 16;
   const pad = model.padId;
   noGrad(() => {
-    for (let s = 0; s < pairs.length; s += bs) {
+    for (let s = 0; s < U; s += bs) {
       const chunk = pairs.slice(s, s + bs);
       const prompts = [...chunk.map((p) => model.prompts.prompt(p.old)), ...chunk.map((p) => model.prompts.prompt(p.updated))];
       const b = padBatch(prompts, { padId: pad, side: 'left' });
       const out = model.decoder.forward(b.ids, { batch: b.batch, attentionMask: b.attentionMask, logits: 'none', outputHiddenStates: true });
       const n = chunk.length;
-      const D = model.decoder.config.hiddenSize;
       const states = out.hiddenStates!.map((h) => meanPool(h, b.attentionMask)); // embedding, then each layer's output
-      // Mean pooling is linear, so the pooled contribution is the difference of the pooled states.
-      const pooled = opts.signal === 'contribution' ? states.slice(1).map((h, l) => h.map((x, i) => x - states[l][i])) : states.slice(1);
-      for (let i = 0; i < n; i++) {
-        let worst = -1;
-        let worstSim = Infinity;
-        for (let l = 0; l < L; l++) {
-          const sim = cosine(pooled[l], pooled[l], i * D, (n + i) * D, D);
-          if (Number.isNaN(sim)) continue; // a zero pooled vector: no similarity, no part in the vote
-          simSum[l] += sim;
-          simCount[l]++;
-          if (sim < worstSim) {
-            worstSim = sim;
-            worst = l;
-          }
-        }
-        if (worst >= 0) votes[worst]++;
+      for (let l = 0; l < L; l++) {
+        // Mean pooling is linear, so the pooled contribution is the difference of the pooled states.
+        const v = opts.signal === 'contribution' ? states[l + 1].map((x, i) => x - states[l][i]) : states[l + 1];
+        oldV[l].set(v.subarray(0, n * D), s * D);
+        newV[l].set(v.subarray(n * D, 2 * n * D), s * D);
       }
     }
   });
+  const sim = (l: number, i: number, j: number) => cosine(oldV[l], newV[l], i * D, j * D, D);
+  // Distance between unrelated prompts per layer (NaN when it cannot be had: one user, or no direction).
+  const unrelated = new Array<number>(L).fill(NaN);
+  if (opts.normalize === 'unrelated' && U > 1) {
+    for (let l = 0; l < L; l++) {
+      let sum = 0;
+      let count = 0;
+      for (let i = 0; i < U; i++) {
+        const x = cosine(oldV[l], oldV[l], i * D, ((i + 1) % U) * D, D);
+        if (Number.isNaN(x)) continue;
+        sum += x;
+        count++;
+      }
+      if (count > 0) unrelated[l] = Math.max(0, 1 - sum / count);
+    }
+  }
+  const votes = new Array<number>(L).fill(0);
+  const simSum = new Array<number>(L).fill(0);
+  const simCount = new Array<number>(L).fill(0);
+  for (let i = 0; i < U; i++) {
+    let best = -1;
+    let bestMove = -Infinity;
+    for (let l = 0; l < L; l++) {
+      const x = sim(l, i, i);
+      if (Number.isNaN(x)) continue; // a zero pooled vector: no similarity, no part in the vote
+      simSum[l] += x;
+      simCount[l]++;
+      const move = opts.normalize === 'unrelated' ? relativeMove(1 - x, unrelated[l]) : 1 - x;
+      if (Number.isNaN(move)) continue; // no unrelated distance for this layer: it cannot be compared
+      if (move > bestMove) {
+        bestMove = move;
+        best = l;
+      }
+    }
+    if (best >= 0) votes[best]++;
+  }
   const meanSimilarity = simSum.map((x, l) => (simCount[l] > 0 ? x / simCount[l] : NaN));
   const k = locateK(L, opts);
-  return { layers: topK(votes, k, meanSimilarity), votes, meanSimilarity, gradientNorm: [], users: pairs.length };
+  return { layers: topK(votes, k, meanSimilarity), votes, meanSimilarity, gradientNorm: [], users: U, ...(opts.normalize === 'unrelated' ? { unrelatedDistance: unrelated } : {}) };
 }
 
 /** Gradient locator: layers ranked by the norm of their LoRA gradients on a sample of the new data. */

@@ -7,7 +7,7 @@ import { keyedRandom } from '../data/rng.js';
 import { trainLLMRec } from '../models/llmrec-train.js';
 import { ConsistencyTerm, consistencySamples } from './consistency.js';
 import { filteredHistory, forget, type ForgetOptions } from './forget.js';
-import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateResult, type LocateSignal } from './locate.js';
+import { applyLocatedLayers, driftPairs, locateByGradient, locateByVotes, locateK, type LocateNormalize, type LocateResult, type LocateSignal } from './locate.js';
 import { PESO_WEIGHT, ProximalTerm } from './peso.js';
 import type { PeriodContext, Strategy, UpdateReport } from './strategy.js';
 
@@ -129,6 +129,8 @@ export interface EvoRecOptions {
   locate: 'votes' | 'gradient' | 'random' | 'none';
   /** What the vote locator compares per layer: its output (the paper) or its own contribution (LocateSignal). */
   signal: LocateSignal;
+  /** How a similarity becomes a vote: the least similar layer (the paper), or relative to how far users lie apart there (LocateNormalize). */
+  normalize: LocateNormalize;
   /** Share of layers to locate (k = round(share * layers), at least 1). */
   share: number;
   /** Forget step on/off and its options. */
@@ -143,6 +145,7 @@ export interface EvoRecOptions {
 export const DEFAULT_EVOREC: EvoRecOptions = {
   locate: 'votes',
   signal: 'output',
+  normalize: 'none',
   share: 0.3,
   forget: true,
   forgetOptions: {},
@@ -182,7 +185,7 @@ export function planEvorecUpdate(options: Partial<EvoRecOptions>, ctx: PlanConte
   let layers: number[] | null = null;
   if (o.locate === 'votes') {
     const pairs = driftPairs(split, t, ctx.history);
-    located = locateByVotes(ctx.model, pairs, { k, signal: o.signal });
+    located = locateByVotes(ctx.model, pairs, { k, signal: o.signal, normalize: o.normalize });
     layers = located.layers;
   } else if (o.locate === 'gradient') {
     const rand = keyedRandom(ctx.seed, 'grad-locate', t);
@@ -204,7 +207,9 @@ export interface EvoRecStrategy extends Strategy {
 export function evorecStrategy(name = 'evorec', options: Partial<EvoRecOptions> = {}): EvoRecStrategy {
   const o = { ...DEFAULT_EVOREC, ...options };
   const parts = [
-    o.locate === 'votes' ? (o.signal === 'contribution' ? 'layers located by their own contribution\'s drift' : 'located layers') : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
+    o.locate === 'votes'
+      ? `layers located by ${o.signal === 'contribution' ? 'their own contribution' : 'their output'}${o.normalize === 'unrelated' ? ' relative to how far users lie apart there' : ''}`
+      : o.locate === 'none' ? 'all layers' : `${o.locate} layers`,
     o.forget ? ((o.forgetOptions.select ?? 'sasrec') === 'sasrec' ? 'filtered new data' : `new data with ${o.forgetOptions.select === 'random' ? 'random' : 'the oldest'} pre-period items removed`) : 'unfiltered new data',
     o.lambda > 0 ? `consistency lambda ${o.lambda}` : '',
   ].filter(Boolean);
@@ -254,6 +259,7 @@ export function strategyRegistry(): Record<string, Strategy> {
     'evorec-no-forget': evorecStrategy('evorec-no-forget', { forget: false }),
     'evorec-random': evorecStrategy('evorec-random', { locate: 'random' }),
     'evorec-contribution': evorecStrategy('evorec-contribution', { signal: 'contribution' }),
+    'evorec-drift': evorecStrategy('evorec-drift', { signal: 'contribution', normalize: 'unrelated' }),
     'evorec-forget-random': evorecStrategy('evorec-forget-random', { forgetOptions: { select: 'random' } }),
     'evorec-forget-oldest': evorecStrategy('evorec-forget-oldest', { forgetOptions: { select: 'oldest' } }),
     'evorec-gradient': evorecStrategy('evorec-gradient', { locate: 'gradient' }),
