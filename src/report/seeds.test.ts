@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UpdateRecord } from '../evolve/runner.js';
-import { bootstrap, metricOf, pairedDifference, seedStat, stat, verdict } from './seeds.js';
+import { paperTargets } from './experiment-report.js';
+import { bootstrap, bootstrapRatio, metricOf, pairedDifference, seedStat, stat, verdict } from './seeds.js';
 import { record, run } from './test-fixtures.js';
 
 describe('statistics over seeds', () => {
@@ -105,5 +106,40 @@ describe('paired bootstrap over users and seeds', () => {
     // Results without per-user sets fall back to the seed statistics.
     const old = [run([record('a', 1, 0.4, 0.2), record('b', 1, 0.3, 0.2)])];
     assert.deepEqual(bootstrap(old, 'popularity', 'active', 'NDCG@3', 1, 'a', 'b'), pairedDifference(old, 'a', 'b', 1, metricOf('popularity', 'active', 'NDCG@3')));
+  });
+});
+
+describe('the paper\'s targets: ratios of paired differences', () => {
+  // Eight users, both groups. finetune loses 0.1-0.3 per inactive user and gains 0.2-0.4 per active one;
+  // evorec loses exactly a quarter of each user's loss and gains exactly a third of each gain.
+  const base = [0.1, 0.5, 0.3, 0.9, 0.2, 0.4, 0.6, 0.7];
+  const ft = [0.1, 0.3, 0.2, 0.2, 0.15, 0.25, 0.1, 0.3];
+  const groups = base.map((_, i) => (i % 2 ? 'inactive' : 'active'));
+  const values = (k: number) => base.map((x, i) => (groups[i] === 'inactive' ? x - k * ft[i] : x + k * (ft[i] + 0.1)));
+  const rec = (strategy: string, k: number, seconds: number) => {
+    const u = withSets(strategy, 1, values(k));
+    u.eval.matched.sets!.groups = groups;
+    u.seconds = seconds;
+    return u;
+  };
+  const runs = [run([rec('static', 0, 0), rec('finetune', 1, 10), rec('evorec', 0.25, 6)])];
+  runs[0].updates[2].eval.matched.sets!.metrics['NDCG@3'] = base.map((x, i) => (groups[i] === 'inactive' ? x - 0.25 * ft[i] : x + (ft[i] + 0.1) / 3));
+
+  it('the share is the ratio of the mean differences, in every resample when each user\'s ratio is the same', () => {
+    const loss = bootstrapRatio(runs, 'matched', 'inactive', 'NDCG@3', ['static', 'evorec'], ['static', 'finetune'])!;
+    assert.ok(Math.abs(loss.mean - 0.25) < 1e-9 && Math.abs(loss.lo! - 0.25) < 1e-9 && Math.abs(loss.hi! - 0.25) < 1e-9, JSON.stringify(loss));
+    const gain = bootstrapRatio(runs, 'matched', 'active', 'NDCG@3', ['evorec', 'static'], ['finetune', 'static'])!;
+    assert.ok(Math.abs(gain.mean - 1 / 3) < 1e-9 && Math.abs(gain.hi! - 1 / 3) < 1e-9);
+    assert.equal(bootstrapRatio([run([record('static', 1, 0, 0), record('finetune', 1, 0, 0)])], 'popularity', 'inactive', 'NDCG@3', ['static', 'finetune'], ['static', 'finetune']), null, 'no per-user sets');
+  });
+
+  it('says which targets hold: a quarter of the loss (<= 0.5 holds), a third of the gain (>= 2/3 fails), 0.6x the time (one seed)', () => {
+    const lines = paperTargets(runs, 'matched');
+    assert.match(lines[0], /^- Inactive users: evorec loses 0\.25 \[0\.25, 0\.25\] of finetune's NDCG@3 loss \(.*\); target at most 0\.5: holds\.$/);
+    assert.match(lines[1], /^- Active users: evorec keeps 0\.33 \[0\.33, 0\.33\] of finetune's NDCG@3 gain \(.*\); target at least 0\.67: fails\.$/);
+    assert.equal(lines[2], '- Update time: evorec takes 0.60x finetune\'s (its Forget filter\'s training included); target at most 0.7x: holds on one seed.');
+    // A finetune that neither loses nor gains: nothing to take a share of.
+    const flat = [run([rec('static', 0, 0), rec('finetune', 0, 10), rec('evorec', 0, 6)])];
+    assert.match(paperTargets(flat, 'matched')[0], /the target is moot here\.$/);
   });
 });

@@ -93,18 +93,28 @@ export const BOOTSTRAP = { replicates: 1000, seed: 7 };
 export function bootstrap(runs: ExperimentResults[], sampler: string, group: string, metric: string, period: number | 'mean', a: string, b?: string): Stat {
   const measure = metricOf(sampler, group, metric);
   const fallback = b === undefined ? seedStat(runs, a, period, measure) : pairedDifference(runs, a, b, period, measure);
+  const d = userValues(runs, sampler, group, metric, period, a, b);
+  if (!d) return fallback;
+  const rand = keyedRandom(BOOTSTRAP.seed, 'bootstrap', sampler, group, metric, String(period), a, b ?? '');
+  return resample(runs.length, [d], rand, ([x]) => x);
+}
+
+/**
+ * d[p][r]: the per-user values (b omitted) or paired differences a − b of period p in run r, users in one
+ * order for all runs; null when per-user sets are missing or the runs' users differ.
+ */
+function userValues(runs: ExperimentResults[], sampler: string, group: string, metric: string, period: number | 'mean', a: string, b?: string): number[][][] | null {
   const find = (r: ExperimentResults, s: string, p: number) => r.updates.find((u) => u.strategy === s && u.period === p)?.eval[sampler];
   const periods = [...new Set(runs.flatMap((r) => r.updates.filter((u) => u.strategy === a && (period === 'mean' || u.period === period)).map((u) => u.period)))].sort((x, y) => x - y);
-  // d[p][r]: per-user values (or differences) of period p in run r, users in one order for all runs.
   const d: number[][][] = [];
   for (const p of periods) {
     const perRun: number[][] = [];
     for (const r of runs) {
       const ea = find(r, a, p);
       const eb = b === undefined ? undefined : find(r, b, p);
-      if (!ea?.sets || (b !== undefined && !eb?.sets)) return fallback;
+      if (!ea?.sets || (b !== undefined && !eb?.sets)) return null;
       const values = ea.sets.metrics[metric];
-      if (!values) return fallback;
+      if (!values) return null;
       const other = new Map<number, number>();
       if (eb?.sets) eb.sets.rows.forEach((row, i) => other.set(row, eb.sets!.metrics[metric][i]));
       const xs: number[] = [];
@@ -115,32 +125,53 @@ export function bootstrap(runs: ExperimentResults[], sampler: string, group: str
       });
       perRun.push(xs);
     }
-    if (perRun[0].length === 0 || perRun.some((xs) => xs.length !== perRun[0].length)) return fallback;
+    if (perRun[0].length === 0 || perRun.some((xs) => xs.length !== perRun[0].length)) return null;
     d.push(perRun);
   }
-  if (d.length === 0) return fallback;
-  const mean = (xs: ArrayLike<number>) => {
-    let s = 0;
-    for (let i = 0; i < xs.length; i++) s += xs[i];
-    return s / xs.length;
-  };
-  const estimate = (seedIdx: number[], userIdx: (p: number) => number[] | null) =>
-    mean(seedIdx.map((r) => mean(d.map((perRun, p) => {
-      const xs = perRun[r];
-      const idx = userIdx(p);
-      return idx ? mean(idx.map((i) => xs[i])) : mean(xs);
-    }))));
-  const all = runs.map((_, r) => r);
-  const point = estimate(all, () => null);
-  const rand = keyedRandom(BOOTSTRAP.seed, 'bootstrap', sampler, group, metric, String(period), a, b ?? '');
+  return d.length ? d : null;
+}
+
+const meanArr = (xs: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += xs[i];
+  return s / xs.length;
+};
+
+/**
+ * The paired bootstrap over users and seeds of a function of one or more quantities that share their
+ * users (every d has the same periods, runs and users): each replicate draws the seeds and, per period,
+ * the users once, and applies `combine` to each quantity's mean over them.
+ */
+function resample(nRuns: number, ds: number[][][][], rand: () => number, combine: (means: number[]) => number): Stat {
+  const estimate = (d: number[][][], seedIdx: number[], users: number[][] | null) =>
+    meanArr(seedIdx.map((r) => meanArr(d.map((perRun, p) => (users ? meanArr(users[p].map((i) => perRun[r][i])) : meanArr(perRun[r]))))));
+  const all = Array.from({ length: nRuns }, (_, r) => r);
+  const point = combine(ds.map((d) => estimate(d, all, null)));
   const reps = new Float64Array(BOOTSTRAP.replicates);
+  const d0 = ds[0];
   for (let k = 0; k < reps.length; k++) {
-    const seedIdx = runs.length > 1 ? all.map(() => Math.floor(rand() * runs.length)) : all;
-    const users = d.map((perRun) => Array.from({ length: perRun[0].length }, () => Math.floor(rand() * perRun[0].length)));
-    reps[k] = estimate(seedIdx, (p) => users[p]);
+    const seedIdx = nRuns > 1 ? all.map(() => Math.floor(rand() * nRuns)) : all;
+    const users = d0.map((perRun) => Array.from({ length: perRun[0].length }, () => Math.floor(rand() * perRun[0].length)));
+    reps[k] = combine(ds.map((d) => estimate(d, seedIdx, users)));
   }
-  reps.sort();
-  const q = (x: number) => reps[Math.min(reps.length - 1, Math.max(0, Math.round(x * (reps.length - 1))))];
-  const sd = Math.sqrt(reps.reduce((acc, x) => acc + (x - mean(reps)) ** 2, 0) / (reps.length - 1));
-  return { mean: point, se: sd, n: runs.length, lo: q(0.025), hi: q(0.975), users: d.reduce((acc, perRun) => acc + perRun[0].length, 0) };
+  const finite = Array.from(reps).filter(Number.isFinite).sort((x, y) => x - y);
+  if (finite.length === 0) return { mean: point, se: NaN, n: nRuns, users: d0.reduce((acc, perRun) => acc + perRun[0].length, 0) };
+  const q = (x: number) => finite[Math.min(finite.length - 1, Math.max(0, Math.round(x * (finite.length - 1))))];
+  const m = meanArr(finite);
+  const sd = Math.sqrt(finite.reduce((acc, x) => acc + (x - m) ** 2, 0) / Math.max(1, finite.length - 1));
+  return { mean: point, se: sd, n: nRuns, lo: q(0.025), hi: q(0.975), users: d0.reduce((acc, perRun) => acc + perRun[0].length, 0) };
+}
+
+/**
+ * The ratio of two paired differences on the same users, (a − b) / (c − d), averaged over periods, with
+ * its paired bootstrap interval (numerator and denominator resampled together); null without per-user
+ * sets or when the two pairs' users differ. E.g. the share of finetune's inactive-user loss EvoRec loses:
+ * (static − evorec) / (static − finetune).
+ */
+export function bootstrapRatio(runs: ExperimentResults[], sampler: string, group: string, metric: string, num: [string, string], den: [string, string]): Stat | null {
+  const n = userValues(runs, sampler, group, metric, 'mean', num[0], num[1]);
+  const d = userValues(runs, sampler, group, metric, 'mean', den[0], den[1]);
+  if (!n || !d || n.length !== d.length || n.some((perRun, p) => perRun[0].length !== d[p][0].length)) return null;
+  const rand = keyedRandom(BOOTSTRAP.seed, 'bootstrap-ratio', sampler, group, metric, ...num, ...den);
+  return resample(runs.length, [n, d], rand, ([x, y]) => x / y);
 }
