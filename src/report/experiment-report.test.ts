@@ -23,13 +23,22 @@ describe('experiment report', () => {
     // +0.2 in both seeds is a zero-spread difference: no call (it used to be called).
     assert.equal(cells[3], '+0.2000 ± 0.0000');
     assert.equal(cells[8], '0.50x');
-    const vsStatic = md.split('\n').find((l) => l.startsWith('| static | ') && l.endsWith('– |'))!;
+    const vsStatic = md.slice(md.indexOf('## evorec against each strategy')).split('\n').find((l) => l.startsWith('| static | '))!;
     assert.equal(vsStatic.split('|').map((c) => c.trim())[3], '-0.0500 ± 0.0500');
     // Each strategy against static: finetune loses 0.3 and 0.2 on inactive users -> -0.2500 ± 0.0500, called.
     const table = md.slice(md.indexOf('## Each strategy against static'));
     const ft = table.split('\n').find((l) => l.startsWith('| finetune | '))!.split('|').map((c) => c.trim());
     assert.equal(ft[3], '-0.2500 ± 0.0500 ▼');
     assert.equal(ft[2], '+0.3000 ± 0.1000 ▲');
+  });
+
+  it('prints each update\'s own peak memory, and none for records that only hold the process\'s mark', () => {
+    const own = runs.map((r) => ({ ...r, updates: r.updates.map((u) => ({ ...u, peakPerUpdate: u.strategy !== 'static', peakRssMb: u.strategy === 'evorec' ? 300 : 500 })) }));
+    const md = experimentMarkdown(own, 'popularity', 'T');
+    const avg = md.slice(md.indexOf('## Averaged over periods'));
+    assert.match(avg, /\| strategy \|[^\n]*\| samples \| peak MB \|/);
+    const cell = (name: string) => avg.split('\n').find((l) => l.startsWith(`| ${name} | `))!.split('|').map((c) => c.trim()).at(-2);
+    assert.deepEqual(['static', 'finetune', 'evorec'].map(cell), ['–', '500', '300']);
   });
 
   it('says that one seed allows no call', () => {

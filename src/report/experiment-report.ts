@@ -16,12 +16,14 @@ const headlineOf = (view: string) => (view === 'two-stage' || view === 'full' ? 
 
 const BOOTSTRAP_NOTE = 'users resampled per period and seeds resampled, paired between strategies, 1,000 replicates';
 
-type Row = { strategy: string; values: Record<string, Stat>; seconds: Stat; trainable: Stat; share: Stat; samples: Stat };
+type Row = { strategy: string; values: Record<string, Stat>; seconds: Stat; trainable: Stat; share: Stat; samples: Stat; peak: Stat };
 
 const seconds: Measure = (u) => u.seconds;
 const trainable: Measure = (u) => u.report.trainableParameters;
 const share: Measure = (u) => (u.report.loraParameters > 0 ? u.report.trainableParameters / u.report.loraParameters : 0);
 const samplesSeen: Measure = (u) => u.report.samplesSeen;
+/** Peak memory of the update itself (records written before it was per update hold the process's mark: left out). */
+const peakMb: Measure = (u) => (u.peakPerUpdate ? u.peakRssMb : NaN);
 
 /** The strategies of the runs, in the order of the first run. */
 const strategiesOf = (runs: ExperimentResults[]) => [...new Set(runs.flatMap((r) => r.strategies))];
@@ -37,6 +39,7 @@ function rowsFor(runs: ExperimentResults[], sampler: string, period: number | 'm
       trainable: seedStat(runs, strategy, period, trainable),
       share: seedStat(runs, strategy, period, share),
       samples: seedStat(runs, strategy, period, samplesSeen),
+      peak: seedStat(runs, strategy, period, peakMb),
     };
   });
 }
@@ -128,14 +131,14 @@ function boundNote(cells: ProbeCell[]): string {
 
 function table(rows: Row[], sampler: string, baselines?: Baselines): string {
   const METRICS = metricsOf(sampler);
-  const head = ['strategy', ...GROUPS.flatMap((g) => METRICS.map((m) => `${g} ${m}`)), 'update s', 'trainable', 'share of LoRA', 'samples'];
+  const head = ['strategy', ...GROUPS.flatMap((g) => METRICS.map((m) => `${g} ${m}`)), 'update s', 'trainable', 'share of LoRA', 'samples', 'peak MB'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const [name, b] of Object.entries(baselines ?? {})) {
-    lines.push(`| *${name}* | ${GROUPS.flatMap((g) => METRICS.map((m) => f4(b.groups[g]?.metrics[m] ?? NaN))).join(' | ')} | | | | |`);
+    lines.push(`| *${name}* | ${GROUPS.flatMap((g) => METRICS.map((m) => f4(b.groups[g]?.metrics[m] ?? NaN))).join(' | ')} | | | | | |`);
   }
   for (const r of rows) {
     lines.push(
-      `| ${r.strategy} | ${GROUPS.flatMap((g) => METRICS.map((m) => pm(r.values[`${g} ${m}`]))).join(' | ')} | ${pm(r.seconds, 1)} | ${int(r.trainable.mean)} | ${Number.isFinite(r.share.mean) ? (r.share.mean * 100).toFixed(0) : '–'}% | ${int(r.samples.mean)} |`,
+      `| ${r.strategy} | ${GROUPS.flatMap((g) => METRICS.map((m) => pm(r.values[`${g} ${m}`]))).join(' | ')} | ${pm(r.seconds, 1)} | ${int(r.trainable.mean)} | ${Number.isFinite(r.share.mean) ? (r.share.mean * 100).toFixed(0) : '–'}% | ${int(r.samples.mean)} | ${int(r.peak.mean)} |`,
     );
   }
   return lines.join('\n');
