@@ -41,6 +41,23 @@ describe('experiment report', () => {
     assert.deepEqual(['static', 'finetune', 'evorec'].map(cell), ['–', '500', '300']);
   });
 
+  it('ranks the EvoRec variants on validation, not on test', () => {
+    const withValid = runs.map((r, k) => ({
+      ...r,
+      strategies: [...r.strategies, 'evorec-drift'],
+      updates: [
+        ...r.updates.map((u) => ({ ...u, report: { ...u.report, bestValid: u.strategy === 'evorec' ? 0.30 + k / 100 : undefined } })),
+        ...[1, 2].map((t) => ({ ...record('evorec-drift', t, 0.1, 0.1), report: { ...record('evorec-drift', t, 0.1, 0.1).report, bestValid: 0.32 + k / 100 } })),
+      ],
+    }));
+    const md = experimentMarkdown(withValid, 'popularity', 'T');
+    const part = md.slice(md.indexOf('## EvoRec variants on validation'));
+    // evorec-drift: 0.32 and 0.33 -> 0.3250 ± 0.0050, above evorec's 0.3050 although its test figures are lower.
+    assert.match(part, /\| evorec-drift \| 0\.3250 ± 0\.0050 \|\n\| evorec \| 0\.3050 ± 0\.0050 \|/);
+    assert.match(part, /Best on validation: \*\*evorec-drift\*\*\./);
+    assert.doesNotMatch(experimentMarkdown(runs, 'popularity', 'T'), /variants on validation/, 'one variant: nothing to rank');
+  });
+
   it('says that one seed allows no call', () => {
     const md = experimentMarkdown(runs[0], 'popularity', 'T');
     assert.match(md, /One training seed: no standard errors/);

@@ -196,6 +196,27 @@ export function paperTargets(runs: ExperimentResults[], sampler: string, focus =
 }
 
 /**
+ * The EvoRec variants ranked on validation (each update's best validation score during its training, the
+ * headline view's validation users, averaged over periods and seeds): the variant to ship is the one that
+ * wins here, never the one that wins on the test sets printed above. Empty with fewer than two variants.
+ */
+export function variantsOnValidation(runs: ExperimentResults[]): string[] {
+  const variants = strategiesOf(runs).filter((s) => s === 'evorec' || s.startsWith('evorec-'));
+  const rows = variants
+    .map((name) => ({ name, s: seedStat(runs, name, 'mean', (u) => u.report.bestValid ?? NaN) }))
+    .filter((r) => Number.isFinite(r.s.mean));
+  if (rows.length < 2) return [];
+  rows.sort((a, b) => b.s.mean - a.s.mean);
+  return [
+    '| variant | best validation NDCG@3 (mean over periods) |',
+    '|---|---:|',
+    ...rows.map((r) => `| ${r.name} | ${pm(r.s)} |`),
+    '',
+    `Best on validation: **${rows[0].name}**${rows.length > 1 && rows[0].s.mean === rows[1].s.mean ? ' (tied)' : ''}. The variant to ship is chosen here, not on the test figures above.`,
+  ];
+}
+
+/**
  * The Markdown report of one or several runs (one per training seed) of the same experiment: a table per
  * period, the table averaged over periods, and the paired differences of the focus strategy.
  */
@@ -243,6 +264,10 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
     );
     if (focus === 'evorec' && strategies.includes('finetune') && strategies.includes('static')) {
       out.push(`## The paper's targets (${sampler} view)`, '', `What the EvoRec paper implies against finetune, averaged over periods, with 95% paired bootstrap intervals over users and seeds (ratios of paired differences resampled jointly):`, '', ...paperTargets(runs, sampler), '');
+    }
+    const onValidation = variantsOnValidation(runs);
+    if (onValidation.length) {
+      out.push('## EvoRec variants on validation', '', 'The same in every view: validation uses the headline view\'s sets.', '', ...onValidation, '');
     }
     if (strategies.includes('static')) {
       const others = strategies.filter((s) => s !== 'static');
