@@ -590,7 +590,9 @@ static int gemm_packed(int isa, int transA, int transB, int M, int N, int K, flo
     for (g.pc = 0; g.pc < K; g.pc += kc_step) {
       g.kc = K - g.pc < kc_step ? K - g.pc : kc_step;
       g.beta_now = g.pc == 0 ? beta : 1.0f;
-      if (threads > 1) ev_parallel_parts(slivers, threads, pack_b_range, &g);
+      /* a panel of up to 128K floats (the layers' weights: 192 x 512 is 96K) is packed on this thread
+       * in about the time a fork-join takes to wake a sleeping worker */
+      if (threads > 1 && (int64_t)slivers * NR * g.kc > (1 << 17)) ev_parallel_parts(slivers, threads, pack_b_range, &g);
       else pack_b_range(&g, 0, slivers, 0);
       g.tasks = (int64_t)g.n_ic * g.n_jp;
       g.next_task = 0;
