@@ -263,15 +263,22 @@ __attribute__((target("avx512f"))) static void kernel_12x32(int kc, const float*
     _mm_prefetch((const char*)(c + (int64_t)i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char*)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
   }
-  for (int k = 0; k < kc; k++, a += MR, b += NR) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+  if (n <= 16) /* a half-empty edge sliver (N = 48 in attention's products): the second half is zeros */
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+      __m512 b0 = _mm512_load_ps(b);
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-      __m512 x = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+      for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
     }
-  }
+  else
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+      __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; i++) {
+        __m512 x = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+      }
+    }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   __mmask16 mk[2];
   for (int h = 0; h < 2; h++) {
@@ -583,7 +590,9 @@ static int gemm_packed(int isa, int transA, int transB, int M, int N, int K, flo
     for (g.pc = 0; g.pc < K; g.pc += kc_step) {
       g.kc = K - g.pc < kc_step ? K - g.pc : kc_step;
       g.beta_now = g.pc == 0 ? beta : 1.0f;
-      if (threads > 1) ev_parallel_parts(slivers, threads, pack_b_range, &g);
+      /* a panel of up to 128K floats (the layers' weights: 192 x 512 is 96K) is packed on this thread
+       * in about the time a fork-join takes to wake a sleeping worker */
+      if (threads > 1 && (int64_t)slivers * NR * g.kc > (1 << 17)) ev_parallel_parts(slivers, threads, pack_b_range, &g);
       else pack_b_range(&g, 0, slivers, 0);
       g.tasks = (int64_t)g.n_ic * g.n_jp;
       g.next_task = 0;

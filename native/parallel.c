@@ -16,31 +16,42 @@ static pthread_t workers[EV_MAX_WORKERS];
 static int n_started = 0;
 static int loop_threads = 0; /* 0 = not yet decided */
 static long generation = 0;
-static int pending = 0;
 static ev_range_fn job_fn;
 static void* job_ctx;
 static int64_t job_n;
 static int job_parts;
+static int job_open = 0; /* workers may still join the job in flight */
+static int joined = 0;   /* workers inside the job in flight */
+static int64_t next_part; /* parts are claimed one at a time (atomic) by whichever thread is running */
 static int busy = 0; /* a job is in flight (another JS thread, e.g. a worker_thread, runs serially) */
 
-static void run_part(int part) {
-  int64_t chunk = (job_n + job_parts - 1) / job_parts;
-  int64_t b = (int64_t)part * chunk, e = b + chunk < job_n ? b + chunk : job_n;
-  if (b < e) job_fn(job_ctx, b, e, part);
+/* Parts are claimed rather than assigned: a part's range does not depend on who runs it, so results
+ * are the same, but a worker that the scheduler wakes late (a loaded machine, or a nice'd process
+ * beside a busy one) is not waited for: the caller runs the parts nobody has taken, closes the job,
+ * and waits only for the workers that joined it. */
+static void run_parts(void) {
+  const int64_t chunk = (job_n + job_parts - 1) / job_parts;
+  for (;;) {
+    int64_t part = __atomic_fetch_add(&next_part, 1, __ATOMIC_RELAXED);
+    if (part >= job_parts) break;
+    int64_t b = part * chunk, e = b + chunk < job_n ? b + chunk : job_n;
+    if (b < e) job_fn(job_ctx, b, e, (int)part);
+  }
 }
 
 static void* worker_main(void* arg) {
-  int id = (int)(intptr_t)arg; /* part index = id + 1 */
+  int id = (int)(intptr_t)arg;
   long seen = 0;
   pthread_mutex_lock(&mu);
   for (;;) {
     while (generation == seen) pthread_cond_wait(&cv_work, &mu);
     seen = generation;
-    if (id + 1 >= job_parts) continue;
+    if (!job_open || id + 1 >= job_parts) continue;
+    joined++;
     pthread_mutex_unlock(&mu);
-    run_part(id + 1);
+    run_parts();
     pthread_mutex_lock(&mu);
-    if (--pending == 0) pthread_cond_signal(&cv_done);
+    if (--joined == 0) pthread_cond_signal(&cv_done);
   }
   return NULL;
 }
@@ -83,18 +94,20 @@ void ev_parallel_parts(int64_t n, int parts, ev_range_fn fn, void* ctx) {
     pthread_detach(workers[n_started]);
     n_started++;
   }
-  if (parts > n_started + 1) parts = n_started + 1;
   job_fn = fn;
   job_ctx = ctx;
   job_n = n;
   job_parts = parts;
-  pending = parts - 1;
+  next_part = 0;
+  job_open = 1;
+  joined = 0;
   generation++;
   pthread_cond_broadcast(&cv_work);
   pthread_mutex_unlock(&mu);
-  run_part(0);
+  run_parts();
   pthread_mutex_lock(&mu);
-  while (pending > 0) pthread_cond_wait(&cv_done, &mu);
+  job_open = 0;
+  while (joined > 0) pthread_cond_wait(&cv_done, &mu);
   busy = 0;
   pthread_mutex_unlock(&mu);
 }

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tensor, parameter, zeros } from './tensor.js';
-import { backward, noGrad, enableGrad, isGradEnabled } from './autograd.js';
+import { backward, noGrad, enableGrad, isGradEnabled, recycleGrad } from './autograd.js';
 import * as op from './ops/index.js';
 
 describe('autograd', () => {
@@ -9,6 +9,17 @@ describe('autograd', () => {
     const w = parameter(Float32Array.from([1, 2, 3]));
     for (let i = 0; i < 3; i++) backward(op.sum(op.mul(w, w)));
     assert.deepEqual(Array.from(w.grad!), [6, 12, 18]);
+  });
+
+  it('recycleGrad drops a gradient but hands its buffer, zeroed, to the next one (no accumulation across it)', () => {
+    const w = parameter(Float32Array.from([1, 2, 3]));
+    backward(op.sum(op.mul(w, w)));
+    const first = w.grad!;
+    recycleGrad(w);
+    assert.equal(w.grad, null);
+    backward(op.sum(op.mul(w, w)));
+    assert.equal(w.grad, first); // the same array
+    assert.deepEqual(Array.from(w.grad!), [2, 4, 6]); // this backward's gradient only
   });
 
   it('handles a tensor used twice (diamond) and frees intermediate gradients', () => {

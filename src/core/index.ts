@@ -4,7 +4,7 @@
  */
 export { Tensor, tensor, zeros, ones, full, randn, rand, parameter, shapeSize, sameShape } from './tensor.js';
 export type { GradNode } from './tensor.js';
-export { backward, noGrad, enableGrad, isGradEnabled, needsGrad, record, gradBuffer, addGrad } from './autograd.js';
+export { backward, noGrad, enableGrad, isGradEnabled, needsGrad, record, gradBuffer, addGrad, recycleGrad } from './autograd.js';
 export { withArena, floats, inArena, releaseFloats, clearArena, arenaStats, setArenaLimit } from './arena.js';
 export { Rng, manualSeed, getDefaultRng } from './random.js';
 export * from './ops/index.js';

@@ -8,7 +8,7 @@
  * labels[t + 1]; -100 = no loss), optionally an attention mask. Pretraining passes labels = ids; the
  * LLMRec trainer passes -100 over the prompt so that only the target title is learned.
  */
-import { AdamW, backward, withArena, clipGradNorm, lrSchedule, noGrad, loadCheckpoint, saveCheckpoint, type Schedule, type Tensor, weightDecayGroups } from '../core/index.js';
+import { AdamW, backward, recycleGrad, withArena, clipGradNorm, lrSchedule, noGrad, loadCheckpoint, saveCheckpoint, type Schedule, type Tensor, weightDecayGroups } from '../core/index.js';
 import type { Decoder } from '../nn/decoder.js';
 
 export interface LmBatch {
@@ -96,7 +96,7 @@ export class LmTrainer {
   private step1(batches: LmBatch | LmBatch[]): StepResult {
     const list = Array.isArray(batches) ? batches : [batches];
     const params = this.params;
-    for (const p of params) p.grad = null;
+    for (const p of params) recycleGrad(p); // this step's gradients reuse the last step's buffers
     const counts = list.map((b) => countTargets(b));
     const total = counts.reduce((a, c) => a + c, 0);
     let lossSum = 0;

@@ -97,7 +97,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const res = attention(q3, kAll, vAll, { numHeads: Hq, numKvHeads: Hkv, causal, keyMask, scale, queryMask });
     return q.ndim === 3 ? res : reshape(res, q.shape);
   }
-  const P = floats(B * Hq * T * S);
+  const P = floats(B * Hq * T * S, false); // overwritten by the kernel (zeros outside the mask)
   const out = floats(q.size, false); // every row written (zeros where no key is visible)
   getKernels().attentionForward(q.data, k.data, v.data, out, P, B, T, S, Hq, Hkv, Dh, scale, causal, keyMask);
   const Wo = Hq * Dh;
@@ -109,7 +109,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       g = g0.slice();
       for (let r = 0; r < B * T; r++) if (!queryMask[r]) g.fill(0, r * Wo, (r + 1) * Wo);
     }
-    const dP = floats(P.length);
+    const dP = floats(P.length, false); // scratch, overwritten by the kernel
     const gq = q.requiresGrad ? gradBuffer(q) : null;
     const gk = k.requiresGrad ? gradBuffer(k) : null;
     const gv = v.requiresGrad ? gradBuffer(v) : null;
