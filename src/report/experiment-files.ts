@@ -49,6 +49,10 @@ export function readExperimentResults(out: string): SeedsResults {
     if (!Array.isArray(j.runs) || j.runs.length === 0) throw new RangeError(`${file}: field "runs": no finished seed to report (run evorec experiment until a seed finishes)`);
     return j;
   }
-  if (j.format === 'evorec-experiment/1') return { format: 'evorec-experiment-seeds/1', seeds: [0], runs: [j] };
+  if (j.format === 'evorec-experiment/1') {
+    // One seed's folder: its views are the keys of its evaluations, the headline first (as written).
+    const views = Object.keys(j.updates.find((u) => u.eval)?.eval ?? {}) as ExperimentView[];
+    return { format: 'evorec-experiment-seeds/1', seeds: [0], runs: [j], ...(views.length ? { samplers: views } : {}) };
+  }
   throw new RangeError(`${file}: field "format": expected evorec-experiment-seeds/1 or evorec-experiment/1, got ${JSON.stringify((j as { format?: unknown }).format)}`);
 }
