@@ -113,6 +113,7 @@ describe('Locate', () => {
   it('normalised by unrelated users\' distance, the vote passes over a layer that follows the tokens for one that moves with the drift', () => {
     const model = realModel(3);
     const D = model.decoder.config.hiddenSize;
+    let layer2Moves = false;
     // Contributions (stand-in forward, the same vector at every real token; row b < n is user b's old
     // prompt, row n + b the updated one). Layer 0 follows the tokens: a direction of its own for every
     // prompt (every two prompts orthogonal: distance 1, the largest). Layer 1 is alike for all users
@@ -137,7 +138,7 @@ describe('Locate', () => {
             v[c] = 0.6;
             v[d] = 0.8;
           }
-        } else v[D - 1] = 1;
+        } else v[b >= n && layer2Moves ? D - 2 : D - 1] = 1;
         return v;
       };
       const state = (upTo: number) => {
@@ -158,6 +159,11 @@ describe('Locate', () => {
     assert.deepEqual(rel.votes, [0, 4, 0]);
     assert.deepEqual(rel.layers, [1]);
     assert.deepEqual(rel.unrelatedDistance!.map((x) => Number(x.toFixed(4))), [1, 0.0385, 0]);
+    // A layer where all users' old prompts are alike (distance 0) but every user's drift moves it: an
+    // unbounded multiple, so it wins.
+    layer2Moves = true;
+    assert.deepEqual(locateByVotes(model, pairs, { k: 1, signal: 'contribution', normalize: 'unrelated' }).votes, [0, 0, 4]);
+    layer2Moves = false;
     // One user: no unrelated pair to measure a layer's spread by, so no layer can be compared: no vote.
     assert.deepEqual(locateByVotes(model, pairs.slice(0, 1), { k: 1, signal: 'contribution', normalize: 'unrelated' }).votes, [0, 0, 0]);
   });
