@@ -140,6 +140,9 @@ describe('the paper\'s targets: ratios of paired differences', () => {
     assert.equal(lines[2], '- Update time: evorec takes 0.60x finetune\'s (its Forget filter\'s training included); target at most 0.7x: holds on one seed.');
     // A finetune that neither loses nor gains: nothing to take a share of.
     const flat = [run([rec('static', 0, 0), rec('finetune', 0, 10), rec('evorec', 0, 6)])];
-    assert.match(paperTargets(flat, 'matched')[0], /the target is moot here\.$/);
+    assert.match(paperTargets(flat, 'matched')[0], /^- Inactive users: finetune changes inactive users' NDCG@3 by .* over static, not beyond its interval, so there is no loss for evorec to halve: the target is moot here\.$/);
+    // A finetune that raises inactive users (no forgetting at all): also nothing to take a share of.
+    const better = [run([rec('static', 0, 0), rec('finetune', -1, 10), rec('evorec', -0.25, 6)])];
+    assert.match(paperTargets(better, 'matched')[0], /^- Inactive users: finetune raises inactive users' NDCG@3 by \+0\.\d+ \[\+0\.\d+, \+0\.\d+\] ▲ over static, so there is no loss for evorec to halve: the target is moot here\.$/);
   });
 });
