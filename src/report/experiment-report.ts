@@ -180,7 +180,15 @@ const interval = (s: Stat, digits = 2) => (s.lo !== undefined && s.hi !== undefi
 export function paperTargets(runs: ExperimentResults[], sampler: string, focus = 'evorec'): string[] {
   const { ndcg } = headlineOf(sampler);
   const lines: string[] = [];
-  const holds = (s: Stat, ok: (x: number) => boolean) => (s.lo !== undefined && s.hi !== undefined ? (ok(s.lo) && ok(s.hi) ? 'holds' : ok(s.mean) ? 'not shown (the interval crosses the target)' : 'fails') : 'not shown (no interval)');
+  // Holds or fails only when the whole interval is on one side of the target.
+  const holds = (s: Stat, ok: (x: number) => boolean) =>
+    s.lo === undefined || s.hi === undefined
+      ? 'not shown (no interval)'
+      : ok(s.lo) && ok(s.hi)
+      ? 'holds'
+      : !ok(s.lo) && !ok(s.hi)
+      ? 'fails'
+      : `not shown (the interval crosses the target; the mean is on its ${ok(s.mean) ? 'right' : 'wrong'} side)`;
   // finetune's change over static, and what it means for the share: a share of a loss needs a loss.
   const change = (group: 'active' | 'inactive') => {
     const d = bootstrap(runs, sampler, group, ndcg, 'mean', 'finetune', 'static');
