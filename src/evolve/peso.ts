@@ -14,7 +14,7 @@
  *
  * The previous state's softmax is computed once, before the update trains.
  */
-import { add, logSoftmax, mul, scale, sub, sum, Tensor } from '../core/index.js';
+import { add, logSoftmax, mul, noGrad, scale, sub, sum, Tensor } from '../core/index.js';
 
 export const PESO_WEIGHT = 2.0;
 
@@ -24,24 +24,6 @@ interface Anchor {
   p: Tensor;
   logP: Tensor;
   rows: number;
-}
-
-/** Row-wise softmax and log-softmax of a [rows, cols] matrix, in float64 before rounding. */
-function rowSoftmax(data: Float32Array, rows: number, cols: number): { p: Float32Array; logP: Float32Array } {
-  const p = new Float32Array(data.length);
-  const logP = new Float32Array(data.length);
-  for (let i = 0; i < rows; i++) {
-    let m = -Infinity;
-    for (let j = 0; j < cols; j++) m = Math.max(m, data[i * cols + j]);
-    let z = 0;
-    for (let j = 0; j < cols; j++) z += Math.exp(data[i * cols + j] - m);
-    const lz = Math.log(z) + m;
-    for (let j = 0; j < cols; j++) {
-      logP[i * cols + j] = data[i * cols + j] - lz;
-      p[i * cols + j] = Math.exp(data[i * cols + j] - lz);
-    }
-  }
-  return { p, logP };
 }
 
 export class ProximalTerm {
@@ -54,9 +36,9 @@ export class ProximalTerm {
   constructor(params: readonly Tensor[], readonly weight = PESO_WEIGHT) {
     this.anchors = params.map((param) => {
       if (param.shape.length !== 2) throw new RangeError(`PESO: expected 2-D LoRA matrices, got shape [${param.shape.join(', ')}]`);
-      const [rows, cols] = param.shape;
-      const { p, logP } = rowSoftmax(param.data, rows, cols);
-      return { param, p: new Tensor(p, [rows, cols]), logP: new Tensor(logP, [rows, cols]), rows };
+      // The same log-softmax kernel as the live matrix's, on a copy of its values now.
+      const logP = noGrad(() => logSoftmax(new Tensor(param.data.slice(), param.shape)));
+      return { param, p: new Tensor(Float32Array.from(logP.data, Math.exp), param.shape), logP, rows: param.shape[0] };
     });
   }
 

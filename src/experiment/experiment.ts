@@ -386,9 +386,12 @@ function budgetsField(x: unknown, file: string): UpdateBudget[] | undefined {
   });
 }
 
+/** The identity as options.json holds it: option key -> value. */
+const identityRecord = (options: readonly RunOption[]): Record<string, unknown> => Object.fromEntries(options.map((x) => [x.key, x.value]));
+
 export function checkRunOptions(out: string, options: readonly RunOption[]): void {
   const file = join(out, 'options.json');
-  const mine = Object.fromEntries(options.map((x) => [x.key, x.value]));
+  const mine = identityRecord(options);
   if (!existsSync(file)) {
     // A folder with results but no options.json predates this check: its options are unknown.
     if (existsSync(join(out, 'results.json'))) throw new RangeError(`${out}: results.json without options.json (made by an older evorec); use a new --out`);
@@ -571,8 +574,9 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     return model;
   };
   const trainSeconds = async (t: number): Promise<number | undefined> => {
-    await sasrecFor(t);
-    const v = (JSON.parse(readFileSync(join(o.out, 'sasrec', `p${t}`, 'config.json'), 'utf8')) as { train_seconds?: unknown }).train_seconds;
+    const config = join(o.out, 'sasrec', `p${t}`, 'config.json');
+    if (!existsSync(config)) await sasrecFor(t); // trains it; a finished folder is not loaded again just to read its time
+    const v = (JSON.parse(readFileSync(config, 'utf8')) as { train_seconds?: unknown }).train_seconds;
     return typeof v === 'number' ? v : undefined; // folders of older runs did not record it
   };
   return Object.assign(sasrecFor, { trainSeconds });
@@ -616,7 +620,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
     const dir = join(o.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
     // The seed's own record of its options, so that seeds run apart can be merged (evorec merge-seeds).
-    writeFileAtomic(join(dir, 'options.json'), JSON.stringify({ ...Object.fromEntries(experimentIdentity(o).map((x) => [x.key, x.value])), trainSeed: seed }, null, 2) + '\n');
+    writeFileAtomic(join(dir, 'options.json'), JSON.stringify({ ...identityRecord(experimentIdentity(o)), trainSeed: seed }, null, 2) + '\n');
     const model = await seedBaseModel(o, split, seed, dir, hooks);
     stage(`seed ${seed}: run ${o.strategies.length} strategies over ${split.numPeriods - 1} periods`);
     const r = await runStrategies({

@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ExperimentResults } from '../evolve/runner.js';
+import { parseJsonText } from '../io/json.js';
 import { writeExperimentReports, type SeedsResults } from '../report/experiment-files.js';
 import { writeFileAtomic } from '../util/fs.js';
 
@@ -17,12 +18,8 @@ const PER_RUN = new Set(['firstTrainSeed', 'trainSeed']);
 
 function readJson(file: string): Record<string, unknown> {
   if (!existsSync(file)) throw new RangeError(`${file}: not found`);
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new RangeError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  // The project's JSON reader: its message names the line and column, never quotes the text.
+  const j = parseJsonText(readFileSync(file, 'utf8'), file, (m) => new RangeError(`${file}: ${m}`));
   if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new RangeError(`${file}: expected a JSON object`);
   return j as Record<string, unknown>;
 }
