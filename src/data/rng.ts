@@ -12,6 +12,18 @@ export function hashString(s: string, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
+/** FNV-1a over 32-bit numbers (each mixed in whole), for fingerprints and digests of number streams. */
+export class Fnv1a {
+  private h = 0x811c9dc5;
+  mix(x: number): void {
+    this.h = Math.imul(this.h ^ x, 0x01000193);
+  }
+  /** The hash so far, as an unsigned 32-bit integer. */
+  get value(): number {
+    return this.h >>> 0;
+  }
+}
+
 /** sfc32, a fast generator with a 128-bit state; returns floats in [0, 1). */
 export function sfc32(a: number, b: number, c: number, d: number): () => number {
   return () => {

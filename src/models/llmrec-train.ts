@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { add, backward, clipGradNorm, type Tensor, withArena } from '../core/index.js';
 import type { Sample } from '../data/periods.js';
-import { hashString, keyedRandom } from '../data/rng.js';
+import { Fnv1a, hashString, keyedRandom } from '../data/rng.js';
 import { padBatch } from '../nn/batch.js';
 import { LmTrainer, type LmBatch, type StepResult } from '../train/lm-trainer.js';
 import { withDefaults } from '../util/options.js';
@@ -207,18 +207,14 @@ export async function trainExamples(
  * the steps, and a digest of the examples (another data sample, history or prompt gives other ids).
  */
 function trainingIdentity(o: LLMRecTrainOptions, examples: readonly TrainingExample[]): Record<string, unknown> {
-  let h = 0x811c9dc5;
-  const mix = (x: number) => {
-    h ^= x;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  };
+  const fnv = new Fnv1a();
   for (const e of examples) {
-    mix(e.ids.length);
-    for (const id of e.ids) mix(id);
-    for (const l of e.labels) mix(l);
+    fnv.mix(e.ids.length);
+    for (const id of e.ids) fnv.mix(id);
+    for (const l of e.labels) fnv.mix(l);
   }
   const { epochs, lr, batchSize, warmup, schedule, weightDecay, clipNorm, evalsPerEpoch, patience, seed } = o;
-  return { epochs, lr, batchSize, warmup, schedule, weightDecay, clipNorm, evalsPerEpoch, patience, seed, examples: examples.length, examplesDigest: h.toString(16).padStart(8, '0'), extraLoss: o.extraLoss !== undefined };
+  return { epochs, lr, batchSize, warmup, schedule, weightDecay, clipNorm, evalsPerEpoch, patience, seed, examples: examples.length, examplesDigest: fnv.value.toString(16).padStart(8, '0'), extraLoss: o.extraLoss !== undefined };
 }
 
 /** Refuses to resume a checkpoint of other training settings, naming the first that differs. */

@@ -10,6 +10,7 @@
  */
 import { linearLogProbs, logSoftmax, noGrad, Tensor, withArena } from '../core/index.js';
 import { CandidateSampler, type NegativeSampler } from '../data/candidates.js';
+import { Fnv1a } from '../data/rng.js';
 import type { PeriodSplit, Sample } from '../data/periods.js';
 import { sampleFilter, type BatchScorer } from '../eval/evaluate.js';
 import { bestWeightByNdcg3, MetricAccumulator } from '../eval/metrics.js';
@@ -160,11 +161,8 @@ export class LLMRec {
    * sample of every parameter), so cached prior scores are dropped whenever training changes the model.
    */
   private fingerprint(): string {
-    let h = 0x811c9dc5;
-    const mix = (x: number) => {
-      h ^= x;
-      h = Math.imul(h, 0x01000193);
-    };
+    const fnv = new Fnv1a();
+    const mix = (x: number) => fnv.mix(x);
     const bits = new Int32Array(1);
     const f32 = new Float32Array(bits.buffer);
     const sample = (data: Float32Array) => {
@@ -183,7 +181,7 @@ export class LLMRec {
       mix(bits[0]);
       for (const t of dec.adapter(name).parameters(true)) sample(t.data);
     }
-    return `${active.map((a) => a.name).join(',')}:${h >>> 0}`;
+    return `${active.map((a) => a.name).join(',')}:${fnv.value}`;
   }
 
   private scoreChunk(prompts: readonly (readonly number[])[], candidates: readonly (readonly number[])[], reduction: ScoreReduction): Float32Array[] {
