@@ -98,6 +98,8 @@ describe('evorec experiment', () => {
     // The seeds share the base, so static is the same in both; finetune's updates differ.
     const staticOf = (r: { updates: { strategy: string; eval: unknown }[] }) => r.updates.filter((u) => u.strategy === 'static').map((u) => u.eval);
     assert.deepEqual(staticOf(results.runs[0]), staticOf(results.runs[1]));
+    // ... copied, not computed again: nothing of it depends on the training seed (runner.test.ts checks the copy against computing it).
+    assert.deepEqual(results.runs[1].updates.filter((u: { strategy: string }) => u.strategy === 'static').map((u: { copiedFromSeed?: number }) => u.copiedFromSeed), [1, 1]);
     const weights = (seed: number) => readFileSync(join(out, `seed-${seed}`, 'adapters', 'finetune', 'p1', 'adapter_model.safetensors'));
     assert.notDeepEqual(weights(1), weights(2));
     // A resumed run cannot switch bases.

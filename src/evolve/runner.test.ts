@@ -120,6 +120,33 @@ describe('evolution experiment (tiny preset)', () => {
     assert.deepEqual(again.updates.map((u) => u.eval), r.updates.map((u) => u.eval));
   });
 
+  it('a second training seed copies the baselines, the base at P0 and static from the first, equal to computing them', async () => {
+    const { split, model, sasrecFor } = await world();
+    const strategies = [staticStrategy, strategyRegistry().finetune];
+    const common = {
+      split, baseAdapter: 'base', lora: { r: 4, dropout: 0 }, strategies, sasrecFor,
+      update: settings, base: settings, history: 4, evalUsers: 0, validUsers: 8, candidates: 5,
+      samplers: ['matched' as const, 'uniform' as const], seed: 1,
+    };
+    const first = await runStrategies({ ...common, model, trainSeed: 1, out: tempDir() });
+    // Seed 2 computed in full, and seed 2 with seed 1's run to copy from, each in a fresh model.
+    const computed = await runStrategies({ ...common, model: (await world()).model, trainSeed: 2, out: tempDir() });
+    const out = tempDir();
+    const copied = await runStrategies({ ...common, model: (await world()).model, trainSeed: 2, out, reuse: { results: first, seed: 1, sameBase: true } });
+    assert.deepEqual(copied.baselines, computed.baselines);
+    const of = (r: typeof first, name: string) => r.updates.filter((u) => u.strategy === name);
+    assert.deepEqual(of(copied, 'static').map((u) => [u.period, u.copiedFromSeed, u.eval]), of(computed, 'static').map((u) => [u.period, 1, u.eval]));
+    // What trains is never copied: seed 2's finetune is its own, as computed without a run to copy from.
+    assert.deepEqual(of(copied, 'finetune').map((u) => [u.copiedFromSeed, u.eval]), of(computed, 'finetune').map((u) => [undefined, u.eval]));
+    assert.notDeepEqual(of(copied, 'finetune').map((u) => u.eval), of(first, 'finetune').map((u) => u.eval));
+    // The copied static adapters are saved as any other, so that a resumed run finds them.
+    for (const t of [1, 2]) assert.ok(existsSync(join(out, 'adapters', 'static', `p${t}`, 'adapter_model.safetensors')));
+    // Bases trained per seed differ: then only the model-free baselines are copied.
+    const own = await runStrategies({ ...common, strategies: [staticStrategy], model: (await world()).model, trainSeed: 2, out: tempDir(), reuse: { results: first, seed: 1, sameBase: false } });
+    assert.deepEqual(own.baselines, computed.baselines);
+    assert.deepEqual(of(own, 'static').map((u) => u.copiedFromSeed), [undefined, undefined]);
+  });
+
   it('ranks the full catalogue in the two-stage view: the baselines exactly, each strategy re-ranking SASRec\'s top items', async () => {
     const { split, model, sasrecFor } = await world();
     const out = tempDir();

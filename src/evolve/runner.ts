@@ -68,6 +68,14 @@ export interface StrategyRunOptions {
   /** Seed of the training side: fresh adapters, shuffling, dropout, replay and random-layer draws. Default `seed`. */
   trainSeed?: number;
   out: string;
+  /**
+   * Another training seed's finished run on the same split, views, evaluation users and SASRecs: what
+   * depends on no training seed is copied from it instead of computed again (the baselines, and with
+   * `sameBase`, the base model at P0 and every update of a strategy that never trains, static). Those
+   * are the same numbers bit for bit: evaluation is deterministic and none of them draws from the training seed.
+   * `sameBase`: both runs start from the very same base weights (a shared --base-model), not one trained per seed.
+   */
+  reuse?: { results: ExperimentResults; seed: number; sameBase: boolean };
   log?: (line: string) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
@@ -87,6 +95,8 @@ export interface UpdateRecord {
   report: Omit<UpdateReport, 'historyOf' | 'training'> & { bestValid?: number };
   /** Evaluation by negative sampler. */
   eval: Record<string, EvalResult>;
+  /** The training seed whose identical record this one is a copy of (`StrategyRunOptions.reuse`). */
+  copiedFromSeed?: number;
 }
 
 export interface ExperimentResults {
@@ -282,14 +292,16 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
   const evalAt = (t: number, historyOf?: (s: Sample) => number[]) => evaluator(t, model, historyOf);
 
   // Baselines for every period, and the base model at P0.
+  const reused = o.reuse?.results;
   for (let t = 0; t < split.numPeriods; t++) {
     const key = `p${t}`;
-    if (!results.baselines[key]) results.baselines[key] = await experimentBaselines(split, t, { ...o, sasrec: await sasrecAt(t) }, cs);
+    if (!results.baselines[key]) results.baselines[key] = (reused?.baselines[key] && structuredClone(reused.baselines[key])) ?? (await experimentBaselines(split, t, { ...o, sasrec: await sasrecAt(t) }, cs));
   }
   if (!results.baselines.base) {
-    dec.setActiveAdapters(o.baseAdapter);
-    results.baselines.base = await evalAt(0);
-    log(`base model at P0: NDCG@3 ${results.baselines.base[o.samplers[0]].groups.all?.metrics['NDCG@3'].toFixed(4)}`);
+    const copy = o.reuse?.sameBase ? reused?.baselines.base : undefined;
+    if (!copy) dec.setActiveAdapters(o.baseAdapter);
+    results.baselines.base = copy ? structuredClone(copy) : await evalAt(0);
+    log(`base model at P0: NDCG@3 ${results.baselines.base[o.samplers[0]].groups.all?.metrics['NDCG@3'].toFixed(4)}${copy ? ` (seed ${o.reuse!.seed}'s evaluation: the same base)` : ''}`);
   }
   save();
 
@@ -318,6 +330,16 @@ export async function runStrategies(o: StrategyRunOptions): Promise<ExperimentRe
     for (const strategy of o.strategies) {
       if (results.updates.some((u) => u.strategy === strategy.name && u.period === t)) continue;
       o.onProgress?.('updates', step, total);
+      const copy = strategy.trains === false && o.reuse?.sameBase ? o.reuse.results.updates.find((u) => u.strategy === strategy.name && u.period === t) : undefined;
+      if (copy) {
+        // Nothing trains and the base is the same: the other seed's evaluation is this one's.
+        await replaceDirAtomic(join(o.out, 'adapters', strategy.name, `p${t}`), (dir) => saveAdapter(dir, current.get(strategy.name)!, { baseModel: null }));
+        results.updates.push({ ...structuredClone(copy), copiedFromSeed: copy.copiedFromSeed ?? o.reuse!.seed });
+        save();
+        log(`P${t} ${strategy.name}: seed ${o.reuse!.seed}'s evaluation (nothing trains, the same base)`);
+        o.onProgress?.('updates', ++step, total);
+        continue;
+      }
       const sasrec = strategy.usesSasrec ? await sasrecAt(t) : undefined;
       for (const a of current.values()) a.freeze();
       const { adapter, report, seconds: updateSeconds, peakRssMb, peakPerUpdate, budget } = await updateWithBudgets({

@@ -643,6 +643,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<SeedsRe
       seed: o.seed,
       trainSeed: seed,
       out: dir,
+      // The first seed's run, for what no training seed changes (a shared --base-model: the base and static too).
+      reuse: runs.length > 0 ? { results: runs[0], seed: seeds[0], sameBase: o.baseModel != null } : undefined,
       log,
       onProgress: progress,
     });
