@@ -143,15 +143,38 @@ const meanArr = (xs: ArrayLike<number>) => {
  * the users once, and applies `combine` to each quantity's mean over them.
  */
 function resample(nRuns: number, ds: number[][][][], rand: () => number, combine: (means: number[]) => number): Stat {
-  const estimate = (d: number[][][], seedIdx: number[], users: number[][] | null) =>
-    meanArr(seedIdx.map((r) => meanArr(d.map((perRun, p) => (users ? meanArr(users[p].map((i) => perRun[r][i])) : meanArr(perRun[r]))))));
+  // The mean over the drawn seeds of the mean over periods of the mean over the drawn users: summed in
+  // that order without an array per level (the replicates are most of a report's time).
+  const estimate = (d: number[][][], seedIdx: number[], users: Int32Array[] | null) => {
+    let overSeeds = 0;
+    for (const r of seedIdx) {
+      let overPeriods = 0;
+      for (let p = 0; p < d.length; p++) {
+        const xs = d[p][r];
+        if (!users) overPeriods += meanArr(xs);
+        else {
+          const drawn = users[p];
+          let s = 0;
+          for (let i = 0; i < drawn.length; i++) s += xs[drawn[i]];
+          overPeriods += s / drawn.length;
+        }
+      }
+      overSeeds += overPeriods / d.length;
+    }
+    return overSeeds / seedIdx.length;
+  };
   const all = Array.from({ length: nRuns }, (_, r) => r);
   const point = combine(ds.map((d) => estimate(d, all, null)));
   const reps = new Float64Array(BOOTSTRAP.replicates);
   const d0 = ds[0];
   for (let k = 0; k < reps.length; k++) {
     const seedIdx = nRuns > 1 ? all.map(() => Math.floor(rand() * nRuns)) : all;
-    const users = d0.map((perRun) => Array.from({ length: perRun[0].length }, () => Math.floor(rand() * perRun[0].length)));
+    const users = d0.map((perRun) => {
+      const n = perRun[0].length;
+      const drawn = new Int32Array(n);
+      for (let i = 0; i < n; i++) drawn[i] = Math.floor(rand() * n);
+      return drawn;
+    });
     reps[k] = combine(ds.map((d) => estimate(d, seedIdx, users)));
   }
   const finite = Array.from(reps).filter(Number.isFinite).sort((x, y) => x - y);
