@@ -70,6 +70,7 @@ export function addPeriodOptions(cmd: Command): Command {
     .option('--base <share>', 'share of interactions in the base period P0', parseFloatArg('--base'), 0.6)
     .addOption(new Option('--cut <by>', 'cut periods by interaction count or by equal time intervals').choices(['count', 'time']).default('count'))
     .option('--history <H>', 'history window: the last H items before a target', parseIntArg('--history', 1), 10)
+    .option('--max-train-per-user <K>', "at most K training targets per user and period, each user's latest (0 = all); for data where a few users rate hundreds of items at once (MovieLens)", parseIntArg('--max-train-per-user', 0), 0)
     .option('--candidates <N>', `candidate set size: 1 positive + N-1 negatives (2 to ${MAX_CANDIDATES})`, parseIntArg('--candidates', 2, MAX_CANDIDATES), 20)
     .option('--seed <n>', 'seed of the negative samplers', parseIntArg('--seed'), 42);
 }
@@ -79,11 +80,12 @@ export interface PeriodOpts {
   base: number;
   cut: 'count' | 'time';
   history: number;
+  maxTrainPerUser: number;
   candidates: number;
   seed: number;
 }
 
-export const periodsFrom = (o: PeriodOpts) => ({ periods: o.periods, base: o.base, cut: o.cut, history: o.history });
+export const periodsFrom = (o: PeriodOpts) => ({ periods: o.periods, base: o.base, cut: o.cut, history: o.history, maxTrainPerUser: o.maxTrainPerUser });
 
 export function registerDataCommands(program: Command): void {
   const prep = program

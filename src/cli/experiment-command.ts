@@ -90,6 +90,7 @@ export function registerExperimentCommand(program: Command): void {
         baseShare: o.base,
         cut: o.cut,
         history: o.history,
+        maxTrainPerUser: o.maxTrainPerUser,
         candidates: o.candidates,
         seed: o.seed,
         strategies,

@@ -62,6 +62,27 @@ describe('period protocol on a hand-made log', async () => {
     assert.deepEqual(describeSamples(s, s.periods[1].test), ['v:y:short', 'u:i6:active']);
   });
 
+  it('caps each user\'s training targets per period at the latest maxTrainPerUser, and counts the rest in popularity only', async () => {
+    // P0 = the first 12 rows: u:i1..i8 (i8 test, i7 valid, i2..i6 train) and w:j1..j4 (j4 test, j3 valid,
+    // j2 train). P1: u:i9, w:j5, u:i10. Cap 2: u keeps its latest two, i5 and i6; w is under the cap.
+    const log: Array<[string, string, number]> = [1, 2, 3, 4, 5, 6, 7, 8].map((t) => ['u', `i${t}`, t]);
+    log.push(...[1, 2, 3, 4].map((t): [string, string, number] => ['w', `j${t}`, t + 0.5]), ['u', 'i9', 20], ['w', 'j5', 21], ['u', 'i10', 22]);
+    const ds = (await Dataset.fromStreams('cap', rows(log))).sortChronologically();
+    const full = new PeriodSplit(ds, { periods: 1, base: 0.8 });
+    const capped = new PeriodSplit(ds, { periods: 1, base: 0.8, maxTrainPerUser: 2 });
+    assert.deepEqual(full.boundaries, [0, 12, 15]);
+    assert.deepEqual(describeSamples(full, full.periods[0].train), ['u:i2', 'w:j2', 'u:i3', 'u:i4', 'u:i5', 'u:i6']);
+    assert.deepEqual(describeSamples(capped, capped.periods[0].train), ['w:j2', 'u:i5', 'u:i6']);
+    assert.deepEqual(describeSamples(capped, capped.periods[0].capped), ['u:i2', 'u:i3', 'u:i4']);
+    // Held-out targets, released ones and the next period are untouched; popularity counts every training target.
+    for (const role of ['valid', 'test', 'released'] as const) {
+      for (const t of [0, 1]) assert.deepEqual(describeSamples(capped, capped.periods[t][role]), describeSamples(full, full.periods[t][role]), `${role} P${t}`);
+    }
+    assert.deepEqual(capped.popularity(1), full.popularity(1));
+    assert.equal(capped.trainingUpTo(1).length, full.trainingUpTo(1).length - 3);
+    assert.throws(() => new PeriodSplit(ds, { maxTrainPerUser: -1 }), { message: 'maxTrainPerUser must be an integer >= 0 (0 = all), got -1' });
+  });
+
   it('cuts by time into equal intervals', () => {
     const ts = Float64Array.from([0, 10, 20, 30, 40, 50, 60, 70, 80, 100]);
     assert.deepEqual(cutBoundaries(ts, { ...DEFAULT_PERIODS, base: 0.5, periods: 2, cut: 'time' }), [0, 5, 8, 10]);

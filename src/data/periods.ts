@@ -32,9 +32,16 @@ export interface PeriodOptions {
    * periods, so a base trained on all users' P0 is valid for every sample. Default null: cut this dataset.
    */
   cutDates?: readonly number[] | null;
+  /**
+   * At most this many of each user's training targets per period, the latest ones; the earlier ones are
+   * left out of `train` (into `capped`) but still count in `popularity`. 0 = all (default). It bounds what
+   * an update trains on where a few users rate hundreds of items in one period (MovieLens), without
+   * dropping a user; histories, validation and test targets are unchanged.
+   */
+  maxTrainPerUser?: number;
 }
 
-export const DEFAULT_PERIODS: Required<PeriodOptions> = { periods: 3, base: 0.6, cut: 'count', history: 10, cutDates: null };
+export const DEFAULT_PERIODS: Required<PeriodOptions> = { periods: 3, base: 0.6, cut: 'count', history: 10, cutDates: null, maxTrainPerUser: 0 };
 
 export type UserGroup = 'base' | 'active' | 'inactive' | 'new' | 'short';
 export const USER_GROUPS: UserGroup[] = ['base', 'active', 'inactive', 'new', 'short'];
@@ -60,6 +67,8 @@ export interface Period {
   end: number;
   /** New data: training targets that fall in this period. */
   train: Sample[];
+  /** Training targets of this period left out by `maxTrainPerUser` (each user's earliest beyond the cap). */
+  capped: Sample[];
   /** Earlier test/validation targets that became training targets at this period. */
   released: Sample[];
   /** Validation targets inside this period. */
@@ -84,6 +93,7 @@ export class PeriodSplit {
     if (!Number.isInteger(o.periods) || o.periods < 0 || o.periods > 250) throw new RangeError(`periods must be an integer in [0, 250], got ${o.periods}`);
     if (!(o.base > 0 && o.base < 1) && !(o.base === 1 && o.periods === 0)) throw new RangeError(`base must be in (0, 1), got ${o.base}`);
     if (!Number.isInteger(o.history) || o.history < 1) throw new RangeError(`history must be a positive integer, got ${o.history}`);
+    if (!Number.isInteger(o.maxTrainPerUser) || o.maxTrainPerUser < 0) throw new RangeError(`maxTrainPerUser must be an integer >= 0 (0 = all), got ${o.maxTrainPerUser}`);
     const ts = dataset.timestamps;
     for (let r = 1; r < ts.length; r++) {
       if (ts[r] < ts[r - 1]) throw new Error('PeriodSplit needs a chronologically sorted dataset (use cleanDataset or sortChronologically)');
@@ -125,6 +135,7 @@ export class PeriodSplit {
     const counts = new Float64Array(this.dataset.numItems);
     for (let s = 0; s <= t; s++) {
       for (const x of this.periods[s].train) counts[x.item]++;
+      for (const x of this.periods[s].capped) counts[x.item]++;
       for (const x of this.periods[s].released) counts[x.item]++;
     }
     return counts;
@@ -193,6 +204,7 @@ export class PeriodSplit {
       start,
       end,
       train: [],
+      capped: [],
       released: [],
       valid: [],
       test: [],
@@ -204,10 +216,13 @@ export class PeriodSplit {
       if (n === 0) continue;
       const { test, valid } = this.heldOut(u, t);
       const before = t === 0 ? 0 : this.rowsUpTo(u, t - 1);
-      // New data: this period's rows with at least one item before them, less the held-out targets.
-      for (let pos = Math.max(1, before); pos < n; pos++) {
-        if (pos !== test && pos !== valid) p.train.push(this.sample(u, pos));
-      }
+      // New data: this period's rows with at least one item before them, less the held-out targets;
+      // beyond maxTrainPerUser, the user's earliest of them are capped.
+      const cap = this.options.maxTrainPerUser;
+      const own: number[] = [];
+      for (let pos = Math.max(1, before); pos < n; pos++) if (pos !== test && pos !== valid) own.push(pos);
+      const keepFrom = cap > 0 ? Math.max(0, own.length - cap) : 0;
+      own.forEach((pos, i) => (i < keepFrom ? p.capped : p.train).push(this.sample(u, pos)));
       if (t > 0) {
         const prev = this.heldOut(u, t - 1);
         for (const pos of [prev.valid, prev.test]) {
@@ -228,6 +243,7 @@ export class PeriodSplit {
     }
     // Training samples in chronological order of their targets (deterministic, and what a stream would see).
     p.train.sort((a, b) => a.row - b.row);
+    p.capped.sort((a, b) => a.row - b.row);
     p.released.sort((a, b) => a.row - b.row);
     return p;
   }

@@ -24,6 +24,8 @@ export interface PeriodStats {
   interactions: number;
   usersWithInteractions: number;
   samples: Record<SampleRole, number>;
+  /** Training targets left out by `maxTrainPerUser` (absent when none were). */
+  capped?: number;
   groups: Record<UserGroup, number>;
 }
 
@@ -93,6 +95,7 @@ export function periodStats(split: PeriodSplit): PeriodStats[] {
       interactions: p.end - p.start,
       usersWithInteractions: users.size,
       samples,
+      ...(p.capped.length > 0 ? { capped: p.capped.length } : {}),
       groups: { ...p.groups },
     };
   });
@@ -120,13 +123,16 @@ export function datasetStatsMarkdown(name: string, s: DatasetStats): string {
 
 export function periodStatsMarkdown(ps: PeriodStats[]): string {
   const groups = USER_GROUPS;
-  const head = ['period', 'dates', 'interactions', 'users', ...SAMPLE_ROLES, ...groups.map((g) => `test: ${g}`)];
+  // The capped column only where maxTrainPerUser left training targets out.
+  const capped = ps.some((p) => (p.capped ?? 0) > 0);
+  const head = ['period', 'dates', 'interactions', 'users', ...SAMPLE_ROLES, ...(capped ? ['capped (train)'] : []), ...groups.map((g) => `test: ${g}`)];
   const rows = ps.map((p) => [
     `P${p.period}`,
     `${p.firstDate} to ${p.lastDate}`,
     fmt(p.interactions),
     fmt(p.usersWithInteractions),
     ...SAMPLE_ROLES.map((r) => fmt(p.samples[r])),
+    ...(capped ? [fmt(p.capped ?? 0)] : []),
     ...groups.map((g) => fmt(p.groups[g])),
   ]);
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');

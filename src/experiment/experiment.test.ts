@@ -57,17 +57,17 @@ describe('runExperiment options', () => {
     const out = tempDir();
     const given = resolveExperimentOptions({
       out, data: { data: 'movielens', columns: { user: 'uid', rating: 'stars' }, delimiter: ';' }, clean: { kcore: 5, minRating: 3, dedupe: false, untitled: 'drop' },
-      users: 7, periods: 2, baseShare: 0.5, cut: 'time', history: 4, candidates: 9, seed: 3, baseModel: 'some/base', backbone: 'b', preset: 'tiny', pretrainSteps: 12,
+      users: 7, periods: 2, baseShare: 0.5, cut: 'time', history: 4, maxTrainPerUser: 6, candidates: 9, seed: 3, baseModel: 'some/base', backbone: 'b', preset: 'tiny', pretrainSteps: 12,
       loraRank: 2, loraAlpha: 4, calibration: 'none', baseEpochs: 3, baseLr: 0.01, updateEpochs: 1, updateLr: 0.02, batch: 4, sasrecEpochs: 5, firstTrainSeed: 9,
       samplers: ['uniform', 'two-stage'], evalUsers: 11, validUsers: 0, validInactive: true, updateBudgets: [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }],
     });
     checkRunOptions(out, experimentIdentity(given));
     const back = resolveExperimentOptions(runOptionsOf(out));
     assert.deepEqual(experimentIdentity(back), experimentIdentity(given));
-    assert.deepEqual([back.validInactive, back.updateBudgets], [true, [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }]]);
+    assert.deepEqual([back.validInactive, back.updateBudgets, back.maxTrainPerUser], [true, [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }], 6]);
     // The new options are recorded only when set, so runs made before them resume unchanged.
     const plain = experimentIdentity(resolveExperimentOptions({ out }));
-    for (const key of ['validInactive', 'updateBudgets']) assert.equal(plain.find((x) => x.key === key)!.value, null);
+    for (const key of ['validInactive', 'updateBudgets', 'maxTrainPerUser']) assert.equal(plain.find((x) => x.key === key)!.value, null);
     checkRunOptions(out, experimentIdentity(back));
     writeFileSync(join(out, 'options.json'), JSON.stringify({ data: 'beauty', users: 'many' }));
     assert.throws(() => runOptionsOf(out), /options\.json: field "users": expected a number, got "many"/);

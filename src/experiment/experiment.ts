@@ -58,6 +58,11 @@ export interface ExperimentOptions {
   cut?: 'count' | 'time';
   /** History window H (`--history`). Default 10. */
   history?: number;
+  /**
+   * At most this many training targets per user and period, each user's latest (`--max-train-per-user`,
+   * `PeriodOptions.maxTrainPerUser`). Default 0: all. Every strategy then trains on the capped periods.
+   */
+  maxTrainPerUser?: number;
   /** Candidate set size: 1 positive + N-1 negatives (`--candidates`). Default 20. */
   candidates?: number;
   /** Seed of the data side: user sample, candidate sets, evaluation and validation samples (`--seed`). Default 42. */
@@ -156,6 +161,7 @@ export const EXPERIMENT_DEFAULTS = {
   baseShare: 0.6,
   cut: 'count' as const,
   history: 10,
+  maxTrainPerUser: 0,
   candidates: 20,
   seed: 42,
   strategies: DEFAULT_STRATEGIES,
@@ -266,6 +272,8 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     ['base', '--base', o.baseShare],
     ['cut', '--cut', o.cut],
     ['history', '--history', o.history],
+    // Recorded only when set, as --valid-inactive below.
+    ['maxTrainPerUser', '--max-train-per-user', o.maxTrainPerUser || null],
     ['candidates', '--candidates', o.candidates],
     ['seed', '--seed', o.seed],
     ['baseModel', '--base-model', o.baseModel],
@@ -335,6 +343,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     baseShare: v('base', 'number'),
     cut: v('cut', 'string'),
     history: v('history', 'number'),
+    maxTrainPerUser: v('maxTrainPerUser', 'number'),
     candidates: v('candidates', 'number'),
     seed: v('seed', 'number'),
     // null: the run trained its own base adapter (not the default base).
@@ -362,7 +371,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
 
 /** The split of an experiment (the data, cleaning and period options), and the cleaning report. */
 export async function experimentSplit(o: ResolvedExperimentOptions): Promise<{ split: PeriodSplit; report: CleanReport }> {
-  const { split, report } = await loadSplit(o.source, { ...o.clean, sampleUsers: o.users, sampleSeed: o.seed }, { periods: o.periods, base: o.baseShare, cut: o.cut, history: o.history });
+  const { split, report } = await loadSplit(o.source, { ...o.clean, sampleUsers: o.users, sampleSeed: o.seed }, { periods: o.periods, base: o.baseShare, cut: o.cut, history: o.history, maxTrainPerUser: o.maxTrainPerUser });
   checkCandidateSize(o.candidates, split.dataset.numItems);
   return { split, report };
 }
@@ -431,6 +440,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     baseShare: pick('baseShare'),
     cut: pick('cut'),
     history: pick('history'),
+    maxTrainPerUser: pick('maxTrainPerUser'),
     candidates: pick('candidates'),
     seed: pick('seed'),
     strategies: resolveStrategies(options.strategies ?? d.strategies),
@@ -457,7 +467,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
   };
   if (!Number.isInteger(r.trainSeeds) || r.trainSeeds < 1) throw new RangeError('--train-seeds: at least 1');
   for (const [flag, v] of [['--history', r.history], ['--lora-rank', r.loraRank], ['--batch', r.batch]] as const) atLeast(flag, v);
-  for (const [flag, v] of [['--users', r.users], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs]] as const) atLeast(flag, v, 0);
+  for (const [flag, v] of [['--users', r.users], ['--max-train-per-user', r.maxTrainPerUser], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs]] as const) atLeast(flag, v, 0);
   atLeast('--candidates', r.candidates, 2);
   for (const [flag, v] of [['--base-lr', r.baseLr], ['--update-lr', r.updateLr], ['--lora-alpha', r.loraAlpha], ['--base', r.baseShare]] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${flag}: expected a number, got ${String(v)}`);
