@@ -30,6 +30,9 @@ describe('experiment report', () => {
     const ft = table.split('\n').find((l) => l.startsWith('| finetune | '))!.split('|').map((c) => c.trim());
     assert.equal(ft[3], '-0.2500 ± 0.0500 ▼');
     assert.equal(ft[2], '+0.3000 ± 0.1000 ▲');
+    // ... beside each strategy's own mean update time (static trains nothing: no time to divide by).
+    assert.match(table, /\| strategy minus static \|[^\n]*\| update s \|/);
+    assert.deepEqual([ft.at(-2), table.split('\n').find((l) => l.startsWith('| evorec | '))!.split('|').map((c) => c.trim()).at(-2)], ['10.0', '5.0']);
   });
 
   it('prints each update\'s own peak memory, and none for records that only hold the process\'s mark', () => {

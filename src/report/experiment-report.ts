@@ -148,15 +148,21 @@ function table(rows: Row[], sampler: string, baselines?: Baselines): string {
  * Paired differences a − b averaged over periods, one row per pair: NDCG@3 and HR@1 for active, inactive
  * and all users, and the ratio of update times. `label` names the row (the strategy that is not fixed).
  */
-function differences(runs: ExperimentResults[], sampler: string, head: string, pairs: { a: string; b: string; label: string }[]): string {
+function differences(runs: ExperimentResults[], sampler: string, head: string, pairs: { a: string; b: string; label: string }[], time: 'ratio' | 'seconds' = 'ratio'): string {
   const { ndcg, hr } = headlineOf(sampler);
   const cols = [...GROUPS.map((g) => `${g} ${ndcg}`), ...GROUPS.map((g) => `${g} ${hr}`)];
-  const lines = [`| ${head} | ${cols.join(' | ')} | update time ratio |`, `|---|${cols.map(() => '---:').join('|')}|---:|`];
+  const timeHead = time === 'ratio' ? 'update time ratio' : 'update s';
+  const lines = [`| ${head} | ${cols.join(' | ')} | ${timeHead} |`, `|---|${cols.map(() => '---:').join('|')}|---:|`];
   for (const { a, b, label } of pairs) {
     const cells = [...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, ndcg, 'mean', a, b))), ...GROUPS.map((g) => signed(bootstrap(runs, sampler, g, hr, 'mean', a, b)))];
+    if (time === 'seconds') {
+      // Against static (which trains nothing, so no time to divide by): the strategy's own mean update time.
+      const own = stat(runs.map((r) => runValue(r, a, 'mean', seconds)));
+      lines.push(`| ${label} | ${cells.join(' | ')} | ${Number.isFinite(own.mean) ? own.mean.toFixed(1) : '–'} |`);
+      continue;
+    }
     const ratio = stat(runs.map((r) => {
       const ta = runValue(r, a, 'mean', seconds), tb = runValue(r, b, 'mean', seconds);
-      // A strategy that trains nothing (static) has no meaningful time to divide by.
       return tb >= 0.1 ? ta / tb : NaN;
     }));
     lines.push(`| ${label} | ${cells.join(' | ')} | ${Number.isFinite(ratio.mean) ? `${ratio.mean.toFixed(2)}x` : '–'} |`);
@@ -291,7 +297,7 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
         '',
         `Paired differences averaged over periods (the strategy minus static${over}): what an update gains for active users and costs inactive ones. ${marks}`,
         '',
-        differences(runs, sampler, 'strategy minus static', others.map((o) => ({ a: o, b: 'static', label: o }))),
+        differences(runs, sampler, 'strategy minus static', others.map((o) => ({ a: o, b: 'static', label: o })), 'seconds'),
         '',
       );
     }
