@@ -144,5 +144,13 @@ describe('the paper\'s targets: ratios of paired differences', () => {
     // A finetune that raises inactive users (no forgetting at all): also nothing to take a share of.
     const better = [run([rec('static', 0, 0), rec('finetune', -1, 10), rec('evorec', -0.25, 6)])];
     assert.match(paperTargets(better, 'matched')[0], /^- Inactive users: finetune raises inactive users' NDCG@3 by \+0\.\d+ \[\+0\.\d+, \+0\.\d+\] ▲ over static, so there is no loss for evorec to halve: the target is moot here\.$/);
+    // Shares that differ from user to user (0.2, 1.2, 0.9, 0.5 of each active gain): the interval crosses
+    // 2/3 with the mean (0.76) above it, so neither holds nor fails.
+    const shares = [0.2, 1.2, 0.9, 0.5];
+    const mixed = [run([rec('static', 0, 0), rec('finetune', 1, 10), rec('evorec', 0.25, 6)])];
+    mixed[0].updates[2].eval.matched.sets!.metrics['NDCG@3'] = base.map((x, i) => (groups[i] === 'inactive' ? x - 0.25 * ft[i] : x + shares[i / 2] * (ft[i] + 0.1)));
+    const gain = bootstrapRatio(mixed, 'matched', 'active', 'NDCG@3', ['evorec', 'static'], ['finetune', 'static'])!;
+    assert.ok(gain.lo! < 2 / 3 && gain.hi! > 2 / 3 && gain.mean > 2 / 3, JSON.stringify(gain));
+    assert.match(paperTargets(mixed, 'matched')[1], /^- Active users: evorec keeps 0\.76 \[[\d.]+, [\d.]+\] of finetune's NDCG@3 gain \(.*\); target at least 0\.67: not shown \(the interval crosses the target; the mean is on its right side\)\.$/);
   });
 });
