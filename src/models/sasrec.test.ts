@@ -36,6 +36,22 @@ describe('SASRec', () => {
     }
   });
 
+  it('restricted to part of its catalogue, scores the kept items exactly as the whole model does', () => {
+    const whole = new SASRec({ numItems: 30, hidden: 16, maxLen: 8, dropout: 0 });
+    // Perturb every weight so that no row or bias is at its initial value.
+    whole.parameters().forEach((p, k) => p.data.forEach((x, i) => (p.data[i] = x + 0.01 * Math.sin(k * 7 + i))));
+    whole.params.item_emb.data.fill(0, 0, 16);
+    const kept = [17, 3, 25, 8, 0, 12];
+    const part = whole.restrictedTo(kept);
+    assert.equal(part.config.numItems, 6);
+    const histories = [[0, 1, 2], [3, 5, 4, 1], [2]];
+    const cands = [[0, 5, 2], [1, 3], [4, 0, 1, 2, 3, 5]];
+    const got = part.score(histories, cands);
+    const want = whole.score(histories.map((h) => h.map((j) => kept[j])), cands.map((c) => c.map((j) => kept[j])));
+    got.forEach((g, b) => assert.deepEqual([...g], [...want[b]]));
+    assert.throws(() => whole.restrictedTo([3, 30]), { message: 'restrictedTo: item 1 is 30, outside this model\'s catalogue [0, 30)' });
+  });
+
   it('never labels a held-out target', async () => {
     const split = await cycleSplit();
     for (const t of [0, 1]) {

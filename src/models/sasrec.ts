@@ -87,6 +87,26 @@ export class SASRec {
   }
 
   /**
+   * The same model over a part of its catalogue: item j of the new model is item `items[j]` of this one
+   * (its embedding row copied; every other weight shared by value). Scores of the kept items after
+   * histories of kept items are exactly this model's, because a score is a dot product with the item's own
+   * row. For a SASRec trained on a whole dataset and used on a user sample, whose items are re-indexed.
+   */
+  restrictedTo(items: ArrayLike<number>): SASRec {
+    const { numItems, hidden: d } = this.config;
+    const out = new SASRec({ ...this.config, numItems: items.length });
+    for (const [name, t] of Object.entries(this.params)) if (name !== 'item_emb') out.params[name].data.set(t.data);
+    const src = this.params.item_emb.data, dst = out.params.item_emb.data;
+    dst.fill(0, 0, d); // padding row
+    for (let j = 0; j < items.length; j++) {
+      const i = items[j];
+      if (!Number.isInteger(i) || i < 0 || i >= numItems) throw new RangeError(`restrictedTo: item ${j} is ${i}, outside this model's catalogue [0, ${numItems})`);
+      dst.set(src.subarray((i + 1) * d, (i + 2) * d), (j + 1) * d);
+    }
+    return out;
+  }
+
+  /**
    * Left-pads (or truncates to the most recent) item sequences into a [B, L] id batch and its key mask.
    * L is the longest sequence in the batch, capped at maxLen: short sequences cost no padding compute.
    */
