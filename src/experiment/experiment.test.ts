@@ -3,10 +3,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_BASE_MODEL } from '../data/source.js';
-import { tempDir } from '../data/test-utils/tmp.js';
+import { roundsDataset, tempDir } from '../data/test-utils/tmp.js';
+import { loadSASRec } from '../models/sasrec-io.js';
 import { staticStrategy, strategyRegistry } from '../evolve/strategies.js';
 import type { Strategy } from '../evolve/strategy.js';
-import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, experimentIdentity, resolveExperimentOptions, resolveStrategies, runExperiment, runOptionsOf } from './experiment.js';
+import { checkRunOptions, checkViews, EXPERIMENT_DEFAULTS, experimentIdentity, experimentSplit, resolveExperimentOptions, resolveStrategies, runExperiment, runOptionsOf, sasrecPerPeriod } from './experiment.js';
 
 const mine: Strategy = { name: 'mine', description: 'a custom strategy', update: staticStrategy.update };
 
@@ -88,5 +89,44 @@ describe('runExperiment options', () => {
     checkRunOptions(out, experimentIdentity(resolveExperimentOptions({ out, baseModel: null })));
     assert.equal(runOptionsOf(out).baseModel, null);
     assert.equal(resolveExperimentOptions(runOptionsOf(out)).baseModel, undefined);
+  });
+});
+
+describe('the per-period SASRec of a user sample', () => {
+  it('with --sasrec-users all, trains on every user and serves the sample\'s items with that model\'s exact scores', async () => {
+    const dir = tempDir();
+    roundsDataset(dir, 20);
+    const out = join(dir, 'exp');
+    const common = { data: dir, users: 8, periods: 2, baseShare: 0.5, history: 3, candidates: 5, sasrecEpochs: 2 };
+    const o = resolveExperimentOptions({ ...common, out, sasrecUsers: 'all' });
+    const { split } = await experimentSplit(o);
+    const { split: all } = await experimentSplit({ ...o, users: 0 });
+    assert.ok(all.dataset.numUsers > split.dataset.numUsers && all.dataset.numItems >= split.dataset.numItems);
+    // Every held-out target of the sample is held out in the whole split too, so SASRec never trains on one.
+    const key = (sp: typeof split, x: { user: number; item: number; timestamp: number }) => `${sp.dataset.userIds[x.user]}|${sp.dataset.itemIds[x.item]}|${x.timestamp}`;
+    for (const t of [0, 1, 2]) {
+      const held = new Set([...all.periods[t].test, ...all.periods[t].valid].map((x) => key(all, x)));
+      for (const x of [...split.periods[t].test, ...split.periods[t].valid]) assert.ok(held.has(key(split, x)), `P${t} ${key(split, x)}`);
+    }
+    const model = await sasrecPerPeriod(o, split, () => {})(1);
+    const whole = await loadSASRec(join(out, 'sasrec', 'all-p1'));
+    assert.deepEqual(whole.itemIds, all.dataset.itemIds);
+    assert.equal(model.config.numItems, split.dataset.numItems);
+    // The sample's items after sample histories score exactly as the whole model scores the same items.
+    const index = new Map(all.dataset.itemIds.map((id, i) => [id, i]));
+    const toAll = (items: number[]) => items.map((i) => index.get(split.dataset.itemIds[i])!);
+    const test = split.periods[1].test.slice(0, 4);
+    const hist = test.map((s) => split.history(s, 3));
+    const cands = test.map(() => Array.from({ length: split.dataset.numItems }, (_, i) => i));
+    const got = model.score(hist, cands);
+    const want = whole.model.score(hist.map(toAll), cands.map(toAll));
+    got.forEach((g, b) => assert.deepEqual([...g], [...want[b]]));
+    // ... and differ from a SASRec trained on the sample alone (the default).
+    const own = await sasrecPerPeriod(resolveExperimentOptions({ ...common, out: join(dir, 'own') }), split, () => {})(1);
+    assert.notDeepEqual([...own.score(hist, cands)[0]], [...got[0]]);
+    // The setting is recorded only when on, and a bad value is refused.
+    assert.equal(experimentIdentity(o).find((x) => x.key === 'sasrecUsers')!.value, 'all');
+    assert.equal(experimentIdentity(resolveExperimentOptions({ out })).find((x) => x.key === 'sasrecUsers')!.value, null);
+    assert.throws(() => resolveExperimentOptions({ out, sasrecUsers: 'most' as 'all' }), { message: '--sasrec-users: expected sample or all, got "most"' });
   });
 });

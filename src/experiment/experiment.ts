@@ -59,6 +59,14 @@ export interface ExperimentOptions {
   /** History window H (`--history`). Default 10. */
   history?: number;
   /**
+   * Whose interactions the per-period SASRec (EvoRec's Forget filter, the two-stage retriever, the SASRec
+   * row) trains on (`--sasrec-users`): 'sample', the run's user sample (default), or 'all', every user of
+   * the data (the periods are shared dates, and each user's held-out targets are the same in both splits),
+   * then restricted to the sample's items. An ID model needs far more interactions than a 3,000-user
+   * sample has: there the sample's SASRec ranks at random level (docs/results/README.md).
+   */
+  sasrecUsers?: 'sample' | 'all';
+  /**
    * At most this many training targets per user and period, each user's latest (`--max-train-per-user`,
    * `PeriodOptions.maxTrainPerUser`). Default 0: all. Every strategy then trains on the capped periods.
    */
@@ -162,6 +170,7 @@ export const EXPERIMENT_DEFAULTS = {
   cut: 'count' as const,
   history: 10,
   maxTrainPerUser: 0,
+  sasrecUsers: 'sample' as 'sample' | 'all',
   candidates: 20,
   seed: 42,
   strategies: DEFAULT_STRATEGIES,
@@ -290,6 +299,8 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     ['updateBudgets', '--update-budgets', o.updateBudgets?.length ? o.updateBudgets.map((b) => (b.lr === undefined ? { epochs: b.epochs } : { lr: b.lr, epochs: b.epochs })) : null],
     ['batch', '--batch', o.batch],
     ['sasrecEpochs', '--sasrec-epochs', o.sasrecEpochs],
+    // Recorded only when not the default, as --valid-inactive below.
+    ['sasrecUsers', '--sasrec-users', o.sasrecUsers === 'all' ? 'all' : null],
     ['firstTrainSeed', '--first-train-seed', o.firstTrainSeed],
     ['samplers', '--samplers', o.samplers.join(',')],
     ['evalUsers', '--eval-users', o.evalUsers],
@@ -361,6 +372,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     updateBudgets: budgetsField(j.updateBudgets, file),
     batch: v('batch', 'number'),
     sasrecEpochs: v('sasrecEpochs', 'number'),
+    sasrecUsers: v('sasrecUsers', 'string') as 'sample' | 'all' | undefined,
     firstTrainSeed: v('firstTrainSeed', 'number'),
     samplers: samplers === undefined ? undefined : (samplers.split(',') as ExperimentView[]),
     evalUsers: v('evalUsers', 'number'),
@@ -462,10 +474,12 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     updateBudgets: options.updateBudgets,
     batch: pick('batch'),
     sasrecEpochs: pick('sasrecEpochs'),
+    sasrecUsers: pick('sasrecUsers'),
     trainSeeds: pick('trainSeeds'),
     firstTrainSeed: pick('firstTrainSeed'),
   };
   if (!Number.isInteger(r.trainSeeds) || r.trainSeeds < 1) throw new RangeError('--train-seeds: at least 1');
+  if (r.sasrecUsers !== 'sample' && r.sasrecUsers !== 'all') throw new RangeError(`--sasrec-users: expected sample or all, got ${JSON.stringify(r.sasrecUsers)}`);
   for (const [flag, v] of [['--history', r.history], ['--lora-rank', r.loraRank], ['--batch', r.batch]] as const) atLeast(flag, v);
   for (const [flag, v] of [['--users', r.users], ['--max-train-per-user', r.maxTrainPerUser], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs]] as const) atLeast(flag, v, 0);
   atLeast('--candidates', r.candidates, 2);
@@ -570,15 +584,42 @@ export async function seedBaseModel(
 export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit, stage: (name: string) => void): ((t: number) => Promise<SASRec>) & { trainSeconds: (t: number) => Promise<number | undefined> } {
   // Each call returns an instance of its own (read back from the folder, or just trained), so continuing
   // t-1's model into t never changes a model a run holds.
+  const epochsAt = (t: number) => (t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)));
+  // With --sasrec-users all (on a user sample): SASRec trains on every user's split in <out>/sasrec/all-p<t>,
+  // and the run's p<t> is that model restricted to the sample's items.
+  const everyone = o.sasrecUsers === 'all' && o.users > 0;
+  let whole: Promise<PeriodSplit> | null = null;
+  const wholeSplit = () => (whole ??= experimentSplit({ ...o, users: 0 }).then((r) => r.split));
+  const wholeFor = async (t: number): Promise<{ model: SASRec; seconds: number }> => {
+    const dir = join(o.out, 'sasrec', `all-p${t}`);
+    if (existsSync(join(dir, 'config.json'))) return { model: (await loadSASRec(dir)).model, seconds: 0 };
+    const prev = t > 0 ? (await wholeFor(t - 1)).model : undefined;
+    const all = await wholeSplit();
+    stage(`train SASRec up to P${t} on all ${all.dataset.numUsers.toLocaleString('en-US')} users`);
+    const t0 = performance.now();
+    const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t) });
+    const seconds = (performance.now() - t0) / 1000;
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, all.dataset.itemIds, { trained_up_to_period: t, train_seconds: seconds, users: 'all' }));
+    return { model, seconds };
+  };
   const sasrecFor = async (t: number): Promise<SASRec> => {
     const dir = join(o.out, 'sasrec', `p${t}`);
     if (existsSync(join(dir, 'config.json'))) return (await loadSASRec(dir)).model;
-    const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
-    stage(`train SASRec up to P${t}`);
-    const t0 = performance.now();
-    const { model } = await trainSasrecUpTo(split, t, { model: prev, epochs: t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)) });
-    // How long continuing t-1's model into t took: part of the update time of the strategies that use it.
-    const train_seconds = (performance.now() - t0) / 1000;
+    let model: SASRec;
+    let train_seconds: number;
+    if (everyone) {
+      const { model: all, seconds } = await wholeFor(t);
+      const index = new Map((await wholeSplit()).dataset.itemIds.map((id, i) => [id, i]));
+      model = all.restrictedTo(split.dataset.itemIds.map((id) => index.get(id)!));
+      train_seconds = seconds;
+    } else {
+      const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
+      stage(`train SASRec up to P${t}`);
+      const t0 = performance.now();
+      ({ model } = await trainSasrecUpTo(split, t, { model: prev, epochs: epochsAt(t) }));
+      // How long continuing t-1's model into t took: part of the update time of the strategies that use it.
+      train_seconds = (performance.now() - t0) / 1000;
+    }
     // The folder appears whole or not at all: a kill mid-save leaves no folder that looks finished.
     await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds }));
     return model;
