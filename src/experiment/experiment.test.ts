@@ -128,5 +128,13 @@ describe('the per-period SASRec of a user sample', () => {
     assert.equal(experimentIdentity(o).find((x) => x.key === 'sasrecUsers')!.value, 'all');
     assert.equal(experimentIdentity(resolveExperimentOptions({ out })).find((x) => x.key === 'sasrecUsers')!.value, null);
     assert.throws(() => resolveExperimentOptions({ out, sasrecUsers: 'most' as 'all' }), { message: '--sasrec-users: expected sample or all, got "most"' });
+    // --sasrec-loss softmax trains another SASRec (and says so in its folder); recorded only when on.
+    const soft = resolveExperimentOptions({ ...common, out: join(dir, 'soft'), sasrecLoss: 'softmax' });
+    const bySoftmax = await sasrecPerPeriod(soft, split, () => {})(1);
+    assert.notDeepEqual([...bySoftmax.score(hist, cands)[0]], [...own.score(hist, cands)[0]]);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'soft', 'sasrec', 'p1', 'config.json'), 'utf8')).loss, 'softmax');
+    assert.equal(experimentIdentity(soft).find((x) => x.key === 'sasrecLoss')!.value, 'softmax');
+    assert.equal(experimentIdentity(o).find((x) => x.key === 'sasrecLoss')!.value, null);
+    assert.throws(() => resolveExperimentOptions({ out, sasrecLoss: 'ce' as 'bce' }), { message: '--sasrec-loss: expected bce or softmax, got "ce"' });
   });
 });

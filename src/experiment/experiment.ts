@@ -67,6 +67,12 @@ export interface ExperimentOptions {
    */
   sasrecUsers?: 'sample' | 'all';
   /**
+   * The per-period SASRec's loss (`--sasrec-loss`): 'bce' with popularity-sampled negatives (default, as
+   * the Forget filter was trained so far) or 'softmax' over the whole catalogue, the recipe that learns
+   * popularity as well (docs/models.md). On MovieLens P0 the BCE one ranks at random level.
+   */
+  sasrecLoss?: 'bce' | 'softmax';
+  /**
    * At most this many training targets per user and period, each user's latest (`--max-train-per-user`,
    * `PeriodOptions.maxTrainPerUser`). Default 0: all. Every strategy then trains on the capped periods.
    */
@@ -171,6 +177,7 @@ export const EXPERIMENT_DEFAULTS = {
   history: 10,
   maxTrainPerUser: 0,
   sasrecUsers: 'sample' as 'sample' | 'all',
+  sasrecLoss: 'bce' as 'bce' | 'softmax',
   candidates: 20,
   seed: 42,
   strategies: DEFAULT_STRATEGIES,
@@ -301,6 +308,7 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     ['sasrecEpochs', '--sasrec-epochs', o.sasrecEpochs],
     // Recorded only when not the default, as --valid-inactive below.
     ['sasrecUsers', '--sasrec-users', o.sasrecUsers === 'all' ? 'all' : null],
+    ['sasrecLoss', '--sasrec-loss', o.sasrecLoss === 'softmax' ? 'softmax' : null],
     ['firstTrainSeed', '--first-train-seed', o.firstTrainSeed],
     ['samplers', '--samplers', o.samplers.join(',')],
     ['evalUsers', '--eval-users', o.evalUsers],
@@ -373,6 +381,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     batch: v('batch', 'number'),
     sasrecEpochs: v('sasrecEpochs', 'number'),
     sasrecUsers: v('sasrecUsers', 'string') as 'sample' | 'all' | undefined,
+    sasrecLoss: v('sasrecLoss', 'string') as 'bce' | 'softmax' | undefined,
     firstTrainSeed: v('firstTrainSeed', 'number'),
     samplers: samplers === undefined ? undefined : (samplers.split(',') as ExperimentView[]),
     evalUsers: v('evalUsers', 'number'),
@@ -475,11 +484,13 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     batch: pick('batch'),
     sasrecEpochs: pick('sasrecEpochs'),
     sasrecUsers: pick('sasrecUsers'),
+    sasrecLoss: pick('sasrecLoss'),
     trainSeeds: pick('trainSeeds'),
     firstTrainSeed: pick('firstTrainSeed'),
   };
   if (!Number.isInteger(r.trainSeeds) || r.trainSeeds < 1) throw new RangeError('--train-seeds: at least 1');
   if (r.sasrecUsers !== 'sample' && r.sasrecUsers !== 'all') throw new RangeError(`--sasrec-users: expected sample or all, got ${JSON.stringify(r.sasrecUsers)}`);
+  if (r.sasrecLoss !== 'bce' && r.sasrecLoss !== 'softmax') throw new RangeError(`--sasrec-loss: expected bce or softmax, got ${JSON.stringify(r.sasrecLoss)}`);
   for (const [flag, v] of [['--history', r.history], ['--lora-rank', r.loraRank], ['--batch', r.batch]] as const) atLeast(flag, v);
   for (const [flag, v] of [['--users', r.users], ['--max-train-per-user', r.maxTrainPerUser], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs]] as const) atLeast(flag, v, 0);
   atLeast('--candidates', r.candidates, 2);
@@ -584,6 +595,8 @@ export async function seedBaseModel(
 export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit, stage: (name: string) => void): ((t: number) => Promise<SASRec>) & { trainSeconds: (t: number) => Promise<number | undefined> } {
   // Each call returns an instance of its own (read back from the folder, or just trained), so continuing
   // t-1's model into t never changes a model a run holds.
+  // softmax needs no negatives; bce keeps the Forget filter's popularity negatives (trainSasrecUpTo's default)
+  const loss = o.sasrecLoss === 'softmax' ? { loss: 'softmax' as const } : {};
   const epochsAt = (t: number) => (t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)));
   // With --sasrec-users all (on a user sample): SASRec trains on every user's split in <out>/sasrec/all-p<t>,
   // and the run's p<t> is that model restricted to the sample's items.
@@ -597,9 +610,9 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     const all = await wholeSplit();
     stage(`train SASRec up to P${t} on all ${all.dataset.numUsers.toLocaleString('en-US')} users`);
     const t0 = performance.now();
-    const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t) });
+    const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t), train: loss });
     const seconds = (performance.now() - t0) / 1000;
-    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, all.dataset.itemIds, { trained_up_to_period: t, train_seconds: seconds, users: 'all' }));
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, all.dataset.itemIds, { trained_up_to_period: t, train_seconds: seconds, users: 'all', loss: o.sasrecLoss }));
     return { model, seconds };
   };
   const sasrecFor = async (t: number): Promise<SASRec> => {
@@ -616,12 +629,12 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
       const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
       stage(`train SASRec up to P${t}`);
       const t0 = performance.now();
-      ({ model } = await trainSasrecUpTo(split, t, { model: prev, epochs: epochsAt(t) }));
+      ({ model } = await trainSasrecUpTo(split, t, { model: prev, epochs: epochsAt(t), train: loss }));
       // How long continuing t-1's model into t took: part of the update time of the strategies that use it.
       train_seconds = (performance.now() - t0) / 1000;
     }
     // The folder appears whole or not at all: a kill mid-save leaves no folder that looks finished.
-    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds }));
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds, loss: o.sasrecLoss }));
     return model;
   };
   const trainSeconds = async (t: number): Promise<number | undefined> => {
