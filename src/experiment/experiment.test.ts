@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_BASE_MODEL } from '../data/source.js';
@@ -112,6 +112,13 @@ describe('the per-period SASRec of a user sample', () => {
     const whole = await loadSASRec(join(out, 'sasrec', 'all-p1'));
     assert.deepEqual(whole.itemIds, all.dataset.itemIds);
     assert.equal(model.config.numItems, split.dataset.numItems);
+    // A run killed after the whole model was saved but before the sample's: the resumed folder keeps the
+    // whole model's training time (part of the Forget updates' cost), not zero.
+    const seconds = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).train_seconds;
+    assert.ok(seconds(join(out, 'sasrec', 'all-p1')) > 0);
+    rmSync(join(out, 'sasrec', 'p1'), { recursive: true });
+    await sasrecPerPeriod(o, split, () => {})(1);
+    assert.equal(seconds(join(out, 'sasrec', 'p1')), seconds(join(out, 'sasrec', 'all-p1')));
     // The sample's items after sample histories score exactly as the whole model scores the same items.
     const index = new Map(all.dataset.itemIds.map((id, i) => [id, i]));
     const toAll = (items: number[]) => items.map((i) => index.get(split.dataset.itemIds[i])!);

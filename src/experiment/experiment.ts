@@ -59,20 +59,6 @@ export interface ExperimentOptions {
   /** History window H (`--history`). Default 10. */
   history?: number;
   /**
-   * Whose interactions the per-period SASRec (EvoRec's Forget filter, the two-stage retriever, the SASRec
-   * row) trains on (`--sasrec-users`): 'sample', the run's user sample (default), or 'all', every user of
-   * the data (the periods are shared dates, and each user's held-out targets are the same in both splits),
-   * then restricted to the sample's items. An ID model needs far more interactions than a 3,000-user
-   * sample has: there the sample's SASRec ranks at random level (docs/results/README.md).
-   */
-  sasrecUsers?: 'sample' | 'all';
-  /**
-   * The per-period SASRec's loss (`--sasrec-loss`): 'bce' with popularity-sampled negatives (default, as
-   * the Forget filter was trained so far) or 'softmax' over the whole catalogue, the recipe that learns
-   * popularity as well (docs/models.md). On MovieLens P0 the BCE one ranks at random level.
-   */
-  sasrecLoss?: 'bce' | 'softmax';
-  /**
    * At most this many training targets per user and period, each user's latest (`--max-train-per-user`,
    * `PeriodOptions.maxTrainPerUser`). Default 0: all. Every strategy then trains on the capped periods.
    */
@@ -142,6 +128,21 @@ export interface ExperimentOptions {
   batch?: number;
   /** SASRec epochs on P0; each later period continues for a third as many (`--sasrec-epochs`). Default 20. */
   sasrecEpochs?: number;
+  /**
+   * Whose interactions the per-period SASRec (EvoRec's Forget filter, the two-stage retriever, the SASRec
+   * row) trains on (`--sasrec-users`): 'sample', the run's user sample (default), or 'all', every user of
+   * the data (the periods are shared dates, and each user's held-out targets are the same in both splits),
+   * then restricted to the sample's items. An ID model needs far more interactions than a 3,000-user
+   * sample has: there the sample's SASRec ranks at random level (docs/results/README.md).
+   */
+  sasrecUsers?: 'sample' | 'all';
+  /**
+   * The per-period SASRec's loss (`--sasrec-loss`): 'bce' with popularity-sampled negatives (default, as
+   * the Forget filter was trained so far) or 'softmax' over the whole catalogue, the recipe that learns
+   * popularity as well (docs/models.md). On MovieLens both rank at random level at the default epochs, so
+   * the loss is not what fails there (docs/results/README.md).
+   */
+  sasrecLoss?: 'bce' | 'softmax';
   /** Training seeds: the whole comparison runs once per seed (`--train-seeds`). Default 1. May grow on a resume. */
   trainSeeds?: number;
   /** The first training seed; the others follow it (`--first-train-seed`). Default 1. */
@@ -397,10 +398,6 @@ export async function experimentSplit(o: ResolvedExperimentOptions): Promise<{ s
   return { split, report };
 }
 
-/**
- * Records a run's options in `<out>/options.json` on the first run, and refuses a resume whose options
- * differ, naming the option (a resumed run would otherwise reuse old state under new options' names).
- */
 /** options.json's `updateBudgets`: absent, or a list of { epochs, lr? } (epochs 0 keeps the adapter of t-1). */
 function budgetsField(x: unknown, file: string): UpdateBudget[] | undefined {
   if (x === null || x === undefined) return undefined;
@@ -419,6 +416,10 @@ function budgetsField(x: unknown, file: string): UpdateBudget[] | undefined {
 /** The identity as options.json holds it: option key -> value. */
 const identityRecord = (options: readonly RunOption[]): Record<string, unknown> => Object.fromEntries(options.map((x) => [x.key, x.value]));
 
+/**
+ * Records a run's options in `<out>/options.json` on the first run, and refuses a resume whose options
+ * differ, naming the option (a resumed run would otherwise reuse old state under new options' names).
+ */
 export function checkRunOptions(out: string, options: readonly RunOption[]): void {
   const file = join(out, 'options.json');
   const mine = identityRecord(options);
@@ -601,13 +602,22 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
   // With --sasrec-users all (on a user sample): SASRec trains on every user's split in <out>/sasrec/all-p<t>,
   // and the run's p<t> is that model restricted to the sample's items.
   const everyone = o.sasrecUsers === 'all' && o.users > 0;
-  let whole: Promise<PeriodSplit> | null = null;
-  const wholeSplit = () => (whole ??= experimentSplit({ ...o, users: 0 }).then((r) => r.split));
+  // The whole split, and each of the sample's items as an item of it, made once.
+  let whole: Promise<{ split: PeriodSplit; sampleItems: number[] }> | null = null;
+  const wholeSplit = () =>
+    (whole ??= experimentSplit({ ...o, users: 0 }).then(({ split: all }) => {
+      const index = new Map(all.dataset.itemIds.map((id, i) => [id, i]));
+      return { split: all, sampleItems: split.dataset.itemIds.map((id) => index.get(id)!) };
+    }));
   const wholeFor = async (t: number): Promise<{ model: SASRec; seconds: number }> => {
     const dir = join(o.out, 'sasrec', `all-p${t}`);
-    if (existsSync(join(dir, 'config.json'))) return { model: (await loadSASRec(dir)).model, seconds: 0 };
+    if (existsSync(join(dir, 'config.json'))) {
+      // Finished before (a run killed before the sample's folder was written): its training time still counts.
+      const { model, config } = await loadSASRec(dir);
+      return { model, seconds: typeof config.train_seconds === 'number' ? config.train_seconds : 0 };
+    }
     const prev = t > 0 ? (await wholeFor(t - 1)).model : undefined;
-    const all = await wholeSplit();
+    const { split: all } = await wholeSplit();
     stage(`train SASRec up to P${t} on all ${all.dataset.numUsers.toLocaleString('en-US')} users`);
     const t0 = performance.now();
     const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t), train: loss });
@@ -622,8 +632,7 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     let train_seconds: number;
     if (everyone) {
       const { model: all, seconds } = await wholeFor(t);
-      const index = new Map((await wholeSplit()).dataset.itemIds.map((id, i) => [id, i]));
-      model = all.restrictedTo(split.dataset.itemIds.map((id) => index.get(id)!));
+      model = all.restrictedTo((await wholeSplit()).sampleItems);
       train_seconds = seconds;
     } else {
       const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
