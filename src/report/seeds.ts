@@ -91,10 +91,12 @@ export const BOOTSTRAP = { replicates: 1000, seed: 7 };
  * are missing.
  */
 export function bootstrap(runs: ExperimentResults[], sampler: string, group: string, metric: string, period: number | 'mean', a: string, b?: string): Stat {
-  const measure = metricOf(sampler, group, metric);
-  const fallback = b === undefined ? seedStat(runs, a, period, measure) : pairedDifference(runs, a, b, period, measure);
   const d = userValues(runs, sampler, group, metric, period, a, b);
-  if (!d) return fallback;
+  if (!d) {
+    // Without per-user sets: the statistics over seeds.
+    const measure = metricOf(sampler, group, metric);
+    return b === undefined ? seedStat(runs, a, period, measure) : pairedDifference(runs, a, b, period, measure);
+  }
   const rand = keyedRandom(BOOTSTRAP.seed, 'bootstrap', sampler, group, metric, String(period), a, b ?? '');
   return resample(runs.length, [d], rand, ([x]) => x);
 }
