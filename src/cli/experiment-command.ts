@@ -61,6 +61,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--update-budgets <list>', 'choose each update\'s lr:epochs on validation from this list, 0 = keep the adapter of t-1 (e.g. 0,4e-4:1,1e-3:2)', (v: string) => parseBudgets(v))
     .option('--batch <n>', 'examples per step', parseIntArg('--batch', 1), EXPERIMENT_DEFAULTS.batch)
     .addOption(new Option('--sasrec-users <who>', "whose interactions the per-period SASRec (EvoRec's Forget filter, the two-stage retriever) trains on: the run's user sample, or every user of the data, restricted to the sample's items").choices(['sample', 'all']).default(EXPERIMENT_DEFAULTS.sasrecUsers))
+    .option('--sasrec-steps <n>', 'at least this many optimiser steps in each SASRec epoch (0: one pass over the sequences; a few hundred users are a few batches a pass)', parseIntArg('--sasrec-steps', 0), EXPERIMENT_DEFAULTS.sasrecSteps)
     .addOption(new Option('--sasrec-loss <loss>', 'the per-period SASRec\'s loss: BCE with popularity negatives, or softmax over the catalogue').choices(['bce', 'softmax']).default(EXPERIMENT_DEFAULTS.sasrecLoss))
     .option('--sasrec-epochs <n>', 'SASRec epochs for P0 (continued periods use a third)', parseIntArg('--sasrec-epochs', 0), EXPERIMENT_DEFAULTS.sasrecEpochs)
     .option('--train-seeds <n>', 'training seeds: the whole comparison (base adapter included) runs once per seed on the same split and candidates; figures are mean ± standard error', parseIntArg('--train-seeds', 1), EXPERIMENT_DEFAULTS.trainSeeds)
@@ -95,6 +96,7 @@ export function registerExperimentCommand(program: Command): void {
         maxTrainPerUser: o.maxTrainPerUser,
         sasrecUsers: o.sasrecUsers,
         sasrecLoss: o.sasrecLoss,
+        sasrecSteps: o.sasrecSteps,
         candidates: o.candidates,
         seed: o.seed,
         strategies,

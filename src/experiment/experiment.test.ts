@@ -59,16 +59,16 @@ describe('runExperiment options', () => {
     const given = resolveExperimentOptions({
       out, data: { data: 'movielens', columns: { user: 'uid', rating: 'stars' }, delimiter: ';' }, clean: { kcore: 5, minRating: 3, dedupe: false, untitled: 'drop' },
       users: 7, periods: 2, baseShare: 0.5, cut: 'time', history: 4, maxTrainPerUser: 6, candidates: 9, seed: 3, baseModel: 'some/base', backbone: 'b', preset: 'tiny', pretrainSteps: 12,
-      loraRank: 2, loraAlpha: 4, calibration: 'none', baseEpochs: 3, baseLr: 0.01, updateEpochs: 1, updateLr: 0.02, batch: 4, sasrecEpochs: 5, firstTrainSeed: 9,
+      loraRank: 2, loraAlpha: 4, calibration: 'none', baseEpochs: 3, baseLr: 0.01, updateEpochs: 1, updateLr: 0.02, batch: 4, sasrecEpochs: 5, sasrecSteps: 8, firstTrainSeed: 9,
       samplers: ['uniform', 'two-stage'], evalUsers: 11, validUsers: 0, validInactive: true, updateBudgets: [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }],
     });
     checkRunOptions(out, experimentIdentity(given));
     const back = resolveExperimentOptions(runOptionsOf(out));
     assert.deepEqual(experimentIdentity(back), experimentIdentity(given));
-    assert.deepEqual([back.validInactive, back.updateBudgets, back.maxTrainPerUser], [true, [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }], 6]);
+    assert.deepEqual([back.validInactive, back.updateBudgets, back.maxTrainPerUser, back.sasrecSteps], [true, [{ epochs: 0 }, { lr: 1e-3, epochs: 2 }], 6, 8]);
     // The new options are recorded only when set, so runs made before them resume unchanged.
     const plain = experimentIdentity(resolveExperimentOptions({ out }));
-    for (const key of ['validInactive', 'updateBudgets', 'maxTrainPerUser']) assert.equal(plain.find((x) => x.key === key)!.value, null);
+    for (const key of ['validInactive', 'updateBudgets', 'maxTrainPerUser', 'sasrecSteps']) assert.equal(plain.find((x) => x.key === key)!.value, null);
     checkRunOptions(out, experimentIdentity(back));
     writeFileSync(join(out, 'options.json'), JSON.stringify({ data: 'beauty', users: 'many' }));
     assert.throws(() => runOptionsOf(out), /options\.json: field "users": expected a number, got "many"/);
@@ -143,5 +143,13 @@ describe('the per-period SASRec of a user sample', () => {
     assert.equal(experimentIdentity(soft).find((x) => x.key === 'sasrecLoss')!.value, 'softmax');
     assert.equal(experimentIdentity(o).find((x) => x.key === 'sasrecLoss')!.value, null);
     assert.throws(() => resolveExperimentOptions({ out, sasrecLoss: 'ce' as 'bce' }), { message: '--sasrec-loss: expected bce or softmax, got "ce"' });
+    // --sasrec-steps trains each epoch for at least that many steps: another SASRec, said in its folder.
+    const stepped = resolveExperimentOptions({ ...common, out: join(dir, 'steps'), sasrecSteps: 7 });
+    const bySteps = await sasrecPerPeriod(stepped, split, () => {})(1);
+    assert.notDeepEqual([...bySteps.score(hist, cands)[0]], [...own.score(hist, cands)[0]]);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'steps', 'sasrec', 'p1', 'config.json'), 'utf8')).min_steps_per_epoch, 7);
+    assert.equal(experimentIdentity(stepped).find((x) => x.key === 'sasrecSteps')!.value, 7);
+    assert.equal(experimentIdentity(o).find((x) => x.key === 'sasrecSteps')!.value, null);
+    assert.throws(() => resolveExperimentOptions({ out, sasrecSteps: -1 }), { message: '--sasrec-steps: expected an integer of at least 0, got -1' });
   });
 });

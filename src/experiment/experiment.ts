@@ -143,6 +143,13 @@ export interface ExperimentOptions {
    * the loss is not what fails there (docs/results/README.md).
    */
   sasrecLoss?: 'bce' | 'softmax';
+  /**
+   * At least this many optimiser steps in each of the per-period SASRec's epochs (`--sasrec-steps`; 0, the
+   * default: one pass over the sequences). A few hundred users are a few batches a pass, so without it
+   * the SASRec trains for a few dozen steps, early stopping ends it, and it ranks at random level
+   * (docs/results/README.md, "MovieLens").
+   */
+  sasrecSteps?: number;
   /** Training seeds: the whole comparison runs once per seed (`--train-seeds`). Default 1. May grow on a resume. */
   trainSeeds?: number;
   /** The first training seed; the others follow it (`--first-train-seed`). Default 1. */
@@ -179,6 +186,7 @@ export const EXPERIMENT_DEFAULTS = {
   maxTrainPerUser: 0,
   sasrecUsers: 'sample' as 'sample' | 'all',
   sasrecLoss: 'bce' as 'bce' | 'softmax',
+  sasrecSteps: 0,
   candidates: 20,
   seed: 42,
   strategies: DEFAULT_STRATEGIES,
@@ -310,6 +318,7 @@ export function experimentIdentity(o: ResolvedExperimentOptions): RunOption[] {
     // Recorded only when not the default, as --valid-inactive below.
     ['sasrecUsers', '--sasrec-users', o.sasrecUsers === 'all' ? 'all' : null],
     ['sasrecLoss', '--sasrec-loss', o.sasrecLoss === 'softmax' ? 'softmax' : null],
+    ['sasrecSteps', '--sasrec-steps', o.sasrecSteps ? o.sasrecSteps : null],
     ['firstTrainSeed', '--first-train-seed', o.firstTrainSeed],
     ['samplers', '--samplers', o.samplers.join(',')],
     ['evalUsers', '--eval-users', o.evalUsers],
@@ -383,6 +392,7 @@ export function runOptionsOf(out: string): ExperimentOptions {
     sasrecEpochs: v('sasrecEpochs', 'number'),
     sasrecUsers: v('sasrecUsers', 'string') as 'sample' | 'all' | undefined,
     sasrecLoss: v('sasrecLoss', 'string') as 'bce' | 'softmax' | undefined,
+    sasrecSteps: v('sasrecSteps', 'number'),
     firstTrainSeed: v('firstTrainSeed', 'number'),
     samplers: samplers === undefined ? undefined : (samplers.split(',') as ExperimentView[]),
     evalUsers: v('evalUsers', 'number'),
@@ -486,6 +496,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
     sasrecEpochs: pick('sasrecEpochs'),
     sasrecUsers: pick('sasrecUsers'),
     sasrecLoss: pick('sasrecLoss'),
+    sasrecSteps: pick('sasrecSteps'),
     trainSeeds: pick('trainSeeds'),
     firstTrainSeed: pick('firstTrainSeed'),
   };
@@ -493,7 +504,7 @@ export function resolveExperimentOptions(options: ExperimentOptions): ResolvedEx
   if (r.sasrecUsers !== 'sample' && r.sasrecUsers !== 'all') throw new RangeError(`--sasrec-users: expected sample or all, got ${JSON.stringify(r.sasrecUsers)}`);
   if (r.sasrecLoss !== 'bce' && r.sasrecLoss !== 'softmax') throw new RangeError(`--sasrec-loss: expected bce or softmax, got ${JSON.stringify(r.sasrecLoss)}`);
   for (const [flag, v] of [['--history', r.history], ['--lora-rank', r.loraRank], ['--batch', r.batch]] as const) atLeast(flag, v);
-  for (const [flag, v] of [['--users', r.users], ['--max-train-per-user', r.maxTrainPerUser], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs]] as const) atLeast(flag, v, 0);
+  for (const [flag, v] of [['--users', r.users], ['--max-train-per-user', r.maxTrainPerUser], ['--periods', r.periods], ['--eval-users', r.evalUsers], ['--valid-users', r.validUsers], ['--base-epochs', r.baseEpochs], ['--update-epochs', r.updateEpochs], ['--sasrec-epochs', r.sasrecEpochs], ['--sasrec-steps', r.sasrecSteps]] as const) atLeast(flag, v, 0);
   atLeast('--candidates', r.candidates, 2);
   for (const [flag, v] of [['--base-lr', r.baseLr], ['--update-lr', r.updateLr], ['--lora-alpha', r.loraAlpha], ['--base', r.baseShare]] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${flag}: expected a number, got ${String(v)}`);
@@ -597,7 +608,7 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
   // Each call returns an instance of its own (read back from the folder, or just trained), so continuing
   // t-1's model into t never changes a model a run holds.
   // softmax needs no negatives; bce keeps the Forget filter's popularity negatives (trainSasrecUpTo's default)
-  const loss = o.sasrecLoss === 'softmax' ? { loss: 'softmax' as const } : {};
+  const train = { ...(o.sasrecLoss === 'softmax' ? { loss: 'softmax' as const } : {}), minStepsPerEpoch: o.sasrecSteps };
   const epochsAt = (t: number) => (t === 0 ? o.sasrecEpochs : Math.max(1, Math.round(o.sasrecEpochs / 3)));
   // With --sasrec-users all (on a user sample): SASRec trains on every user's split in <out>/sasrec/all-p<t>,
   // and the run's p<t> is that model restricted to the sample's items.
@@ -620,9 +631,9 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
     const { split: all } = await wholeSplit();
     stage(`train SASRec up to P${t} on all ${all.dataset.numUsers.toLocaleString('en-US')} users`);
     const t0 = performance.now();
-    const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t), train: loss });
+    const { model } = await trainSasrecUpTo(all, t, { model: prev, epochs: epochsAt(t), train });
     const seconds = (performance.now() - t0) / 1000;
-    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, all.dataset.itemIds, { trained_up_to_period: t, train_seconds: seconds, users: 'all', loss: o.sasrecLoss }));
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, all.dataset.itemIds, { trained_up_to_period: t, train_seconds: seconds, users: 'all', loss: o.sasrecLoss, min_steps_per_epoch: o.sasrecSteps }));
     return { model, seconds };
   };
   const sasrecFor = async (t: number): Promise<SASRec> => {
@@ -638,12 +649,12 @@ export function sasrecPerPeriod(o: ResolvedExperimentOptions, split: PeriodSplit
       const prev = t > 0 ? await sasrecFor(t - 1) : undefined;
       stage(`train SASRec up to P${t}`);
       const t0 = performance.now();
-      ({ model } = await trainSasrecUpTo(split, t, { model: prev, epochs: epochsAt(t), train: loss }));
+      ({ model } = await trainSasrecUpTo(split, t, { model: prev, epochs: epochsAt(t), train }));
       // How long continuing t-1's model into t took: part of the update time of the strategies that use it.
       train_seconds = (performance.now() - t0) / 1000;
     }
     // The folder appears whole or not at all: a kill mid-save leaves no folder that looks finished.
-    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds, loss: o.sasrecLoss }));
+    await replaceDirAtomic(dir, (tmp) => saveSASRec(tmp, model, split.dataset.itemIds, { trained_up_to_period: t, train_seconds, loss: o.sasrecLoss, min_steps_per_epoch: o.sasrecSteps }));
     return model;
   };
   const trainSeconds = async (t: number): Promise<number | undefined> => {

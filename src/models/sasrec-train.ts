@@ -38,6 +38,13 @@ export interface SASRecTrainOptions {
   loss: 'bce' | 'softmax';
   /** Negatives for the BCE loss: uniform over the catalogue, or in proportion to training popularity. */
   negatives: 'uniform' | 'popularity';
+  /**
+   * At least this many optimiser steps between two validations (0: one pass over the sequences). On a
+   * small split one pass is a handful of batches (381 MovieLens users are 3 batches of 128), so twenty
+   * epochs of one pass train an ID model for 60 steps and early stopping ends it at random level; an
+   * epoch then passes over the sequences as often as it takes, each pass in a new order.
+   */
+  minStepsPerEpoch: number;
   /** Stop after this many evaluations without improvement. */
   patience: number;
   /** Validation users (a fixed, seeded sample of the period's validation targets). */
@@ -64,6 +71,7 @@ export const DEFAULT_SASREC_TRAIN: SASRecTrainOptions = {
   weightDecay: 0,
   loss: 'bce',
   negatives: 'uniform',
+  minStepsPerEpoch: 0,
   patience: 3,
   validUsers: 2000,
   seed: 42,
@@ -178,10 +186,9 @@ export async function trainSASRec(
     return drawCumulative(cum, r);
   };
   const byLength = seqs.map((_, i) => i).sort((a, b) => Math.min(seqs[a].items.length, model.config.maxLen) - Math.min(seqs[b].items.length, model.config.maxLen) || a - b);
-  for (epoch = firstEpoch; epoch <= o.epochs; epoch++) {
-    const shuffle = keyedRandom(o.seed, 'sasrec-epoch', t, epoch);
+  // One pass: shuffle within runs of equal length, then cut into batches and shuffle the batches.
+  const onePass = (shuffle: () => number): number[][] => {
     const batches: number[][] = [];
-    // Shuffle within runs of equal length, then cut into batches and shuffle the batches.
     const order = byLength.slice();
     for (let i = 0; i < order.length; ) {
       let j = i;
@@ -198,6 +205,13 @@ export async function trainSASRec(
       const j = Math.floor(shuffle() * (i + 1));
       [batches[i], batches[j]] = [batches[j], batches[i]];
     }
+    return batches;
+  };
+  for (epoch = firstEpoch; epoch <= o.epochs; epoch++) {
+    const shuffle = keyedRandom(o.seed, 'sasrec-epoch', t, epoch);
+    const batches = onePass(shuffle);
+    // Further passes until the epoch has its minimum of steps (none when minStepsPerEpoch is 0).
+    if (batches.length > 0) while (batches.length < o.minStepsPerEpoch) batches.push(...onePass(shuffle));
     let lossSum = 0;
     let done = 0;
     const steps = batches.length;

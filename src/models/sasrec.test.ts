@@ -92,6 +92,28 @@ describe('SASRec', () => {
     assert.ok(r.groups.all!.metrics['HR@1'] > 0.9, `HR@1 ${r.groups.all!.metrics['HR@1']}`);
   });
 
+  it('trains at least minStepsPerEpoch steps an epoch, so a small split is learnt in few epochs', async () => {
+    const split = await cycleSplit(40, 8); // P0 holds the first 20 users: 2 batches of 10 a pass
+    const make = () => new SASRec({ numItems: split.dataset.numItems, hidden: 32, maxLen: 8, dropout: 0, seed: 1 });
+    const run = async (minStepsPerEpoch: number) => {
+      const model = make();
+      const steps: number[] = [];
+      const r = await trainSASRec(model, split, 0, { epochs: 3, batchSize: 10, lr: 1e-3, patience: 100, minStepsPerEpoch, onStep: (_, n) => steps.push(n) });
+      const hr = (await evaluate(split, 0, sasrecScorer(model, split), { size: 10 })).groups.all!.metrics['HR@1'];
+      return { hr, steps, samples: r.samples };
+    };
+    const onePass = await run(0);
+    const many = await run(59);
+    assert.deepEqual([...new Set(onePass.steps)], [2]);
+    assert.equal(onePass.steps.length, 6);
+    // 59 steps round up to whole passes: 30 passes of 2 batches, every pass over every training label.
+    assert.deepEqual([...new Set(many.steps)], [60]);
+    assert.equal(many.steps.length, 180);
+    assert.equal(many.samples, 30 * onePass.samples);
+    assert.ok(onePass.hr < 0.5, `6 steps: HR@1 ${onePass.hr}`);
+    assert.ok(many.hr > 0.9, `180 steps: HR@1 ${many.hr}`);
+  });
+
   it('resumes from its checkpoint to exactly the parameters of an uninterrupted run', async () => {
     const split = await cycleSplit(40, 6);
     const dir = tempDir();
