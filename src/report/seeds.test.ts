@@ -138,6 +138,10 @@ describe('the paper\'s targets: ratios of paired differences', () => {
     assert.match(lines[0], /^- Inactive users: evorec loses 0\.25 \[0\.25, 0\.25\] of finetune's NDCG@3 loss \(.*\); target at most 0\.5: holds\.$/);
     assert.match(lines[1], /^- Active users: evorec keeps 0\.33 \[0\.33, 0\.33\] of finetune's NDCG@3 gain \(.*\); target at least 0\.67: fails\.$/);
     assert.equal(lines[2], '- Update time: evorec takes 0.60x finetune\'s (its Forget filter\'s training included); target at most 0.7x: holds on one seed.');
+    // Records that carry the filter's time say how much of it the filter is, and the update's time alone.
+    const timed = structuredClone(runs);
+    timed[0].updates[2].forgetSeconds = 2;
+    assert.equal(paperTargets(timed, 'matched')[2], '- Update time: evorec takes 0.60x finetune\'s (its Forget filter\'s SASRec 2.0 s a period of it; the update alone 0.40x); target at most 0.7x: holds on one seed.');
     // A finetune that neither loses nor gains: nothing to take a share of.
     const flat = [run([rec('static', 0, 0), rec('finetune', 0, 10), rec('evorec', 0, 6)])];
     assert.match(paperTargets(flat, 'matched')[0], /^- Inactive users: finetune changes inactive users' NDCG@3 by .* over static, not beyond its interval, so there is no loss for evorec to halve: the target is moot here\.$/);
