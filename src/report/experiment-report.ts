@@ -317,7 +317,7 @@ export function experimentMarkdown(input: ExperimentResults | ExperimentResults[
   if (base.n) {
     // SASRec on the same P0 sets, so the base is read beside the model it must beat.
     const sas = first.baselines.p0?.[`sasrec/${sampler}`]?.groups.all?.metrics;
-    const beside = sas ? `; SASRec trained on this sample up to P0, same sets: ${hr} ${f4(sas[hr])}, ${ndcg} ${f4(sas[ndcg])}` : '';
+    const beside = sas ? `; the run's SASRec up to P0 (the sample's, or every user's with --sasrec-users all), same sets: ${hr} ${f4(sas[hr])}, ${ndcg} ${f4(sas[ndcg])}` : '';
     out.push(`Base model at P0 (all users): ${hr} ${pm(baseHr)}, ${ndcg} ${pm(base)}${beside}.`, '');
   }
   return out.join('\n');
