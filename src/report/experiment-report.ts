@@ -69,7 +69,7 @@ function probeNote(only: Baselines[string]['groups']): string {
   return (
     'Italic rows are baselines on the same sets: random\'s expectation, popularity (most trained first), ' +
     'least popular first and most recently first seen first (probes, without a model), and SASRec where the run has one (trained on ' +
-    'this sample\'s interactions up to the period: the Forget filter). A probe far from random means the candidate ' +
+    'the interactions up to the period, the sample\'s or with --sasrec-users all every user\'s: the Forget filter). A probe far from random means the candidate ' +
     `sets give the answer away (docs/evaluation.md). Sets whose positive is the only never-trained item: ${GROUPS.map(share).filter(Boolean).join(', ')}.`
   );
 }
