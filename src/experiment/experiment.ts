@@ -140,7 +140,7 @@ export interface ExperimentOptions {
    * The per-period SASRec's loss (`--sasrec-loss`): 'bce' with popularity-sampled negatives (default, as
    * the Forget filter was trained so far) or 'softmax' over the whole catalogue, the recipe that learns
    * popularity as well (docs/models.md). On MovieLens both rank at random level at the default epochs, so
-   * the loss is not what fails there (docs/results/README.md).
+   * the loss is not what fails there: the step budget is (`sasrecSteps`, docs/results/README.md).
    */
   sasrecLoss?: 'bce' | 'softmax';
   /**
