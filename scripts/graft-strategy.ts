@@ -21,7 +21,7 @@ if (!outFile) {
 }
 interface Update { strategy: string; period: number; eval: Record<string, unknown> }
 interface Run { strategies: string[]; updates: Update[] }
-interface Seeds { seeds: number[]; runs: Run[]; title?: string }
+interface Seeds { seeds: number[]; runs: Run[]; samplers?: string[]; command?: string }
 const read = (f: string): Seeds => JSON.parse(readFileSync(f, 'utf8'));
 const into = read(intoFile);
 const from = read(fromFile);
@@ -57,10 +57,8 @@ for (const { run, other, seed } of pairs) {
   run.strategies.push(name);
   for (const u of run.updates) u.eval = Object.fromEntries(Object.entries(u.eval).filter(([view]) => views.has(view)));
 }
-const withSamplers = into as Seeds & { samplers?: string[] };
-if (withSamplers.samplers) withSamplers.samplers = withSamplers.samplers.filter((s) => views.has(s));
+if (into.samplers) into.samplers = into.samplers.filter((s) => views.has(s));
 // The report prints the command: the graft's, naming the run the rest comes from.
-const withCommand = into as Seeds & { command?: string };
-withCommand.command = `node --import tsx scripts/graft-strategy.ts ${process.argv.slice(2).join(' ')} (the rest: ${withCommand.command ?? intoFile})`;
+into.command = `node --import tsx scripts/graft-strategy.ts ${process.argv.slice(2).join(' ')} (the rest: ${into.command ?? intoFile})`;
 writeFileSync(outFile, JSON.stringify(into));
 process.stderr.write(`grafted ${strategy} of ${fromFile} as ${name} (${into.runs.length} seed(s); ${check.join(', ')} identical in the ${[...views].join(', ')} views, the only ones kept)\n`);
